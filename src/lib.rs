@@ -1,0 +1,2 @@
+//! `eventlog`: an embedded event-sourcing event log on sled.
+pub use events_core;
