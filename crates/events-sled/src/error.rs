@@ -1,0 +1,252 @@
+//! Typed errors of `events-sled`, one enum per operation.
+
+use std::path::PathBuf;
+
+use events_core::ValidationError;
+
+use crate::types::ExpectedVersion;
+
+/// Why a store could not be opened.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// A setting is out of range.
+    #[error("invalid setting `{setting}`: {reason}")]
+    InvalidConfig {
+        /// The setting.
+        setting: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Another process holds the store open (sled locks its directory).
+    #[error(
+        "the store at {} is in use by another process; open a checkpoint of it instead",
+        path.display()
+    )]
+    Locked {
+        /// The store's directory.
+        path: PathBuf,
+    },
+    /// A file or directory could not be used.
+    #[error("I/O error on {}: {source}", path.display())]
+    Io {
+        /// The path involved.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// sled reported an error.
+    #[error("storage error while opening: {0}")]
+    Storage(#[source] sled::Error),
+    /// sled panicked on damaged files; the panic was caught.
+    #[error("the storage engine failed on damaged files: {message}")]
+    EnginePanicked {
+        /// The panic's message.
+        message: String,
+    },
+    /// The store was written by a newer format than this build reads.
+    #[error("store format {found} is newer than this build's {supported}")]
+    FormatTooNew {
+        /// The format in the store.
+        found: u32,
+        /// The newest format this build reads.
+        supported: u32,
+    },
+    /// The store's own invariants do not hold: the files are damaged.
+    #[error("the store is corrupted: {detail}")]
+    Corrupted {
+        /// What is wrong and where.
+        detail: String,
+    },
+}
+
+/// Why an append was refused or failed. Nothing of a refused append is stored.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AppendError {
+    /// Optimistic concurrency: the aggregate is not at the expected version.
+    #[error(
+        "`{aggregate_type}/{aggregate_id}` is at version {actual}, the append expected {expected}"
+    )]
+    WrongExpectedVersion {
+        /// The aggregate's type.
+        aggregate_type: String,
+        /// The aggregate's id.
+        aggregate_id: String,
+        /// What the append expected.
+        expected: ExpectedVersion,
+        /// The aggregate's actual version (0: it does not exist).
+        actual: u64,
+    },
+    /// An event is invalid.
+    #[error("event {index} is invalid: {source}")]
+    Invalid {
+        /// Index of the event within the call (over all aggregates).
+        index: usize,
+        /// Why.
+        #[source]
+        source: ValidationError,
+    },
+    /// The call holds no events, or an aggregate with no events.
+    #[error("nothing to append: every aggregate needs at least one event")]
+    Empty,
+    /// A multi-aggregate append names one aggregate twice.
+    #[error("`{aggregate_type}/{aggregate_id}` appears twice in one append")]
+    DuplicateAggregate {
+        /// The aggregate's type.
+        aggregate_type: String,
+        /// The aggregate's id.
+        aggregate_id: String,
+    },
+    /// The call is larger than the configured limits.
+    #[error("the append's {what} is {size}, the limit is {max}")]
+    TooLarge {
+        /// What is too large.
+        what: &'static str,
+        /// Its size.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The store stopped writing after a storage failure; reopen it.
+    #[error("the store stopped writing after a failure ({reason}); reopen it")]
+    Failed {
+        /// The failure.
+        reason: String,
+    },
+    /// The store is closed.
+    #[error("the store is closed")]
+    Closed,
+    /// Reading back a possible earlier attempt failed.
+    #[error(transparent)]
+    Read(#[from] ReadError),
+}
+
+/// Why a read failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReadError {
+    /// sled reported an error.
+    #[error("storage error while reading: {0}")]
+    Storage(#[from] sled::Error),
+    /// Stored bytes do not decode.
+    #[error("corrupted data: {detail}")]
+    Corrupted {
+        /// What is wrong and where.
+        detail: String,
+    },
+}
+
+/// Why a snapshot could not be saved or loaded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SnapshotError {
+    /// The snapshot's version is beyond the aggregate's current version.
+    #[error(
+        "cannot snapshot `{aggregate_type}/{aggregate_id}` at version {version}: it is at {current}"
+    )]
+    VersionAhead {
+        /// The aggregate's type.
+        aggregate_type: String,
+        /// The aggregate's id.
+        aggregate_id: String,
+        /// The snapshot's version.
+        version: u64,
+        /// The aggregate's current version.
+        current: u64,
+    },
+    /// Version 0 holds no state to snapshot.
+    #[error("a snapshot needs a version of at least 1")]
+    VersionZero,
+    /// sled reported an error.
+    #[error("storage error on snapshots: {0}")]
+    Storage(#[from] sled::Error),
+    /// A stored snapshot does not decode.
+    #[error("corrupted snapshot: {detail}")]
+    Corrupted {
+        /// What is wrong and where.
+        detail: String,
+    },
+    /// Reading the aggregate's version failed.
+    #[error(transparent)]
+    Read(#[from] ReadError),
+}
+
+/// Why a checkpoint could not be exported, verified, imported, listed or pruned.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CheckpointError {
+    /// A file could not be read or written.
+    #[error("I/O error on {}: {source}", path.display())]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The file is not a valid checkpoint, or its content does not match its manifest.
+    #[error("checkpoint {} is invalid: {detail}", path.display())]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong and where.
+        detail: String,
+    },
+    /// The import target already holds something.
+    #[error("cannot import into {}: the directory is not empty", path.display())]
+    TargetNotEmpty {
+        /// The directory.
+        path: PathBuf,
+    },
+    /// Reading the store failed.
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    /// Opening the import target failed.
+    #[error(transparent)]
+    Open(#[from] OpenError),
+    /// Writing the imported events failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The store is closed or failed.
+    #[error("the store is not writing: {reason}")]
+    NotWriting {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Why a store-wide operation (flush, close, listing, counters) failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// sled reported an error.
+    #[error("storage error: {0}")]
+    Storage(#[from] sled::Error),
+    /// A file operation failed.
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    /// Stored bytes do not decode.
+    #[error("corrupted data: {detail}")]
+    Corrupted {
+        /// What is wrong and where.
+        detail: String,
+    },
+    /// The store stopped writing after a storage failure; reopen it.
+    #[error("the store stopped writing after a failure ({reason}); reopen it")]
+    Failed {
+        /// The failure.
+        reason: String,
+    },
+    /// The store is closed.
+    #[error("the store is closed")]
+    Closed,
+}
+
+impl From<ReadError> for StoreError {
+    fn from(error: ReadError) -> Self {
+        match error {
+            ReadError::Storage(e) => Self::Storage(e),
+            ReadError::Corrupted { detail } => Self::Corrupted { detail },
+        }
+    }
+}

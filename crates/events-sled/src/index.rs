@@ -1,0 +1,437 @@
+//! The indexes: the stream index (aggregate → versions → positions) and the aggregate-type index
+//! (type → positions).
+//!
+//! Both live in two places. Recent entries are runs in memory (the memtable, guarded by the
+//! store's state lock); every `index_flush_events` they are persisted as pages keyed by stream and
+//! first version (`S`) or by type and first position (`T`), in the same atomic batch as the
+//! watermark that says how far the pages reach. Runs leave memory only after their pages are
+//! applied, so a reader that copies the memtable first and reads pages second never misses an entry.
+//! A crash loses only the memtable, which an open rebuilds from the log after the watermark.
+
+use std::collections::HashMap;
+
+use sled::{Batch, Tree};
+use uuid::Uuid;
+
+use crate::keys::{
+    StreamKey, parse_stream_page_key, parse_type_page_key, stream_page_key, stream_prefix,
+    type_page_key, type_prefix,
+};
+use crate::record::{Run, decode_page, encode_page};
+use crate::varint::Malformed;
+
+/// Most runs in one persisted page (a page of single-event runs is about 3 KiB).
+pub(crate) const MAX_RUNS_PER_PAGE: usize = 1024;
+
+/// A run of a stream: consecutive versions from `first_version` at consecutive positions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct StreamRun {
+    pub(crate) first_version: u64,
+    pub(crate) run: Run,
+}
+
+impl StreamRun {
+    pub(crate) fn last_version(&self) -> u64 {
+        self.first_version + self.run.count - 1
+    }
+
+    /// The position of `version`, if this run holds it.
+    pub(crate) fn position_of(&self, version: u64) -> Option<u64> {
+        (version >= self.first_version && version <= self.last_version())
+            .then(|| self.run.position + (version - self.first_version))
+    }
+}
+
+/// What memory knows of one stream.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct StreamEntry {
+    /// The stream's current version (0: no events).
+    pub(crate) head: u64,
+    /// Runs not yet persisted (all after the watermark), in version order.
+    pub(crate) runs: Vec<StreamRun>,
+    /// Id of the stream's last event, when known (for recognising retries).
+    pub(crate) last_event_id: Option<Uuid>,
+}
+
+impl StreamEntry {
+    pub(crate) fn push(&mut self, position: u64) {
+        self.head += 1;
+        match self.runs.last_mut() {
+            Some(last) if last.run.end() == position && last.last_version() + 1 == self.head => {
+                last.run.count += 1;
+            }
+            _ => self.runs.push(StreamRun {
+                first_version: self.head,
+                run: Run { position, count: 1 },
+            }),
+        }
+    }
+}
+
+/// Appends `position` to a list of position runs.
+pub(crate) fn push_position(runs: &mut Vec<Run>, position: u64) {
+    match runs.last_mut() {
+        Some(last) if last.end() == position => last.count += 1,
+        _ => runs.push(Run { position, count: 1 }),
+    }
+}
+
+/// The runs of `runs` at positions up to `upto`, splitting a run that straddles it.
+pub(crate) fn runs_upto(runs: &[Run], upto: u64) -> Vec<Run> {
+    runs.iter()
+        .filter(|r| r.position <= upto)
+        .map(|r| Run {
+            position: r.position,
+            count: r.count.min(upto - r.position + 1),
+        })
+        .collect()
+}
+
+/// Drops from `runs` every position up to `upto`.
+pub(crate) fn drop_runs_upto(runs: &mut Vec<Run>, upto: u64) {
+    runs.retain_mut(|r| {
+        if r.end() <= upto + 1 {
+            return false;
+        }
+        if r.position <= upto {
+            let cut = upto + 1 - r.position;
+            r.position += cut;
+            r.count -= cut;
+        }
+        true
+    });
+}
+
+/// The stream runs up to position `upto`, splitting a straddling run.
+pub(crate) fn stream_runs_upto(runs: &[StreamRun], upto: u64) -> Vec<StreamRun> {
+    runs.iter()
+        .filter(|r| r.run.position <= upto)
+        .map(|r| StreamRun {
+            first_version: r.first_version,
+            run: Run {
+                position: r.run.position,
+                count: r.run.count.min(upto - r.run.position + 1),
+            },
+        })
+        .collect()
+}
+
+/// Drops from stream runs every position up to `upto`.
+pub(crate) fn drop_stream_runs_upto(runs: &mut Vec<StreamRun>, upto: u64) {
+    runs.retain_mut(|r| {
+        if r.run.end() <= upto + 1 {
+            return false;
+        }
+        if r.run.position <= upto {
+            let cut = upto + 1 - r.run.position;
+            r.run.position += cut;
+            r.run.count -= cut;
+            r.first_version += cut;
+        }
+        true
+    });
+}
+
+fn corrupted(key: &[u8], e: Malformed) -> String {
+    format!("index page {}: {e}", show_key(key))
+}
+
+/// A key, printable: text where it is text, hex escapes elsewhere.
+pub(crate) fn show_key(key: &[u8]) -> String {
+    key.escape_ascii().to_string()
+}
+
+/// The last persisted page of a stream: its first version and runs.
+pub(crate) fn last_stream_page(
+    log: &Tree,
+    stream: &StreamKey,
+) -> Result<Option<(u64, Vec<Run>)>, PageError> {
+    let prefix = stream_prefix(stream);
+    let Some(entry) = log.scan_prefix(&prefix).next_back() else {
+        return Ok(None);
+    };
+    let (key, value) = entry?;
+    let (_, first_version) =
+        parse_stream_page_key(&key).map_err(|e| PageError::Corrupted(corrupted(&key, e)))?;
+    let runs = decode_page(&value).map_err(|e| PageError::Corrupted(corrupted(&key, e)))?;
+    Ok(Some((first_version, runs)))
+}
+
+/// The persisted stream page holding `version`: its first version and runs.
+pub(crate) fn stream_page_at(
+    log: &Tree,
+    stream: &StreamKey,
+    version: u64,
+) -> Result<Option<(u64, Vec<Run>)>, PageError> {
+    let Some(entry) = log
+        .range(stream_page_key(stream, 0)..=stream_page_key(stream, version))
+        .next_back()
+    else {
+        return Ok(None);
+    };
+    let (key, value) = entry?;
+    let (_, first_version) =
+        parse_stream_page_key(&key).map_err(|e| PageError::Corrupted(corrupted(&key, e)))?;
+    let runs = decode_page(&value).map_err(|e| PageError::Corrupted(corrupted(&key, e)))?;
+    Ok(Some((first_version, runs)))
+}
+
+/// The version count covered by a page's runs.
+pub(crate) fn page_len(runs: &[Run]) -> u64 {
+    runs.iter().map(|r| r.count).sum()
+}
+
+/// The persisted version of a stream: the last version of its last page (0: none).
+pub(crate) fn persisted_head(log: &Tree, stream: &StreamKey) -> Result<u64, PageError> {
+    Ok(last_stream_page(log, stream)?.map_or(0, |(first, runs)| first + page_len(&runs) - 1))
+}
+
+/// Why a page could not be read.
+#[derive(Debug)]
+pub(crate) enum PageError {
+    Storage(sled::Error),
+    Corrupted(String),
+}
+
+impl From<sled::Error> for PageError {
+    fn from(e: sled::Error) -> Self {
+        Self::Storage(e)
+    }
+}
+
+/// The position of `version` within a page that starts at `first_version`.
+pub(crate) fn page_position(first_version: u64, runs: &[Run], version: u64) -> Option<u64> {
+    let mut v = first_version;
+    for run in runs {
+        if version < v + run.count {
+            return version.checked_sub(v).map(|offset| run.position + offset);
+        }
+        v += run.count;
+    }
+    None
+}
+
+fn merge_runs(into: &mut Vec<Run>, more: &[Run]) {
+    for run in more {
+        match into.last_mut() {
+            Some(last) if last.end() == run.position => last.count += run.count,
+            _ => into.push(*run),
+        }
+    }
+}
+
+/// Adds the persistence of stream runs to `batch`: appended to the stream's last page while it
+/// has room, in new pages after that.
+pub(crate) fn persist_stream_runs(
+    log: &Tree,
+    batch: &mut Batch,
+    stream: &StreamKey,
+    runs: &[StreamRun],
+) -> Result<(), PageError> {
+    let Some(first) = runs.first() else {
+        return Ok(());
+    };
+    let mut page = match last_stream_page(log, stream)? {
+        Some((page_first, page_runs))
+            if page_first + page_len(&page_runs) == first.first_version
+                && page_runs.len() < MAX_RUNS_PER_PAGE =>
+        {
+            (page_first, page_runs)
+        }
+        Some((page_first, page_runs))
+            if page_first + page_len(&page_runs) > first.first_version =>
+        {
+            return Err(PageError::Corrupted(format!(
+                "stream page {} already holds version {}",
+                show_key(&stream_page_key(stream, page_first)),
+                first.first_version
+            )));
+        }
+        _ => (first.first_version, Vec::new()),
+    };
+    for stream_run in runs {
+        if page.1.len() >= MAX_RUNS_PER_PAGE {
+            batch.insert(stream_page_key(stream, page.0), encode_page(&page.1));
+            page = (stream_run.first_version, Vec::new());
+        }
+        merge_runs(&mut page.1, &[stream_run.run]);
+    }
+    batch.insert(stream_page_key(stream, page.0), encode_page(&page.1));
+    Ok(())
+}
+
+/// Adds the persistence of type runs to `batch`, like [`persist_stream_runs`].
+pub(crate) fn persist_type_runs(
+    log: &Tree,
+    batch: &mut Batch,
+    aggregate_type: &str,
+    runs: &[Run],
+) -> Result<(), PageError> {
+    let Some(first) = runs.first() else {
+        return Ok(());
+    };
+    let last = match log.scan_prefix(type_prefix(aggregate_type)).next_back() {
+        Some(entry) => {
+            let (key, value) = entry?;
+            let (_, page_first) =
+                parse_type_page_key(&key).map_err(|e| PageError::Corrupted(corrupted(&key, e)))?;
+            let page_runs =
+                decode_page(&value).map_err(|e| PageError::Corrupted(corrupted(&key, e)))?;
+            Some((page_first, page_runs))
+        }
+        None => None,
+    };
+    let mut page = match last {
+        Some((page_first, page_runs)) => {
+            let page_end = page_runs.last().map_or(0, Run::end);
+            if page_end > first.position {
+                return Err(PageError::Corrupted(format!(
+                    "type page {} already reaches position {}",
+                    show_key(&type_page_key(aggregate_type, page_first)),
+                    page_end - 1
+                )));
+            }
+            if page_runs.len() < MAX_RUNS_PER_PAGE {
+                (page_first, page_runs)
+            } else {
+                (first.position, Vec::new())
+            }
+        }
+        None => (first.position, Vec::new()),
+    };
+    for run in runs {
+        if page.1.len() >= MAX_RUNS_PER_PAGE {
+            batch.insert(type_page_key(aggregate_type, page.0), encode_page(&page.1));
+            page = (run.position, Vec::new());
+        }
+        merge_runs(&mut page.1, &[*run]);
+    }
+    batch.insert(type_page_key(aggregate_type, page.0), encode_page(&page.1));
+    Ok(())
+}
+
+/// Memory's view of the indexes after the watermark.
+#[derive(Debug, Default)]
+pub(crate) struct Memtable {
+    pub(crate) streams: HashMap<StreamKey, StreamEntry>,
+    pub(crate) types: HashMap<String, Vec<Run>>,
+}
+
+impl Memtable {
+    /// Forgets streams with nothing unpersisted until at most `max` remain.
+    pub(crate) fn evict(&mut self, max: usize) {
+        if self.streams.len() <= max {
+            return;
+        }
+        let mut excess = self.streams.len() - max;
+        self.streams.retain(|_, entry| {
+            if excess > 0 && entry.runs.is_empty() {
+                excess -= 1;
+                false
+            } else {
+                true
+            }
+        });
+        self.types.retain(|_, runs| !runs.is_empty());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_entry_coalesces_consecutive_positions() {
+        let mut entry = StreamEntry::default();
+        for p in [10, 11, 12, 20, 21] {
+            entry.push(p);
+        }
+        assert_eq!(entry.head, 5);
+        assert_eq!(
+            entry.runs,
+            vec![
+                StreamRun {
+                    first_version: 1,
+                    run: Run {
+                        position: 10,
+                        count: 3
+                    }
+                },
+                StreamRun {
+                    first_version: 4,
+                    run: Run {
+                        position: 20,
+                        count: 2
+                    }
+                },
+            ]
+        );
+        assert_eq!(entry.runs[1].position_of(5), Some(21));
+        assert_eq!(entry.runs[1].position_of(3), None);
+    }
+
+    #[test]
+    fn splitting_runs_at_a_position() {
+        let runs = vec![
+            Run {
+                position: 1,
+                count: 5,
+            },
+            Run {
+                position: 10,
+                count: 5,
+            },
+        ];
+        assert_eq!(
+            runs_upto(&runs, 11),
+            vec![
+                Run {
+                    position: 1,
+                    count: 5
+                },
+                Run {
+                    position: 10,
+                    count: 2
+                }
+            ]
+        );
+        let mut rest = runs.clone();
+        drop_runs_upto(&mut rest, 11);
+        assert_eq!(
+            rest,
+            vec![Run {
+                position: 12,
+                count: 3
+            }]
+        );
+
+        let mut entry = StreamEntry::default();
+        for p in 1..=6 {
+            entry.push(p);
+        }
+        let head = stream_runs_upto(&entry.runs, 4);
+        assert_eq!(head[0].run.count, 4);
+        drop_stream_runs_upto(&mut entry.runs, 4);
+        assert_eq!(entry.runs[0].first_version, 5);
+        assert_eq!(entry.runs[0].run.position, 5);
+    }
+
+    #[test]
+    fn page_position_walks_runs() {
+        let runs = vec![
+            Run {
+                position: 100,
+                count: 2,
+            },
+            Run {
+                position: 200,
+                count: 3,
+            },
+        ];
+        assert_eq!(page_position(7, &runs, 7), Some(100));
+        assert_eq!(page_position(7, &runs, 9), Some(200));
+        assert_eq!(page_position(7, &runs, 11), Some(202));
+        assert_eq!(page_position(7, &runs, 12), None);
+        assert_eq!(page_position(7, &runs, 6), None);
+    }
+}

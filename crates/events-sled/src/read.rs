@@ -1,0 +1,583 @@
+//! Reads: an aggregate's events by version (forwards or backwards), the global log by position,
+//! one aggregate type's events in log order, and the list of aggregates. Every reader is a lazy
+//! iterator that sees every event acknowledged before it was created.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use events_core::RecordedEvent;
+
+use crate::error::ReadError;
+use crate::index::{StreamRun, page_position, persisted_head, show_key, stream_page_at};
+use crate::keys::{
+    StreamKey, TAG_STREAM, log_key, parse_stream_page_key, prefix_end, stream_prefix,
+    stream_type_prefix, type_page_key, type_prefix,
+};
+use crate::record::{Record, Run, decode_page};
+use crate::state::{Shared, corrupted, lock};
+use crate::store::Store;
+use crate::types::{AggregateInfo, Direction, StreamRead};
+
+/// Counts the events an iterator returned and reports them when it is dropped.
+#[derive(Debug)]
+struct Retrieved {
+    shared: Arc<Shared>,
+    count: u64,
+    what: &'static str,
+}
+
+impl Drop for Retrieved {
+    fn drop(&mut self) {
+        if self.count > 0 {
+            self.shared
+                .counters
+                .events_retrieved
+                .fetch_add(self.count, Ordering::Relaxed);
+            tracing::debug!(
+                name: "event_store_events_retrieved",
+                read = self.what,
+                count = self.count,
+                "events retrieved"
+            );
+        }
+    }
+}
+
+/// A sled range iterator (which has no `Debug` of its own).
+struct Cursor(sled::Iter);
+
+impl std::fmt::Debug for Cursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Cursor")
+    }
+}
+
+/// An aggregate's events, lazily, in version order. Created by [`Store::read_stream`].
+#[derive(Debug)]
+pub struct StreamEvents {
+    shared: Arc<Shared>,
+    stream: StreamKey,
+    aggregate_type: String,
+    aggregate_id: String,
+    /// Runs that were in memory when the read began (the newest versions).
+    memory_runs: Vec<StreamRun>,
+    page: Option<(u64, Vec<Run>)>,
+    next: u64,
+    last: u64,
+    direction: Direction,
+    remaining: usize,
+    cache: Option<Record>,
+    failed: bool,
+    retrieved: Retrieved,
+}
+
+impl StreamEvents {
+    fn position_of(&mut self, version: u64) -> Result<u64, ReadError> {
+        let in_memory = self
+            .memory_runs
+            .partition_point(|r| r.last_version() < version);
+        if let Some(position) = self
+            .memory_runs
+            .get(in_memory)
+            .and_then(|r| r.position_of(version))
+        {
+            return Ok(position);
+        }
+        if let Some((first, runs)) = &self.page {
+            if let Some(position) = page_position(*first, runs, version) {
+                return Ok(position);
+            }
+        }
+        let page = stream_page_at(&self.shared.log, &self.stream, version)?.ok_or_else(|| {
+            corrupted(format!(
+                "no index page of `{}/{}` holds version {version}",
+                self.aggregate_type, self.aggregate_id
+            ))
+        })?;
+        let position = page_position(page.0, &page.1, version).ok_or_else(|| {
+            corrupted(format!(
+                "index page of `{}/{}` from version {} lacks version {version}",
+                self.aggregate_type, self.aggregate_id, page.0
+            ))
+        })?;
+        self.page = Some(page);
+        Ok(position)
+    }
+
+    fn read(&mut self, version: u64) -> Result<RecordedEvent, ReadError> {
+        let position = self.position_of(version)?;
+        let event = self.shared.event_at(position, &mut self.cache)?;
+        let m = &event.metadata;
+        if m.version != version
+            || m.aggregate_type != self.aggregate_type
+            || m.aggregate_id != self.aggregate_id
+        {
+            return Err(corrupted(format!(
+                "the index puts version {version} of `{}/{}` at position {position}, which holds \
+                 version {} of `{}/{}`",
+                self.aggregate_type, self.aggregate_id, m.version, m.aggregate_type, m.aggregate_id
+            )));
+        }
+        Ok(event)
+    }
+}
+
+impl Iterator for StreamEvents {
+    type Item = Result<RecordedEvent, ReadError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed || self.remaining == 0 {
+            return None;
+        }
+        let version = self.next;
+        let in_range = match self.direction {
+            Direction::Forwards => version <= self.last,
+            Direction::Backwards => version >= 1 && version >= self.last,
+        };
+        if !in_range {
+            return None;
+        }
+        match self.direction {
+            Direction::Forwards => self.next += 1,
+            Direction::Backwards => self.next -= 1,
+        }
+        self.remaining -= 1;
+        let result = self.read(version);
+        match &result {
+            Ok(_) => self.retrieved.count += 1,
+            Err(_) => self.failed = true,
+        }
+        Some(result)
+    }
+}
+
+/// The global log, lazily, in position order. Created by [`Store::read_log`].
+#[derive(Debug)]
+pub struct LogEvents {
+    shared: Arc<Shared>,
+    next: u64,
+    end: u64,
+    remaining: usize,
+    buffer: VecDeque<RecordedEvent>,
+    records: Option<Cursor>,
+    failed: bool,
+    retrieved: Retrieved,
+}
+
+impl LogEvents {
+    fn fill(&mut self) -> Result<(), ReadError> {
+        let next = self.next;
+        if next > self.shared.written_upto.load(Ordering::Acquire) {
+            let state = lock(&self.shared.state);
+            if next > state.written_upto {
+                let skip = usize::try_from(next - state.written_upto - 1).unwrap_or(usize::MAX);
+                let take = usize::try_from(self.end - next + 1)
+                    .unwrap_or(usize::MAX)
+                    .min(self.remaining)
+                    .min(4096);
+                self.buffer.extend(
+                    state
+                        .unwritten
+                        .iter()
+                        .skip(skip)
+                        .take(take)
+                        .map(|p| RecordedEvent::clone(&p.event)),
+                );
+                if self.buffer.is_empty() {
+                    return Err(corrupted(format!("position {next} is beyond the log")));
+                }
+                return Ok(());
+            }
+        }
+        let record = match self.records.as_mut().and_then(|c| c.0.next()) {
+            Some(entry) => {
+                let (key, bytes) = entry?;
+                Record::parse(bytes)
+                    .map_err(|e| corrupted(format!("log record {}: {e}", show_key(&key))))?
+            }
+            None => {
+                let record = self.shared.record_at(next)?;
+                self.records =
+                    Some(Cursor(self.shared.log.range(
+                        log_key(record.last_position() + 1)..=log_key(u64::MAX),
+                    )));
+                record
+            }
+        };
+        if !record.contains(next) {
+            // The cursor ran past what sled showed it; seek again.
+            self.records = None;
+            if record.first_position() > next {
+                return Err(corrupted(format!(
+                    "the log has a gap: position {next} is missing before {}",
+                    record.first_position()
+                )));
+            }
+            return Ok(());
+        }
+        for event in record.events() {
+            let event = event.map_err(|e| {
+                corrupted(format!(
+                    "log record at position {}: {e}",
+                    record.first_position()
+                ))
+            })?;
+            if event.position >= next && event.position <= self.end {
+                self.buffer.push_back(event);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Iterator for LogEvents {
+    type Item = Result<RecordedEvent, ReadError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if self.failed || self.remaining == 0 {
+                return None;
+            }
+            if let Some(event) = self.buffer.pop_front() {
+                if event.position != self.next {
+                    self.failed = true;
+                    return Some(Err(corrupted(format!(
+                        "expected position {} in the log, found {}",
+                        self.next, event.position
+                    ))));
+                }
+                self.next += 1;
+                self.remaining -= 1;
+                self.retrieved.count += 1;
+                return Some(Ok(event));
+            }
+            if self.next > self.end {
+                return None;
+            }
+            if let Err(e) = self.fill() {
+                self.failed = true;
+                return Some(Err(e));
+            }
+        }
+    }
+}
+
+/// One aggregate type's events, lazily, in log order. Created by [`Store::read_aggregate_type`].
+#[derive(Debug)]
+pub struct TypeEvents {
+    shared: Arc<Shared>,
+    aggregate_type: String,
+    /// Positions still to read from the current page.
+    queue: VecDeque<Run>,
+    pages: Option<Cursor>,
+    /// Runs that were in memory when the read began.
+    memory_runs: Option<Vec<Run>>,
+    next: u64,
+    end: u64,
+    remaining: usize,
+    cache: Option<Record>,
+    failed: bool,
+    retrieved: Retrieved,
+}
+
+impl TypeEvents {
+    fn next_position(&mut self) -> Result<Option<u64>, ReadError> {
+        loop {
+            while let Some(run) = self.queue.front_mut() {
+                if run.count == 0 || run.end() <= self.next {
+                    self.queue.pop_front();
+                    continue;
+                }
+                let position = run.position.max(self.next);
+                if position > self.end {
+                    return Ok(None);
+                }
+                return Ok(Some(position));
+            }
+            if let Some(pages) = self.pages.as_mut() {
+                match pages.0.next() {
+                    Some(entry) => {
+                        let (key, value) = entry?;
+                        decode_page(&value)
+                            .map(|runs| self.queue.extend(runs))
+                            .map_err(|e| corrupted(format!("type page {}: {e}", show_key(&key))))?;
+                        continue;
+                    }
+                    None => self.pages = None,
+                }
+            }
+            match self.memory_runs.take() {
+                Some(runs) => self.queue.extend(runs),
+                None => return Ok(None),
+            }
+        }
+    }
+}
+
+impl Iterator for TypeEvents {
+    type Item = Result<RecordedEvent, ReadError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed || self.remaining == 0 {
+            return None;
+        }
+        let result = self.next_position().and_then(|position| match position {
+            None => Ok(None),
+            Some(position) => {
+                let event = self.shared.event_at(position, &mut self.cache)?;
+                if event.metadata.aggregate_type != self.aggregate_type {
+                    return Err(corrupted(format!(
+                        "the `{}` index lists position {position}, which holds a `{}` event",
+                        self.aggregate_type, event.metadata.aggregate_type
+                    )));
+                }
+                self.next = position + 1;
+                Ok(Some(event))
+            }
+        });
+        match result {
+            Ok(Some(event)) => {
+                self.remaining -= 1;
+                self.retrieved.count += 1;
+                Some(Ok(event))
+            }
+            Ok(None) => None,
+            Err(e) => {
+                self.failed = true;
+                Some(Err(e))
+            }
+        }
+    }
+}
+
+impl Shared {
+    pub(crate) fn read_stream(
+        self: &Arc<Self>,
+        aggregate_type: &str,
+        aggregate_id: &str,
+        read: StreamRead,
+    ) -> Result<StreamEvents, ReadError> {
+        let stream = StreamKey::new(aggregate_type, aggregate_id);
+        // Memory first, pages second: runs leave memory only once their pages are written.
+        let in_memory = {
+            let state = lock(&self.state);
+            state
+                .memtable
+                .streams
+                .get(&stream)
+                .map(|entry| (entry.head, entry.runs.clone()))
+        };
+        let (head, memory_runs) = match in_memory {
+            Some(found) => found,
+            None => (persisted_head(&self.log, &stream)?, Vec::new()),
+        };
+        let (next, last) = match read.direction {
+            Direction::Forwards => (read.from.unwrap_or(1).max(1), head),
+            Direction::Backwards => (read.from.unwrap_or(head).min(head), 1),
+        };
+        Ok(StreamEvents {
+            shared: Arc::clone(self),
+            stream,
+            aggregate_type: aggregate_type.to_string(),
+            aggregate_id: aggregate_id.to_string(),
+            memory_runs,
+            page: None,
+            next,
+            last,
+            direction: read.direction,
+            remaining: read.limit.unwrap_or(usize::MAX),
+            cache: None,
+            failed: false,
+            retrieved: Retrieved {
+                shared: Arc::clone(self),
+                count: 0,
+                what: "stream",
+            },
+        })
+    }
+
+    pub(crate) fn stream_version(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+    ) -> Result<u64, ReadError> {
+        let stream = StreamKey::new(aggregate_type, aggregate_id);
+        let in_memory = lock(&self.state)
+            .memtable
+            .streams
+            .get(&stream)
+            .map(|e| e.head);
+        match in_memory {
+            Some(head) => Ok(head),
+            None => Ok(persisted_head(&self.log, &stream)?),
+        }
+    }
+}
+
+impl Store {
+    /// An aggregate's events, lazily: from a version, forwards or backwards, with a limit.
+    ///
+    /// # Errors
+    ///
+    /// [`ReadError`] when the index cannot be read; each item is a `Result` too, an error ending
+    /// the iteration (damaged bytes are [`ReadError::Corrupted`], never a panic).
+    pub fn read_stream(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+        read: StreamRead,
+    ) -> Result<StreamEvents, ReadError> {
+        self.shared.read_stream(aggregate_type, aggregate_id, read)
+    }
+
+    /// An aggregate's current version (0: it has no events).
+    ///
+    /// # Errors
+    ///
+    /// [`ReadError`] when the index cannot be read.
+    pub fn stream_version(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+    ) -> Result<u64, ReadError> {
+        self.shared.stream_version(aggregate_type, aggregate_id)
+    }
+
+    /// The global log from `from_position` (positions start at 1), lazily, at most `limit`
+    /// events, up to the last event acknowledged when the read began.
+    ///
+    /// # Errors
+    ///
+    /// None at creation; each item is a `Result`, an error ending the iteration.
+    pub fn read_log(&self, from_position: u64, limit: Option<usize>) -> LogEvents {
+        let end = lock(&self.shared.state).next_position - 1;
+        LogEvents {
+            shared: Arc::clone(&self.shared),
+            next: from_position.max(1),
+            end,
+            remaining: limit.unwrap_or(usize::MAX),
+            buffer: VecDeque::new(),
+            records: None,
+            failed: false,
+            retrieved: Retrieved {
+                shared: Arc::clone(&self.shared),
+                count: 0,
+                what: "log",
+            },
+        }
+    }
+
+    /// Every event of one aggregate type, in log order, from `from_position`, lazily.
+    ///
+    /// # Errors
+    ///
+    /// [`ReadError`] when the index cannot be read; each item is a `Result` too.
+    pub fn read_aggregate_type(
+        &self,
+        aggregate_type: &str,
+        from_position: u64,
+        limit: Option<usize>,
+    ) -> Result<TypeEvents, ReadError> {
+        let shared = &self.shared;
+        let (memory_runs, end) = {
+            let state = lock(&shared.state);
+            (
+                state
+                    .memtable
+                    .types
+                    .get(aggregate_type)
+                    .cloned()
+                    .unwrap_or_default(),
+                state.next_position - 1,
+            )
+        };
+        let from = from_position.max(1);
+        let start = shared
+            .log
+            .range(type_page_key(aggregate_type, 0)..=type_page_key(aggregate_type, from))
+            .next_back()
+            .transpose()?
+            .map_or_else(
+                || type_page_key(aggregate_type, from),
+                |(key, _)| key.to_vec(),
+            );
+        let pages = shared
+            .log
+            .range(start..prefix_end(&type_prefix(aggregate_type)));
+        Ok(TypeEvents {
+            shared: Arc::clone(shared),
+            aggregate_type: aggregate_type.to_string(),
+            queue: VecDeque::new(),
+            pages: Some(Cursor(pages)),
+            memory_runs: Some(memory_runs),
+            next: from,
+            end,
+            remaining: limit.unwrap_or(usize::MAX),
+            cache: None,
+            failed: false,
+            retrieved: Retrieved {
+                shared: Arc::clone(shared),
+                count: 0,
+                what: "aggregate_type",
+            },
+        })
+    }
+
+    /// The aggregates (all, or those of one type) with their current versions, sorted by type
+    /// and id.
+    ///
+    /// # Errors
+    ///
+    /// [`ReadError`] when the index cannot be read or does not decode.
+    pub fn aggregates(
+        &self,
+        aggregate_type: Option<&str>,
+    ) -> Result<Vec<AggregateInfo>, ReadError> {
+        let shared = &self.shared;
+        let mut heads: BTreeMap<StreamKey, u64> = {
+            let state = lock(&shared.state);
+            state
+                .memtable
+                .streams
+                .iter()
+                .filter(|(_, entry)| entry.head > 0)
+                .map(|(key, entry)| (key.clone(), entry.head))
+                .collect()
+        };
+        let prefix = match aggregate_type {
+            Some(t) => stream_type_prefix(t),
+            None => vec![TAG_STREAM],
+        };
+        let end = prefix_end(&prefix);
+        let mut cursor = prefix.clone();
+        loop {
+            let Some(entry) = shared.log.range(cursor.clone()..end.clone()).next() else {
+                break;
+            };
+            let (key, _) = entry?;
+            let (stream, _) = parse_stream_page_key(&key)
+                .map_err(|e| corrupted(format!("stream page {}: {e}", show_key(&key))))?;
+            let head = persisted_head(&shared.log, &stream)?;
+            let slot = heads.entry(stream.clone()).or_insert(0);
+            *slot = (*slot).max(head);
+            cursor = prefix_end(&stream_prefix(&stream));
+        }
+        heads
+            .into_iter()
+            .map(|(stream, version)| {
+                let (aggregate_type, aggregate_id, _) = StreamKey::parse(stream.as_bytes())
+                    .map_err(|e| corrupted(format!("stream key: {e}")))?;
+                Ok(AggregateInfo {
+                    aggregate_type,
+                    aggregate_id,
+                    version,
+                })
+            })
+            .filter(|info| match (info, aggregate_type) {
+                (Ok(info), Some(t)) => info.aggregate_type == t,
+                _ => true,
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,254 @@
+//! What the store's threads share: the sled trees, the sequencer state behind one lock, and the
+//! counters.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock};
+use std::thread::JoinHandle;
+
+use events_core::{EventValidator, RecordedEvent};
+
+use crate::config::StoreConfig;
+use crate::error::ReadError;
+use crate::index::{
+    Memtable, PageError, StreamEntry, page_position, persisted_head, stream_page_at,
+};
+use crate::keys::{StreamKey, log_key};
+use crate::record::{PersistedCounters, Record};
+
+/// Called on the writer thread with each group of events once it is committed (and, in durable
+/// mode, flushed), in log order.
+pub type CommitListener = Arc<dyn Fn(&[Arc<RecordedEvent>]) + Send + Sync>;
+
+/// An acknowledged event waiting for the writer.
+#[derive(Debug)]
+pub(crate) struct Pending {
+    pub(crate) event: Arc<RecordedEvent>,
+    /// Whether this is the last event of its append call: groups are cut only here.
+    pub(crate) commit_end: bool,
+    pub(crate) bytes: usize,
+}
+
+/// The sequencer's state, behind [`Shared::state`].
+#[derive(Debug)]
+pub(crate) struct State {
+    /// The position the next event gets.
+    pub(crate) next_position: u64,
+    /// Events at `written_upto + 1 ..`, acknowledged but not yet in sled.
+    pub(crate) unwritten: VecDeque<Pending>,
+    pub(crate) unwritten_bytes: usize,
+    /// How many of `unwritten` the writer is writing now.
+    pub(crate) taken: usize,
+    /// Every position up to here is in sled.
+    pub(crate) written_upto: u64,
+    /// Every position up to here is flushed to disk.
+    pub(crate) durable_upto: u64,
+    /// A flush was asked for up to here.
+    pub(crate) flush_target: u64,
+    /// The indexes after the watermark.
+    pub(crate) memtable: Memtable,
+    /// The persisted indexes reach this position.
+    pub(crate) watermark: u64,
+    /// Set when a write failed: nothing more is written.
+    pub(crate) failed: Option<String>,
+    /// Set by `close`: the writer drains and stops.
+    pub(crate) closing: bool,
+    /// Set by the writer when it has stopped.
+    pub(crate) writer_done: bool,
+}
+
+/// Counters for the metrics; the persisted ones are loaded at open and saved with each index flush.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) events_retrieved: AtomicU64,
+    pub(crate) checkpoints_created: AtomicU64,
+    pub(crate) snapshots_created: AtomicU64,
+    pub(crate) last_checkpoint_micros: AtomicI64,
+    pub(crate) last_snapshot_micros: AtomicI64,
+    /// Aggregates with at least one written event.
+    pub(crate) aggregates: AtomicU64,
+    pub(crate) events_appended: AtomicU64,
+    pub(crate) appends: AtomicU64,
+    pub(crate) conflicts: AtomicU64,
+    pub(crate) group_writes: AtomicU64,
+    pub(crate) flushes: AtomicU64,
+    /// Position of the last checkpoint (for the automatic policy).
+    pub(crate) checkpoint_position: AtomicU64,
+    /// Bytes appended since the last checkpoint.
+    pub(crate) bytes_since_checkpoint: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn load(&self, persisted: PersistedCounters) {
+        self.events_retrieved
+            .store(persisted.events_retrieved, Ordering::Relaxed);
+        self.checkpoints_created
+            .store(persisted.checkpoints_created, Ordering::Relaxed);
+        self.snapshots_created
+            .store(persisted.snapshots_created, Ordering::Relaxed);
+        self.last_checkpoint_micros
+            .store(persisted.last_checkpoint_micros, Ordering::Relaxed);
+        self.last_snapshot_micros
+            .store(persisted.last_snapshot_micros, Ordering::Relaxed);
+        self.aggregates
+            .store(persisted.aggregates, Ordering::Relaxed);
+    }
+
+    pub(crate) fn persisted(&self) -> PersistedCounters {
+        PersistedCounters {
+            events_retrieved: self.events_retrieved.load(Ordering::Relaxed),
+            checkpoints_created: self.checkpoints_created.load(Ordering::Relaxed),
+            snapshots_created: self.snapshots_created.load(Ordering::Relaxed),
+            last_checkpoint_micros: self.last_checkpoint_micros.load(Ordering::Relaxed),
+            last_snapshot_micros: self.last_snapshot_micros.load(Ordering::Relaxed),
+            aggregates: self.aggregates.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Everything the store's handles and threads share.
+pub(crate) struct Shared {
+    pub(crate) config: StoreConfig,
+    pub(crate) validator: EventValidator,
+    pub(crate) db: sled::Db,
+    pub(crate) log: sled::Tree,
+    pub(crate) snapshots: sled::Tree,
+    pub(crate) consumers: sled::Tree,
+    /// sled's data file, for `fdatasync` (sled's own flush does not flush the drive's cache).
+    pub(crate) data_file: File,
+    pub(crate) state: Mutex<State>,
+    /// Wakes the writer: events to write, a flush asked for, or closing.
+    pub(crate) writer_wake: Condvar,
+    /// Signals that `written_upto` or `durable_upto` moved, or the writer failed or stopped.
+    pub(crate) progress: Condvar,
+    /// Mirror of `State::written_upto`, for readers that need not lock.
+    pub(crate) written_upto: AtomicU64,
+    pub(crate) counters: Counters,
+    pub(crate) listener: RwLock<Option<CommitListener>>,
+    pub(crate) writer: Mutex<Option<JoinHandle<()>>>,
+    pub(crate) checkpointer: Mutex<Option<JoinHandle<()>>>,
+    pub(crate) checkpoint_wake: Condvar,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("path", &self.config.path)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Locks a mutex; a poisoned lock is still usable because no code path panics while holding it.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+pub(crate) fn corrupted(detail: impl Into<String>) -> ReadError {
+    ReadError::Corrupted {
+        detail: detail.into(),
+    }
+}
+
+impl From<PageError> for ReadError {
+    fn from(e: PageError) -> Self {
+        match e {
+            PageError::Storage(e) => ReadError::Storage(e),
+            PageError::Corrupted(detail) => ReadError::Corrupted { detail },
+        }
+    }
+}
+
+impl Shared {
+    /// The stream's entry, loading its head from the persisted pages if memory does not hold it.
+    pub(crate) fn entry<'s>(
+        &self,
+        state: &'s mut State,
+        stream: &StreamKey,
+    ) -> Result<&'s mut StreamEntry, ReadError> {
+        if !state.memtable.streams.contains_key(stream) {
+            let head = persisted_head(&self.log, stream)?;
+            state.memtable.streams.insert(
+                stream.clone(),
+                StreamEntry {
+                    head,
+                    runs: Vec::new(),
+                    last_event_id: None,
+                },
+            );
+        }
+        state
+            .memtable
+            .streams
+            .get_mut(stream)
+            .ok_or_else(|| corrupted("stream entry vanished"))
+    }
+
+    /// The log record holding `position`, read from sled.
+    pub(crate) fn record_at(&self, position: u64) -> Result<Record, ReadError> {
+        let found = self
+            .log
+            .range(log_key(1)..=log_key(position))
+            .next_back()
+            .transpose()?;
+        let (key, bytes) =
+            found.ok_or_else(|| corrupted(format!("no log record holds position {position}")))?;
+        let record = Record::parse(bytes)
+            .map_err(|e| corrupted(format!("log record {}: {e}", crate::index::show_key(&key))))?;
+        if !record.contains(position) {
+            return Err(corrupted(format!(
+                "log record at {} ends at {}, before position {position}",
+                record.first_position(),
+                record.last_position()
+            )));
+        }
+        Ok(record)
+    }
+
+    /// The event at `position`, from memory if not yet written, else from sled (reusing `cache`
+    /// when it holds the right record).
+    pub(crate) fn event_at(
+        &self,
+        position: u64,
+        cache: &mut Option<Record>,
+    ) -> Result<RecordedEvent, ReadError> {
+        if position > self.written_upto.load(Ordering::Acquire) {
+            let state = lock(&self.state);
+            if position > state.written_upto {
+                let index =
+                    usize::try_from(position - state.written_upto - 1).unwrap_or(usize::MAX);
+                return state
+                    .unwritten
+                    .get(index)
+                    .map(|p| RecordedEvent::clone(&p.event))
+                    .ok_or_else(|| corrupted(format!("position {position} is beyond the log")));
+            }
+        }
+        if let Some(record) = cache.as_ref().filter(|r| r.contains(position)) {
+            return record
+                .event(position)
+                .map_err(|e| corrupted(format!("event at position {position}: {e}")));
+        }
+        let record = self.record_at(position)?;
+        let event = record
+            .event(position)
+            .map_err(|e| corrupted(format!("event at position {position}: {e}")))?;
+        *cache = Some(record);
+        Ok(event)
+    }
+
+    /// The position of a persisted stream version (one whose runs have left memory).
+    pub(crate) fn persisted_position(
+        &self,
+        stream: &StreamKey,
+        version: u64,
+    ) -> Result<u64, ReadError> {
+        let (first, runs) = stream_page_at(&self.log, stream, version)?
+            .ok_or_else(|| corrupted(format!("no index page holds version {version}")))?;
+        page_position(first, &runs, version).ok_or_else(|| {
+            corrupted(format!(
+                "index page from version {first} lacks version {version}"
+            ))
+        })
+    }
+}

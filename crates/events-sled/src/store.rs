@@ -1,0 +1,933 @@
+//! The store handle: open (through a panic guard, with invariant checks), append, flush, close.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::fs::OpenOptions;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
+
+use chrono::Utc;
+use events_core::{EventValidator, NewEvent, RecordedEvent, ValidationError};
+
+use crate::config::{Durability, StoreConfig};
+use crate::error::{AppendError, OpenError, ReadError, StoreError};
+use crate::index::{Memtable, StreamEntry, persisted_head, push_position};
+use crate::keys::{COUNTERS_KEY, FORMAT_KEY, StreamKey, WATERMARK_KEY, log_key};
+use crate::record::{GENESIS, Hash, Record, decode_counters, record_hash};
+use crate::state::{CommitListener, Counters, Pending, Shared, State, lock};
+use crate::types::{AppendBatch, AppendResult, ExpectedVersion, StreamRead};
+use crate::writer::Writer;
+
+/// The store format this build writes and reads.
+pub const STORE_FORMAT: u32 = 1;
+
+/// The sled directory inside a store's directory.
+pub(crate) const DATA_DIR: &str = "data";
+
+/// An open event store. Cloning is cheap: every clone is a handle to the same store.
+///
+/// # Example
+///
+/// ```
+/// use events_core::{CacheMiss, EventContext, NewEvent};
+/// use events_sled::{ExpectedVersion, Store, StoreConfig, StreamRead};
+///
+/// let dir = tempfile::tempdir()?;
+/// let store = Store::open(StoreConfig::new(dir.path()))?;
+/// let miss = CacheMiss { cache_key: "k".into(), cache_type: "memory".into(), reason: "not_found".into() };
+/// let event = NewEvent::from_event("cache-1", &miss, EventContext::new("example"))?;
+/// let result = store.append(ExpectedVersion::NoStream, vec![event])?;
+/// assert_eq!((result.last_version, result.last_position), (1, 1));
+///
+/// let events: Vec<_> = store
+///     .read_stream("cache", "cache-1", StreamRead::forwards())?
+///     .collect::<Result<_, _>>()?;
+/// assert_eq!(events[0].metadata.event_type, "cache_miss");
+/// store.close()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct Store {
+    pub(crate) shared: Arc<Shared>,
+    /// Closes the store when the last handle is dropped.
+    _guard: Arc<CloseGuard>,
+}
+
+#[derive(Debug)]
+struct CloseGuard(Arc<Shared>);
+
+impl Drop for CloseGuard {
+    fn drop(&mut self) {
+        if let Err(e) = self.0.shutdown() {
+            tracing::warn!(name: "event_store_close_failed", error = %e, "closing the store on drop failed");
+        }
+    }
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
+/// The segment size an existing sled directory was created with (sled refuses another).
+fn existing_segment_size(data: &Path) -> Option<usize> {
+    let conf = std::fs::read_to_string(data.join("conf")).ok()?;
+    conf.lines()
+        .find_map(|line| line.strip_prefix("segment_size: "))
+        .and_then(|value| value.trim().parse().ok())
+}
+
+fn open_sled(config: &StoreConfig, data: &Path) -> Result<sled::Db, OpenError> {
+    let segment_size = existing_segment_size(data).unwrap_or(config.segment_size);
+    let sled_config = sled::Config::new()
+        .path(data)
+        .cache_capacity(config.cache_capacity)
+        .segment_size(segment_size)
+        // The writer flushes itself, on the schedule the durability mode names.
+        .flush_every_ms(None);
+    match catch_unwind(AssertUnwindSafe(|| sled_config.open())) {
+        Ok(Ok(db)) => Ok(db),
+        Ok(Err(sled::Error::Io(e))) if e.to_string().contains("could not acquire lock") => {
+            Err(OpenError::Locked {
+                path: config.path.clone(),
+            })
+        }
+        Ok(Err(sled::Error::Io(source))) => Err(OpenError::Io {
+            path: data.to_path_buf(),
+            source,
+        }),
+        Ok(Err(e @ (sled::Error::Corruption { .. } | sled::Error::Unsupported(_)))) => {
+            Err(OpenError::Corrupted {
+                detail: format!("sled: {e}"),
+            })
+        }
+        Ok(Err(e)) => Err(OpenError::Storage(e)),
+        Err(panic) => Err(OpenError::EnginePanicked {
+            message: panic_message(panic.as_ref()),
+        }),
+    }
+}
+
+fn open_corrupted(detail: impl Into<String>) -> OpenError {
+    OpenError::Corrupted {
+        detail: detail.into(),
+    }
+}
+
+fn read_to_open(e: ReadError) -> OpenError {
+    match e {
+        ReadError::Storage(e) => OpenError::Storage(e),
+        ReadError::Corrupted { detail } => OpenError::Corrupted { detail },
+    }
+}
+
+/// What an open learns from the log: where it ends, its chain head, and the memtable rebuilt from
+/// the events after the index watermark.
+struct Recovered {
+    last_position: u64,
+    chain_head: Hash,
+    watermark: u64,
+    memtable: Memtable,
+    replayed: u64,
+    new_aggregates: u64,
+}
+
+fn u64_value(bytes: &[u8], what: &str) -> Result<u64, OpenError> {
+    let array: [u8; 8] = bytes
+        .try_into()
+        .map_err(|_| open_corrupted(format!("{what} is {} bytes, not 8", bytes.len())))?;
+    Ok(u64::from_be_bytes(array))
+}
+
+/// Checks the store's invariants and rebuilds memory: the last record decodes, the persisted
+/// indexes do not reach past the log, and every event after the watermark follows its stream's
+/// head and its predecessor in the chain with no gap.
+fn recover(log: &sled::Tree) -> Result<Recovered, OpenError> {
+    let watermark = match log.get(WATERMARK_KEY).map_err(OpenError::Storage)? {
+        Some(bytes) => u64_value(&bytes, "the index watermark")?,
+        None => 0,
+    };
+    let last = log
+        .range(log_key(1)..=log_key(u64::MAX))
+        .next_back()
+        .transpose()
+        .map_err(OpenError::Storage)?;
+    let Some((_, last_bytes)) = last else {
+        if watermark > 0 {
+            return Err(open_corrupted(format!(
+                "the indexes reach position {watermark} but the log is empty"
+            )));
+        }
+        return Ok(Recovered {
+            last_position: 0,
+            chain_head: GENESIS,
+            watermark: 0,
+            memtable: Memtable::default(),
+            replayed: 0,
+            new_aggregates: 0,
+        });
+    };
+    let last_record =
+        Record::parse(last_bytes).map_err(|e| open_corrupted(format!("last log record: {e}")))?;
+    last_record
+        .check_all()
+        .map_err(|e| open_corrupted(format!("last log record: {e}")))?;
+    let last_position = last_record.last_position();
+    let chain_head = record_hash(last_record.bytes());
+    if watermark > last_position {
+        return Err(open_corrupted(format!(
+            "the indexes reach position {watermark}, beyond the log's end at {last_position}"
+        )));
+    }
+    let mut memtable = Memtable::default();
+    let mut replayed = 0;
+    let mut new_aggregates = 0;
+    if watermark < last_position {
+        let start = log
+            .range(log_key(1)..=log_key(watermark + 1))
+            .next_back()
+            .transpose()
+            .map_err(OpenError::Storage)?
+            .map_or(log_key(1), |(key, _)| {
+                let mut k = [0; 9];
+                k.copy_from_slice(&key);
+                k
+            });
+        let mut expected = None;
+        let mut prev_hash: Option<Hash> = None;
+        for entry in log.range(start..=log_key(u64::MAX)) {
+            let (_, bytes) = entry.map_err(OpenError::Storage)?;
+            let record = Record::parse(bytes)
+                .map_err(|e| open_corrupted(format!("log record after the watermark: {e}")))?;
+            if let Some(expected) = expected {
+                if record.first_position() != expected {
+                    return Err(open_corrupted(format!(
+                        "the log has a gap: expected a record at position {expected}, found one at {}",
+                        record.first_position()
+                    )));
+                }
+            }
+            if let Some(prev) = prev_hash {
+                if *record.prev_hash() != prev {
+                    return Err(open_corrupted(format!(
+                        "the hash chain breaks at the record starting at position {}",
+                        record.first_position()
+                    )));
+                }
+            }
+            expected = Some(record.last_position() + 1);
+            prev_hash = Some(record_hash(record.bytes()));
+            for summary in record.summaries() {
+                let summary = summary.map_err(|e| {
+                    open_corrupted(format!(
+                        "record at position {}: {e}",
+                        record.first_position()
+                    ))
+                })?;
+                if summary.position <= watermark {
+                    continue;
+                }
+                let stream = StreamKey::new(summary.aggregate_type, summary.aggregate_id);
+                if !memtable.streams.contains_key(&stream) {
+                    let head = persisted_head(log, &stream)
+                        .map_err(|e| read_to_open(ReadError::from(e)))?;
+                    memtable.streams.insert(
+                        stream.clone(),
+                        StreamEntry {
+                            head,
+                            ..StreamEntry::default()
+                        },
+                    );
+                }
+                let entry = memtable
+                    .streams
+                    .get_mut(&stream)
+                    .ok_or_else(|| open_corrupted("stream entry vanished during replay"))?;
+                if summary.version != entry.head + 1 {
+                    return Err(open_corrupted(format!(
+                        "event at position {} is version {} of `{}/{}`, whose head is {}",
+                        summary.position,
+                        summary.version,
+                        summary.aggregate_type,
+                        summary.aggregate_id,
+                        entry.head
+                    )));
+                }
+                entry.push(summary.position);
+                entry.last_event_id = Some(summary.event_id);
+                if summary.version == 1 {
+                    new_aggregates += 1;
+                }
+                push_position(
+                    memtable
+                        .types
+                        .entry(summary.aggregate_type.to_string())
+                        .or_default(),
+                    summary.position,
+                );
+                replayed += 1;
+            }
+        }
+        if expected != Some(last_position + 1) {
+            return Err(open_corrupted(format!(
+                "replay after the watermark ended at {:?}, the log ends at {last_position}",
+                expected.map(|e| e - 1)
+            )));
+        }
+    }
+    Ok(Recovered {
+        last_position,
+        chain_head,
+        watermark,
+        memtable,
+        replayed,
+        new_aggregates,
+    })
+}
+
+impl Store {
+    /// Opens (creating if needed) the store described by `config`.
+    ///
+    /// Opening never panics: a panic inside sled on damaged files is caught and returned as
+    /// [`OpenError::EnginePanicked`]. After sled opens, the store checks its own invariants (the
+    /// format version, the last record, the index watermark against the log, and every event after
+    /// the watermark against its stream's head and the hash chain).
+    ///
+    /// # Errors
+    ///
+    /// [`OpenError::InvalidConfig`] for a setting out of range; [`OpenError::Locked`] when another
+    /// process holds the store; [`OpenError::FormatTooNew`]; [`OpenError::Corrupted`] or
+    /// [`OpenError::EnginePanicked`] for damaged files; [`OpenError::Io`] or
+    /// [`OpenError::Storage`] otherwise.
+    pub fn open(config: StoreConfig) -> Result<Self, OpenError> {
+        config.validate()?;
+        let span = tracing::info_span!("event_store_open", path = %config.path.display());
+        let _enter = span.enter();
+        let started = std::time::Instant::now();
+        let data = config.path.join(DATA_DIR);
+        std::fs::create_dir_all(&data).map_err(|source| OpenError::Io {
+            path: data.clone(),
+            source,
+        })?;
+        let db = open_sled(&config, &data)?;
+        let guarded = |what: &str, result: sled::Result<sled::Tree>| {
+            result.map_err(|e| open_corrupted(format!("opening tree {what}: {e}")))
+        };
+        let log = guarded("log", db.open_tree("log"))?;
+        let snapshots = guarded("snapshots", db.open_tree("snapshots"))?;
+        let consumers = guarded("consumers", db.open_tree("consumers"))?;
+        match log.get(FORMAT_KEY).map_err(OpenError::Storage)? {
+            Some(bytes) => {
+                let array: [u8; 4] = bytes.as_ref().try_into().map_err(|_| {
+                    open_corrupted(format!("format key is {} bytes, not 4", bytes.len()))
+                })?;
+                let found = u32::from_be_bytes(array);
+                if found > STORE_FORMAT {
+                    return Err(OpenError::FormatTooNew {
+                        found,
+                        supported: STORE_FORMAT,
+                    });
+                }
+                if found == 0 {
+                    return Err(open_corrupted("format version 0"));
+                }
+            }
+            None => {
+                if log.first().map_err(OpenError::Storage)?.is_some() {
+                    return Err(open_corrupted("the store holds data but no format version"));
+                }
+                log.insert(FORMAT_KEY, &STORE_FORMAT.to_be_bytes())
+                    .map_err(OpenError::Storage)?;
+                db.flush().map_err(OpenError::Storage)?;
+            }
+        }
+        let recovered = match catch_unwind(AssertUnwindSafe(|| recover(&log))) {
+            Ok(result) => result?,
+            Err(panic) => {
+                return Err(OpenError::EnginePanicked {
+                    message: panic_message(panic.as_ref()),
+                });
+            }
+        };
+        let counters = Counters::default();
+        if let Some(bytes) = log.get(COUNTERS_KEY).map_err(OpenError::Storage)? {
+            let persisted =
+                decode_counters(&bytes).map_err(|e| open_corrupted(format!("counters: {e}")))?;
+            counters.load(persisted);
+        }
+        counters
+            .aggregates
+            .fetch_add(recovered.new_aggregates, Ordering::Relaxed);
+        counters
+            .checkpoint_position
+            .store(recovered.last_position, Ordering::Relaxed);
+        let data_file_path = data.join("db");
+        let data_file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&data_file_path)
+            .map_err(|source| OpenError::Io {
+                path: data_file_path,
+                source,
+            })?;
+        let mut validator = EventValidator::new().with_limits(config.limits.validation.clone());
+        if let Some(registry) = &config.registry {
+            validator = validator.with_registry(Arc::clone(registry));
+        }
+        let last_position = recovered.last_position;
+        let shared = Arc::new(Shared {
+            validator,
+            db,
+            log,
+            snapshots,
+            consumers,
+            data_file,
+            state: Mutex::new(State {
+                next_position: last_position + 1,
+                unwritten: VecDeque::new(),
+                unwritten_bytes: 0,
+                taken: 0,
+                written_upto: last_position,
+                durable_upto: last_position,
+                flush_target: 0,
+                memtable: recovered.memtable,
+                watermark: recovered.watermark,
+                failed: None,
+                closing: false,
+                writer_done: false,
+            }),
+            writer_wake: Condvar::new(),
+            progress: Condvar::new(),
+            written_upto: AtomicU64::new(last_position),
+            counters,
+            listener: RwLock::new(None),
+            writer: Mutex::new(None),
+            checkpointer: Mutex::new(None),
+            checkpoint_wake: Condvar::new(),
+            config,
+        });
+        let writer = Writer::spawn(
+            Arc::clone(&shared),
+            recovered.chain_head,
+            recovered.replayed,
+        )
+        .map_err(|source| OpenError::Io {
+            path: shared.config.path.clone(),
+            source,
+        })?;
+        *lock(&shared.writer) = Some(writer);
+        crate::checkpoint::start_automatic(&shared).map_err(|source| OpenError::Io {
+            path: shared.config.path.clone(),
+            source,
+        })?;
+        tracing::info!(
+            name: "event_store_init",
+            path = %shared.config.path.display(),
+            last_position,
+            replayed = recovered.replayed,
+            durability = ?shared.config.durability,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "event store opened"
+        );
+        Ok(Self {
+            _guard: Arc::new(CloseGuard(Arc::clone(&shared))),
+            shared,
+        })
+    }
+
+    /// The store's directory.
+    pub fn path(&self) -> &Path {
+        &self.shared.config.path
+    }
+
+    /// The configuration the store was opened with.
+    pub fn config(&self) -> &StoreConfig {
+        &self.shared.config
+    }
+
+    /// Position of the last acknowledged event (0: the log is empty).
+    pub fn last_position(&self) -> u64 {
+        lock(&self.shared.state).next_position - 1
+    }
+
+    /// Position up to which every event is flushed to disk.
+    pub fn durable_position(&self) -> u64 {
+        lock(&self.shared.state).durable_upto
+    }
+
+    /// Appends `events`, all of one aggregate, if the aggregate is at `expected`. Versions follow
+    /// the aggregate's current one; global positions follow the log's end, gap-free. All events are
+    /// stored or none.
+    ///
+    /// Appending the same event ids again at the same expectation, after an outcome that was not
+    /// seen (a timeout, a crash), returns the original result and writes nothing. A retry is
+    /// recognised when the events right after the expected version (for `Exact` and `NoStream`),
+    /// or the aggregate's last events (for `Any` and `StreamExists`), carry the same ids.
+    ///
+    /// In [`Durability::Durable`] mode this returns once the events are on disk; in buffered mode,
+    /// once they are sequenced and readable.
+    ///
+    /// # Errors
+    ///
+    /// [`AppendError::WrongExpectedVersion`] on a conflict; [`AppendError::Invalid`] for an invalid
+    /// event; [`AppendError::Empty`], [`AppendError::TooLarge`]; [`AppendError::Failed`] or
+    /// [`AppendError::Closed`] when the store is not writing.
+    pub fn append(
+        &self,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendResult, AppendError> {
+        let mut results = self.append_batches(vec![AppendBatch::new(expected, events)])?;
+        results.pop().ok_or(AppendError::Empty)
+    }
+
+    /// Appends to several aggregates atomically, each batch with its own expected version: every
+    /// batch is stored, at consecutive positions in the order given, or none is.
+    ///
+    /// # Errors
+    ///
+    /// As [`Store::append`], plus [`AppendError::DuplicateAggregate`] when two batches name the
+    /// same aggregate.
+    pub fn append_batches(
+        &self,
+        batches: Vec<AppendBatch>,
+    ) -> Result<Vec<AppendResult>, AppendError> {
+        let span = tracing::debug_span!("event_store_append", batches = batches.len());
+        let _enter = span.enter();
+        self.shared.append(batches)
+    }
+
+    /// Makes every acknowledged append durable: writes what is queued, flushes sled and
+    /// `fdatasync`s its data file.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Failed`] or [`StoreError::Closed`] when the store is not writing.
+    pub fn flush(&self) -> Result<u64, StoreError> {
+        let shared = &self.shared;
+        let mut state = lock(&shared.state);
+        let target = state.next_position - 1;
+        state.flush_target = state.flush_target.max(target);
+        shared.writer_wake.notify_all();
+        while state.durable_upto < target {
+            if let Some(reason) = &state.failed {
+                return Err(StoreError::Failed {
+                    reason: reason.clone(),
+                });
+            }
+            if state.writer_done {
+                return Err(StoreError::Closed);
+            }
+            state = shared
+                .progress
+                .wait(state)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+        Ok(state.durable_upto)
+    }
+
+    /// Sets the function called with each committed group of events, in log order, on the writer
+    /// thread (after the group is flushed in durable mode). It must be quick: the writer waits for
+    /// it. A panic in it is caught and logged. Replaces any earlier listener.
+    pub fn set_commit_listener(&self, listener: Option<CommitListener>) {
+        if let Ok(mut slot) = self.shared.listener.write() {
+            *slot = listener;
+        }
+    }
+
+    /// Drains queued appends, persists the indexes and counters, flushes, and stops the store's
+    /// threads. Other handles get [`AppendError::Closed`] afterwards.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Failed`] if the final writes failed.
+    pub fn close(self) -> Result<(), StoreError> {
+        self.shared.shutdown()
+    }
+}
+
+impl Shared {
+    pub(crate) fn shutdown(&self) -> Result<(), StoreError> {
+        {
+            let mut state = lock(&self.state);
+            state.closing = true;
+            self.writer_wake.notify_all();
+        }
+        self.checkpoint_wake.notify_all();
+        let writer = lock(&self.writer).take();
+        if let Some(handle) = writer {
+            if handle.join().is_err() {
+                tracing::error!(name: "event_store_writer_panicked", "the writer thread panicked");
+            }
+        }
+        let checkpointer = lock(&self.checkpointer).take();
+        if let Some(handle) = checkpointer {
+            let _ = handle.join();
+        }
+        let state = lock(&self.state);
+        if let Some(reason) = &state.failed {
+            return Err(StoreError::Failed {
+                reason: reason.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    fn check_call(&self, batches: &[AppendBatch]) -> Result<(Vec<StreamKey>, usize), AppendError> {
+        if batches.is_empty() || batches.iter().any(|b| b.events.is_empty()) {
+            return Err(AppendError::Empty);
+        }
+        let limits = &self.config.limits;
+        let count: usize = batches.iter().map(|b| b.events.len()).sum();
+        if count > limits.max_events_per_append {
+            return Err(AppendError::TooLarge {
+                what: "event count",
+                size: count,
+                max: limits.max_events_per_append,
+            });
+        }
+        let payload: usize = batches
+            .iter()
+            .flat_map(|b| &b.events)
+            .map(|e| e.payload.len())
+            .sum();
+        if payload > limits.max_append_bytes {
+            return Err(AppendError::TooLarge {
+                what: "payload bytes",
+                size: payload,
+                max: limits.max_append_bytes,
+            });
+        }
+        let now = Utc::now();
+        let mut ids = HashMap::with_capacity(count);
+        let mut streams = Vec::with_capacity(batches.len());
+        let mut seen_streams = HashSet::with_capacity(batches.len());
+        let mut index = 0;
+        for batch in batches {
+            let first = &batch.events[0];
+            for event in &batch.events {
+                self.validator
+                    .validate_event_at(event, now)
+                    .map_err(|source| AppendError::Invalid { index, source })?;
+                if event.aggregate_type != first.aggregate_type
+                    || event.aggregate_id != first.aggregate_id
+                {
+                    return Err(AppendError::Invalid {
+                        index,
+                        source: ValidationError::MixedAggregates {
+                            index,
+                            expected_type: first.aggregate_type.clone(),
+                            expected_id: first.aggregate_id.clone(),
+                            found_type: event.aggregate_type.clone(),
+                            found_id: event.aggregate_id.clone(),
+                        },
+                    });
+                }
+                if let Some(earlier) = ids.insert(event.event_id, index) {
+                    return Err(AppendError::Invalid {
+                        index,
+                        source: ValidationError::DuplicateEventId {
+                            event_id: event.event_id,
+                            first: earlier,
+                            index,
+                        },
+                    });
+                }
+                index += 1;
+            }
+            let stream = StreamKey::new(&first.aggregate_type, &first.aggregate_id);
+            if !seen_streams.insert(stream.clone()) {
+                return Err(AppendError::DuplicateAggregate {
+                    aggregate_type: first.aggregate_type.clone(),
+                    aggregate_id: first.aggregate_id.clone(),
+                });
+            }
+            streams.push(stream);
+        }
+        Ok((streams, payload))
+    }
+
+    fn not_writing(state: &State) -> Option<AppendError> {
+        if let Some(reason) = &state.failed {
+            return Some(AppendError::Failed {
+                reason: reason.clone(),
+            });
+        }
+        if state.closing || state.writer_done {
+            return Some(AppendError::Closed);
+        }
+        None
+    }
+
+    pub(crate) fn append(
+        self: &Arc<Self>,
+        batches: Vec<AppendBatch>,
+    ) -> Result<Vec<AppendResult>, AppendError> {
+        let (streams, _) = self.check_call(&batches)?;
+        let sizes: Vec<Vec<usize>> = batches
+            .iter()
+            .map(|b| {
+                b.events
+                    .iter()
+                    .map(|e| e.payload.len() + e.aggregate_id.len() + 64)
+                    .collect()
+            })
+            .collect();
+        let call_bytes: usize = sizes.iter().flatten().sum();
+        let mut look_for_retry = true;
+        loop {
+            let mut state = lock(&self.state);
+            loop {
+                if let Some(error) = Self::not_writing(&state) {
+                    return Err(error);
+                }
+                if state.unwritten_bytes == 0
+                    || state.unwritten_bytes + call_bytes <= self.config.limits.max_unwritten_bytes
+                {
+                    break;
+                }
+                state = self
+                    .progress
+                    .wait(state)
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+            }
+            // Phase 1: every aggregate's head, and whether this call conflicts or looks like a retry.
+            let mut heads = Vec::with_capacity(batches.len());
+            let mut conflict = None;
+            let mut maybe_retry = false;
+            for (batch, stream) in batches.iter().zip(&streams) {
+                let entry = self.entry(&mut state, stream)?;
+                let head = entry.head;
+                let last_event_id = entry.last_event_id;
+                heads.push(head);
+                if !batch.expected.accepts(head) {
+                    conflict.get_or_insert((batch, head));
+                } else if look_for_retry
+                    && matches!(
+                        batch.expected,
+                        ExpectedVersion::Any | ExpectedVersion::StreamExists
+                    )
+                    && head >= batch.events.len() as u64
+                {
+                    let last_id = batch.events.last().map(|e| e.event_id);
+                    let known = match last_event_id {
+                        Some(id) => Some(id),
+                        None => {
+                            let position = self.persisted_position(stream, head)?;
+                            let id = self.event_at(position, &mut None)?.metadata.event_id;
+                            if let Some(entry) = state.memtable.streams.get_mut(stream) {
+                                entry.last_event_id = Some(id);
+                            }
+                            Some(id)
+                        }
+                    };
+                    if known == last_id {
+                        maybe_retry = true;
+                    }
+                }
+            }
+            if conflict.is_some() || maybe_retry {
+                drop(state);
+                if let Some(results) = self.original_results(&batches, &heads)? {
+                    tracing::debug!(
+                        name: "event_store_append_retry_recognised",
+                        batches = results.len(),
+                        "append recognised as a retry; nothing written"
+                    );
+                    self.wait_durable(results.iter().map(|r| r.last_position).max().unwrap_or(0))?;
+                    return Ok(results);
+                }
+                if let Some((batch, actual)) = conflict {
+                    self.counters.conflicts.fetch_add(1, Ordering::Relaxed);
+                    let first = &batch.events[0];
+                    return Err(AppendError::WrongExpectedVersion {
+                        aggregate_type: first.aggregate_type.clone(),
+                        aggregate_id: first.aggregate_id.clone(),
+                        expected: batch.expected,
+                        actual,
+                    });
+                }
+                look_for_retry = false;
+                continue;
+            }
+            // Phase 2: assign versions and positions, queue for the writer.
+            let results = Self::assign(&mut state, batches, &streams, &heads, &sizes);
+            state.unwritten_bytes += call_bytes;
+            self.writer_wake.notify_one();
+            drop(state);
+            let last = results.last().map_or(0, |r| r.last_position);
+            let events: u64 = results
+                .iter()
+                .map(|r| r.last_version - r.first_version + 1)
+                .sum();
+            self.counters.appends.fetch_add(1, Ordering::Relaxed);
+            self.counters
+                .events_appended
+                .fetch_add(events, Ordering::Relaxed);
+            if self.config.durability == Durability::Durable {
+                self.wait_durable(last)?;
+            }
+            for result in &results {
+                tracing::debug!(
+                    name: "event_store_event_stored",
+                    aggregate_type = %result.aggregate_type,
+                    aggregate_id = %result.aggregate_id,
+                    first_version = result.first_version,
+                    last_version = result.last_version,
+                    first_position = result.first_position,
+                    last_position = result.last_position,
+                    "events stored"
+                );
+            }
+            return Ok(results);
+        }
+    }
+
+    fn assign(
+        state: &mut State,
+        batches: Vec<AppendBatch>,
+        streams: &[StreamKey],
+        heads: &[u64],
+        sizes: &[Vec<usize>],
+    ) -> Vec<AppendResult> {
+        let State {
+            memtable,
+            unwritten,
+            next_position,
+            ..
+        } = state;
+        let mut results = Vec::with_capacity(batches.len());
+        for (((batch, stream), &head), sizes) in
+            batches.into_iter().zip(streams).zip(heads).zip(sizes)
+        {
+            let entry = memtable
+                .streams
+                .entry(stream.clone())
+                .or_insert(StreamEntry {
+                    head,
+                    ..StreamEntry::default()
+                });
+            let first_position = *next_position;
+            let mut result = AppendResult {
+                aggregate_type: String::new(),
+                aggregate_id: String::new(),
+                first_version: head + 1,
+                last_version: head,
+                first_position,
+                last_position: first_position,
+            };
+            for (event, &bytes) in batch.events.into_iter().zip(sizes) {
+                let position = *next_position;
+                *next_position += 1;
+                let version = entry.head + 1;
+                entry.push(position);
+                entry.last_event_id = Some(event.event_id);
+                let types = memtable
+                    .types
+                    .entry(event.aggregate_type.clone())
+                    .or_default();
+                push_position(types, position);
+                if result.aggregate_type.is_empty() {
+                    result.aggregate_type = event.aggregate_type.clone();
+                    result.aggregate_id = event.aggregate_id.clone();
+                }
+                result.last_version = version;
+                result.last_position = position;
+                unwritten.push_back(Pending {
+                    event: Arc::new(event.into_recorded(version, position)),
+                    commit_end: false,
+                    bytes,
+                });
+            }
+            results.push(result);
+        }
+        if let Some(last) = unwritten.back_mut() {
+            last.commit_end = true;
+        }
+        results
+    }
+
+    /// In durable mode, waits until `position` is flushed; otherwise returns at once.
+    fn wait_durable(&self, position: u64) -> Result<(), AppendError> {
+        if self.config.durability != Durability::Durable {
+            return Ok(());
+        }
+        let mut state = lock(&self.state);
+        while state.durable_upto < position {
+            if let Some(reason) = &state.failed {
+                return Err(AppendError::Failed {
+                    reason: reason.clone(),
+                });
+            }
+            if state.writer_done {
+                return Err(AppendError::Closed);
+            }
+            state = self
+                .progress
+                .wait(state)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+        Ok(())
+    }
+
+    /// If every batch's events are already stored where this call would have put them (same ids,
+    /// same order), the results of that earlier append.
+    fn original_results(
+        self: &Arc<Self>,
+        batches: &[AppendBatch],
+        heads: &[u64],
+    ) -> Result<Option<Vec<AppendResult>>, ReadError> {
+        let mut results = Vec::with_capacity(batches.len());
+        for (batch, &head) in batches.iter().zip(heads) {
+            let n = batch.events.len() as u64;
+            let first_version = match batch.expected {
+                ExpectedVersion::Exact(v) => v + 1,
+                ExpectedVersion::NoStream => 1,
+                ExpectedVersion::Any | ExpectedVersion::StreamExists => match head.checked_sub(n) {
+                    Some(before) => before + 1,
+                    None => return Ok(None),
+                },
+            };
+            if first_version + n - 1 > head {
+                return Ok(None);
+            }
+            let first = &batch.events[0];
+            let stored: Vec<RecordedEvent> = self
+                .read_stream(
+                    &first.aggregate_type,
+                    &first.aggregate_id,
+                    StreamRead::forwards().from(first_version).limit(n as usize),
+                )?
+                .collect::<Result<_, _>>()?;
+            if stored.len() != batch.events.len()
+                || stored
+                    .iter()
+                    .zip(&batch.events)
+                    .any(|(s, e)| s.metadata.event_id != e.event_id)
+            {
+                return Ok(None);
+            }
+            let (Some(first_stored), Some(last_stored)) = (stored.first(), stored.last()) else {
+                return Ok(None);
+            };
+            results.push(AppendResult {
+                aggregate_type: first.aggregate_type.clone(),
+                aggregate_id: first.aggregate_id.clone(),
+                first_version,
+                last_version: first_version + n - 1,
+                first_position: first_stored.position,
+                last_position: last_stored.position,
+            });
+        }
+        Ok(Some(results))
+    }
+}
+
+/// The store's data directory inside `path` (for tools that inspect files).
+pub fn data_dir(path: &Path) -> PathBuf {
+    path.join(DATA_DIR)
+}

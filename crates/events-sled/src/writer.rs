@@ -1,0 +1,393 @@
+//! The writer thread: the only writer of the `log` tree. It takes acknowledged events in commit
+//! order, cuts them into hash-chained records, persists the indexes every `index_flush_events`,
+//! applies each group as one atomic sled batch, flushes (every group in durable mode, every
+//! `flush_interval` in buffered mode) and hands the committed events to the commit listener.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use events_core::RecordedEvent;
+
+use crate::config::Durability;
+use crate::index::{
+    PageError, drop_runs_upto, drop_stream_runs_upto, persist_stream_runs, persist_type_runs,
+    runs_upto, stream_runs_upto,
+};
+use crate::keys::{COUNTERS_KEY, WATERMARK_KEY, log_key};
+use crate::record::{Hash, encode_counters, encode_record, record_hash};
+use crate::state::{Shared, lock};
+
+/// The most bytes of events one group write takes (it stops at a commit boundary after this).
+const MAX_GROUP_BYTES: usize = 8 << 20;
+
+enum Work {
+    Write(Vec<Arc<RecordedEvent>>),
+    Flush,
+    Close,
+    Stop,
+}
+
+pub(crate) struct Writer {
+    shared: Arc<Shared>,
+    chain_head: Hash,
+    since_index_flush: u64,
+    last_flush: Instant,
+    dirty: bool,
+}
+
+/// Approximate bytes an event takes in a record (for cutting records and backpressure).
+pub(crate) fn event_size(event: &RecordedEvent) -> usize {
+    let m = &event.metadata;
+    48 + event.payload.len()
+        + m.aggregate_id.len()
+        + [
+            &m.trace_id,
+            &m.user_id,
+            &m.session_id,
+            &m.correlation_id,
+            &m.causation_id,
+        ]
+        .iter()
+        .map(|s| s.as_ref().map_or(0, |s| s.len() + 1))
+        .sum::<usize>()
+}
+
+#[derive(Debug)]
+enum WriteError {
+    Storage(sled::Error),
+    Io(std::io::Error),
+    Corrupted(String),
+}
+
+impl std::fmt::Display for WriteError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Storage(e) => write!(f, "storage: {e}"),
+            Self::Io(e) => write!(f, "I/O: {e}"),
+            Self::Corrupted(d) => write!(f, "corrupted index: {d}"),
+        }
+    }
+}
+
+impl From<sled::Error> for WriteError {
+    fn from(e: sled::Error) -> Self {
+        Self::Storage(e)
+    }
+}
+
+impl From<PageError> for WriteError {
+    fn from(e: PageError) -> Self {
+        match e {
+            PageError::Storage(e) => Self::Storage(e),
+            PageError::Corrupted(d) => Self::Corrupted(d),
+        }
+    }
+}
+
+impl Writer {
+    pub(crate) fn spawn(
+        shared: Arc<Shared>,
+        chain_head: Hash,
+        since_index_flush: u64,
+    ) -> std::io::Result<JoinHandle<()>> {
+        let writer = Self {
+            shared,
+            chain_head,
+            since_index_flush,
+            last_flush: Instant::now(),
+            dirty: false,
+        };
+        std::thread::Builder::new()
+            .name("eventlog-writer".into())
+            .spawn(move || writer.run())
+    }
+
+    fn run(mut self) {
+        loop {
+            let outcome = match self.next_work() {
+                Work::Write(events) => self.write(events),
+                Work::Flush => self.flush(),
+                Work::Close => {
+                    let outcome = self.close();
+                    if let Err(e) = outcome {
+                        self.fail(&e);
+                    }
+                    break;
+                }
+                Work::Stop => break,
+            };
+            if let Err(e) = outcome {
+                self.fail(&e);
+                break;
+            }
+        }
+        let mut state = lock(&self.shared.state);
+        state.writer_done = true;
+        self.shared.progress.notify_all();
+    }
+
+    fn fail(&self, error: &WriteError) {
+        tracing::error!(name: "event_store_write_failed", error = %error, "event store stopped writing");
+        let mut state = lock(&self.shared.state);
+        state.failed = Some(error.to_string());
+        self.shared.progress.notify_all();
+    }
+
+    fn next_work(&mut self) -> Work {
+        let shared = &self.shared;
+        let mut state = lock(&shared.state);
+        loop {
+            if state.failed.is_some() {
+                return Work::Stop;
+            }
+            let available = state.unwritten.len() - state.taken;
+            if available > 0 {
+                let mut cut = 0;
+                let mut bytes = 0;
+                for (n, pending) in state.unwritten.iter().skip(state.taken).enumerate() {
+                    bytes += pending.bytes;
+                    if pending.commit_end {
+                        cut = n + 1;
+                        if bytes >= MAX_GROUP_BYTES {
+                            break;
+                        }
+                    }
+                }
+                if cut > 0 {
+                    let start = state.taken;
+                    let events = state
+                        .unwritten
+                        .range(start..start + cut)
+                        .map(|p| Arc::clone(&p.event))
+                        .collect();
+                    state.taken += cut;
+                    return Work::Write(events);
+                }
+            }
+            if state.taken == 0 && state.flush_target > state.durable_upto {
+                return Work::Flush;
+            }
+            if state.closing && state.taken == 0 {
+                return Work::Close;
+            }
+            let wait = if self.dirty {
+                let due = self.last_flush + shared.config.flush_interval;
+                let now = Instant::now();
+                if now >= due {
+                    return Work::Flush;
+                }
+                due - now
+            } else {
+                Duration::from_secs(3600)
+            };
+            state = shared
+                .writer_wake
+                .wait_timeout(state, wait)
+                .map(|(guard, _)| guard)
+                .unwrap_or_else(|poisoned| poisoned.into_inner().0);
+        }
+    }
+
+    fn write(&mut self, events: Vec<Arc<RecordedEvent>>) -> Result<(), WriteError> {
+        let shared = Arc::clone(&self.shared);
+        let (Some(first), Some(last)) = (events.first(), events.last()) else {
+            return Ok(());
+        };
+        let (first_position, last_position) = (first.position, last.position);
+        let mut batch = sled::Batch::default();
+        let mut start = 0;
+        let mut bytes = 0;
+        let mut total_bytes = 0;
+        for (i, event) in events.iter().enumerate() {
+            let size = event_size(event);
+            bytes += size;
+            total_bytes += size;
+            if bytes >= shared.config.record_target_bytes || i + 1 == events.len() {
+                let slice = &events[start..=i];
+                let record = encode_record(&self.chain_head, slice);
+                self.chain_head = record_hash(&record);
+                batch.insert(&log_key(slice[0].position), record);
+                start = i + 1;
+                bytes = 0;
+            }
+        }
+        self.since_index_flush += events.len() as u64;
+        let created = events.iter().filter(|e| e.metadata.version == 1).count() as u64;
+        shared
+            .counters
+            .aggregates
+            .fetch_add(created, Ordering::Relaxed);
+        let index_flush = self.since_index_flush >= shared.config.index_flush_events;
+        if index_flush {
+            self.add_index_flush(&mut batch, last_position)?;
+        }
+        shared.log.apply_batch(batch)?;
+        let durable = shared.config.durability == Durability::Durable;
+        if durable {
+            self.sync()?;
+        } else {
+            self.dirty = true;
+        }
+        {
+            let mut state = lock(&shared.state);
+            for _ in 0..events.len() {
+                if let Some(pending) = state.unwritten.pop_front() {
+                    state.unwritten_bytes -= pending.bytes;
+                }
+            }
+            state.taken -= events.len();
+            state.written_upto = last_position;
+            shared.written_upto.store(last_position, Ordering::Release);
+            if durable {
+                state.durable_upto = last_position;
+            }
+            if index_flush {
+                Self::drop_persisted_runs(
+                    &mut state,
+                    last_position,
+                    shared.config.max_cached_streams,
+                );
+            }
+            shared.progress.notify_all();
+        }
+        shared.counters.group_writes.fetch_add(1, Ordering::Relaxed);
+        shared
+            .counters
+            .bytes_since_checkpoint
+            .fetch_add(total_bytes as u64, Ordering::Relaxed);
+        tracing::trace!(
+            name: "event_store_group_written",
+            first_position,
+            last_position,
+            events = events.len(),
+            durable,
+            "group written"
+        );
+        self.notify_listener(&events);
+        self.maybe_wake_checkpointer(last_position, total_bytes);
+        Ok(())
+    }
+
+    fn notify_listener(&self, events: &[Arc<RecordedEvent>]) {
+        let listener = self
+            .shared
+            .listener
+            .read()
+            .ok()
+            .and_then(|guard| guard.clone());
+        if let Some(listener) = listener {
+            if let Err(panic) = catch_unwind(AssertUnwindSafe(|| listener(events))) {
+                let message = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown panic".into());
+                tracing::error!(
+                    name: "event_store_listener_panicked",
+                    panic = %message,
+                    "commit listener panicked; the store keeps writing"
+                );
+            }
+        }
+    }
+
+    fn maybe_wake_checkpointer(&self, last_position: u64, _bytes: usize) {
+        let policy = &self.shared.config.checkpoints;
+        let counters = &self.shared.counters;
+        let by_events = policy.every_events.is_some_and(|every| {
+            last_position.saturating_sub(counters.checkpoint_position.load(Ordering::Relaxed))
+                >= every
+        });
+        let by_bytes = policy
+            .every_bytes
+            .is_some_and(|every| counters.bytes_since_checkpoint.load(Ordering::Relaxed) >= every);
+        if by_events || by_bytes {
+            self.shared.checkpoint_wake.notify_all();
+        }
+    }
+
+    fn add_index_flush(&mut self, batch: &mut sled::Batch, upto: u64) -> Result<(), WriteError> {
+        let shared = &self.shared;
+        let (streams, types) = {
+            let state = lock(&shared.state);
+            let streams: Vec<_> = state
+                .memtable
+                .streams
+                .iter()
+                .filter(|(_, entry)| entry.runs.first().is_some_and(|r| r.run.position <= upto))
+                .map(|(key, entry)| (key.clone(), stream_runs_upto(&entry.runs, upto)))
+                .collect();
+            let types: Vec<_> = state
+                .memtable
+                .types
+                .iter()
+                .filter(|(_, runs)| runs.first().is_some_and(|r| r.position <= upto))
+                .map(|(name, runs)| (name.clone(), runs_upto(runs, upto)))
+                .collect();
+            (streams, types)
+        };
+        for (stream, runs) in &streams {
+            persist_stream_runs(&shared.log, batch, stream, runs)?;
+        }
+        for (aggregate_type, runs) in &types {
+            persist_type_runs(&shared.log, batch, aggregate_type, runs)?;
+        }
+        batch.insert(WATERMARK_KEY, &upto.to_be_bytes());
+        batch.insert(COUNTERS_KEY, encode_counters(&shared.counters.persisted()));
+        self.since_index_flush = 0;
+        tracing::debug!(
+            name: "event_store_index_persisted",
+            upto,
+            streams = streams.len(),
+            types = types.len(),
+            "indexes persisted"
+        );
+        Ok(())
+    }
+
+    fn drop_persisted_runs(state: &mut crate::state::State, upto: u64, max_streams: usize) {
+        for entry in state.memtable.streams.values_mut() {
+            drop_stream_runs_upto(&mut entry.runs, upto);
+        }
+        for runs in state.memtable.types.values_mut() {
+            drop_runs_upto(runs, upto);
+        }
+        state.watermark = upto;
+        state.memtable.evict(max_streams);
+    }
+
+    /// sled's flush writes its buffers and `sync_file_range`s them; `fdatasync` on the data file
+    /// then flushes the drive's cache, which `sync_file_range` does not.
+    fn sync(&mut self) -> Result<(), WriteError> {
+        self.shared.db.flush()?;
+        self.shared.data_file.sync_data().map_err(WriteError::Io)?;
+        self.shared.counters.flushes.fetch_add(1, Ordering::Relaxed);
+        self.last_flush = Instant::now();
+        self.dirty = false;
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), WriteError> {
+        let written = lock(&self.shared.state).written_upto;
+        self.sync()?;
+        let mut state = lock(&self.shared.state);
+        state.durable_upto = state.durable_upto.max(written);
+        self.shared.progress.notify_all();
+        Ok(())
+    }
+
+    fn close(&mut self) -> Result<(), WriteError> {
+        let upto = lock(&self.shared.state).written_upto;
+        let mut batch = sled::Batch::default();
+        self.add_index_flush(&mut batch, upto)?;
+        self.shared.log.apply_batch(batch)?;
+        {
+            let mut state = lock(&self.shared.state);
+            Self::drop_persisted_runs(&mut state, upto, self.shared.config.max_cached_streams);
+        }
+        self.flush()
+    }
+}
