@@ -690,4 +690,84 @@ mod tests {
         assert_eq!(lock(&sub.link).mode, Mode::Closed);
         assert_eq!(sub.report_now(None).state, SubscriberState::Finished);
     }
+
+    struct Log(Vec<u64>);
+    impl CatchUpSource<u64> for Log {
+        fn read_after(&self, after: u64, max: usize) -> Result<Vec<u64>, crate::SourceError> {
+            Ok(self
+                .0
+                .iter()
+                .copied()
+                .filter(|n| *n > after)
+                .take(max)
+                .collect())
+        }
+    }
+
+    /// A lagging worker with a channel of 4, after sequence `last`, whose source holds 1..=10.
+    fn lagging_worker(last: u64, published: u64) -> (Worker<u64>, Receiver<u64>) {
+        let (tx, rx) = crossbeam_channel::bounded(4);
+        let (_stop_tx, stop_rx) = crossbeam_channel::bounded(1);
+        let link = Link {
+            mode: Mode::Lagging,
+            sender: Some(tx),
+        };
+        let shared = Arc::new(SubShared::new(
+            SubscriberId(1),
+            "w".into(),
+            Backpressure::CatchUp,
+            4,
+            link,
+            last,
+        ));
+        let bus = Arc::new(BusShared::default());
+        bus.last_published.store(published, Ordering::SeqCst);
+        let worker = Worker {
+            shared,
+            bus,
+            stop_rx,
+            subscriber: Box::new(crate::subscriber::FnSubscriber(|_: &u64| {
+                Ok::<(), String>(())
+            })),
+            source: Some(Arc::new(Log((1..=10).collect()))),
+            filter: None,
+            policy: FailurePolicy::Stop,
+            catch_up_batch: 3,
+            source_backoff: Duration::from_millis(1),
+            last,
+            failures: VecDeque::new(),
+        };
+        (worker, rx)
+    }
+
+    #[test]
+    fn going_live_rechecks_the_published_sequence_under_the_lock() {
+        // Something was published after the worker's last sequence: it must stay lagging (the
+        // publisher skipped it for that message), whatever the worker saw before locking.
+        let (worker, _rx) = lagging_worker(5, 6);
+        assert!(!worker.try_go_live());
+        assert_eq!(lock(&worker.shared.link).mode, Mode::Lagging);
+        worker.bus.last_published.store(5, Ordering::SeqCst);
+        assert!(worker.try_go_live());
+        assert_eq!(lock(&worker.shared.link).mode, Mode::Live);
+        // Ahead of the publisher (started after a sequence not yet published): live too.
+        let (worker, _rx) = lagging_worker(9, 7);
+        assert!(worker.try_go_live());
+    }
+
+    #[test]
+    fn catch_up_stops_at_the_last_published_sequence() {
+        // The source holds 1..=10 but only 1..=7 were published: deliver up to 7, go live.
+        let (mut worker, _rx) = lagging_worker(2, 7);
+        assert!(matches!(worker.catch_up(), Flow::Continue));
+        assert_eq!(worker.last, 7);
+        assert_eq!(worker.shared.stats.counts().delivered, 5);
+        assert_eq!(worker.shared.stats.counts().catch_ups, 1);
+        assert_eq!(lock(&worker.shared.link).mode, Mode::Live);
+        // A live duplicate of an already handled message is dropped.
+        assert!(matches!(worker.live(&7), Flow::Continue));
+        assert_eq!(worker.shared.stats.counts().delivered, 5);
+        assert!(matches!(worker.live(&8), Flow::Continue));
+        assert_eq!(worker.shared.stats.counts().delivered, 6);
+    }
 }
