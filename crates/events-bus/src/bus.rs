@@ -81,7 +81,10 @@ impl<M> fmt::Debug for BusBuilder<M> {
 /// `Bus` is a cheap handle: clones share the same bus. When the last clone is dropped without
 /// [`shutdown`](Bus::shutdown), the drop shuts the bus down the same way (draining and joining
 /// every subscriber thread) and discards the reports. A subscriber that holds a clone of its own
-/// bus keeps it alive: call `shutdown` explicitly then.
+/// bus keeps it alive: call `shutdown` explicitly then. A handler may call
+/// [`unsubscribe`](Bus::unsubscribe) on itself (its thread is then not joined but ends after the
+/// handler returns); it should not call `shutdown`, which waits for a publish in progress, and
+/// that publish may be waiting for this very handler under [`Backpressure::Block`].
 ///
 /// # Example
 ///
