@@ -288,12 +288,33 @@ impl NewEvent {
         }
     }
 
-    /// The recorded event this becomes at `version` and global `position`.
+    /// The recorded event this becomes at `version` and global `position` (moves every field).
     pub fn into_recorded(self, version: u64, position: u64) -> RecordedEvent {
-        let metadata = self.metadata(version);
+        let EventContext {
+            trace_id,
+            user_id,
+            session_id,
+            source,
+            correlation_id,
+            causation_id,
+        } = self.context;
         RecordedEvent {
             position,
-            metadata,
+            metadata: EventMetadata {
+                event_id: self.event_id,
+                event_type: self.event_type,
+                aggregate_id: self.aggregate_id,
+                aggregate_type: self.aggregate_type,
+                version,
+                timestamp: self.timestamp,
+                trace_id,
+                user_id,
+                session_id,
+                source,
+                correlation_id,
+                causation_id,
+                schema_version: self.schema_version,
+            },
             payload: self.payload,
         }
     }

@@ -56,6 +56,8 @@ pub(crate) struct State {
     pub(crate) closing: bool,
     /// Set by the writer when it has stopped.
     pub(crate) writer_done: bool,
+    /// Set while the writer waits for work: only then do appends pay for waking it.
+    pub(crate) writer_idle: bool,
 }
 
 /// Counters for the metrics; the persisted ones are loaded at open and saved with each index flush.

@@ -399,6 +399,7 @@ impl Store {
                 failed: None,
                 closing: false,
                 writer_done: false,
+                writer_idle: false,
             }),
             writer_wake: Condvar::new(),
             progress: Condvar::new(),
@@ -603,9 +604,11 @@ impl Shared {
             });
         }
         let now = Utc::now();
-        let mut ids = HashMap::with_capacity(count);
+        // Sets are only needed (and only allocated) when there is something to compare.
+        let mut ids = HashMap::with_capacity(if count > 1 { count } else { 0 });
         let mut streams = Vec::with_capacity(batches.len());
-        let mut seen_streams = HashSet::with_capacity(batches.len());
+        let mut seen_streams =
+            HashSet::with_capacity(if batches.len() > 1 { batches.len() } else { 0 });
         let mut index = 0;
         for batch in batches {
             let first = &batch.events[0];
@@ -627,6 +630,10 @@ impl Shared {
                         },
                     });
                 }
+                if count == 1 {
+                    index += 1;
+                    continue;
+                }
                 if let Some(earlier) = ids.insert(event.event_id, index) {
                     return Err(AppendError::Invalid {
                         index,
@@ -640,7 +647,7 @@ impl Shared {
                 index += 1;
             }
             let stream = StreamKey::new(&first.aggregate_type, &first.aggregate_id);
-            if !seen_streams.insert(stream.clone()) {
+            if batches.len() > 1 && !seen_streams.insert(stream.clone()) {
                 return Err(AppendError::DuplicateAggregate {
                     aggregate_type: first.aggregate_type.clone(),
                     aggregate_id: first.aggregate_id.clone(),
@@ -757,7 +764,9 @@ impl Shared {
             // Phase 2: assign versions and positions, queue for the writer.
             let results = Self::assign(&mut state, batches, &streams, &heads, &sizes);
             state.unwritten_bytes += call_bytes;
-            self.writer_wake.notify_one();
+            if state.writer_idle {
+                self.writer_wake.notify_one();
+            }
             drop(state);
             let last = results.last().map_or(0, |r| r.last_position);
             let events: u64 = results

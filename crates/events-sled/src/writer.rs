@@ -183,11 +183,13 @@ impl Writer {
             } else {
                 Duration::from_secs(3600)
             };
+            state.writer_idle = true;
             state = shared
                 .writer_wake
                 .wait_timeout(state, wait)
                 .map(|(guard, _)| guard)
                 .unwrap_or_else(|poisoned| poisoned.into_inner().0);
+            state.writer_idle = false;
         }
     }
 
