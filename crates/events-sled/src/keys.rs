@@ -16,7 +16,6 @@
 
 use crate::varint::{Malformed, Reader};
 
-pub(crate) const TAG_META: u8 = b'M';
 pub(crate) const TAG_LOG: u8 = b'L';
 pub(crate) const TAG_STREAM: u8 = b'S';
 pub(crate) const TAG_TYPE: u8 = b'T';
@@ -33,6 +32,7 @@ pub(crate) fn log_key(first_position: u64) -> [u8; 9] {
 }
 
 /// The first position of a log record key.
+#[cfg(test)]
 pub(crate) fn parse_log_key(key: &[u8]) -> Result<u64, Malformed> {
     let mut reader = Reader::new(key);
     if reader.u8("log key tag")? != TAG_LOG || key.len() != 9 {
@@ -59,6 +59,14 @@ impl StreamKey {
 
     pub(crate) fn as_bytes(&self) -> &[u8] {
         &self.0
+    }
+
+    /// `aggregate_type/aggregate_id`, for messages.
+    pub(crate) fn label(&self) -> String {
+        match Self::parse(&self.0) {
+            Ok((t, i, _)) => format!("{t}/{i}"),
+            Err(_) => self.0.escape_ascii().to_string(),
+        }
     }
 
     /// Splits key bytes back into `(aggregate_type, aggregate_id, rest)`.

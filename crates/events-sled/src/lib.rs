@@ -7,20 +7,33 @@
 
 mod checkpoint;
 mod config;
+mod consumer;
 mod error;
 mod index;
 mod keys;
+mod metrics;
 mod read;
 mod record;
+mod snapshot;
 mod state;
 mod store;
 mod types;
 mod varint;
+mod verify;
 mod writer;
 
+pub use checkpoint::{
+    CHECKPOINT_EXTENSION, CHECKPOINT_FORMAT, CheckpointInfo, CheckpointManifest, Progress,
+    import_checkpoint, list_checkpoints, prune_checkpoints, read_manifest, verify_checkpoint,
+    verify_checkpoint_with,
+};
 pub use config::{CheckpointPolicy, Durability, StoreConfig, StoreLimits};
+pub use consumer::ConsumerCheckpoint;
 pub use error::{AppendError, CheckpointError, OpenError, ReadError, SnapshotError, StoreError};
+pub use metrics::StoreMetrics;
 pub use read::{LogEvents, StreamEvents, TypeEvents};
+pub use snapshot::Snapshot;
 pub use state::CommitListener;
 pub use store::{STORE_FORMAT, Store, data_dir};
 pub use types::{AggregateInfo, AppendBatch, AppendResult, Direction, ExpectedVersion, StreamRead};
+pub use verify::{VerifyIssue, VerifyReport};

@@ -232,10 +232,6 @@ impl Record {
         self.first_position + self.count - 1
     }
 
-    pub(crate) fn len(&self) -> u64 {
-        self.count
-    }
-
     pub(crate) fn prev_hash(&self) -> &Hash {
         &self.prev_hash
     }

@@ -81,7 +81,7 @@ fn existing_segment_size(data: &Path) -> Option<usize> {
         .and_then(|value| value.trim().parse().ok())
 }
 
-fn open_sled(config: &StoreConfig, data: &Path) -> Result<sled::Db, OpenError> {
+pub(crate) fn open_sled(config: &StoreConfig, data: &Path) -> Result<sled::Db, OpenError> {
     let segment_size = existing_segment_size(data).unwrap_or(config.segment_size);
     let sled_config = sled::Config::new()
         .path(data)

@@ -118,11 +118,6 @@ impl<'a> Reader<'a> {
         usize::try_from(value).or_else(|_| self.fail(what))
     }
 
-    pub(crate) fn varint_u32(&mut self, what: &'static str) -> Result<u32, Malformed> {
-        let value = self.varint(what)?;
-        u32::try_from(value).or_else(|_| self.fail(what))
-    }
-
     pub(crate) fn varint_u16(&mut self, what: &'static str) -> Result<u16, Malformed> {
         let value = self.varint(what)?;
         u16::try_from(value).or_else(|_| self.fail(what))

@@ -1,0 +1,123 @@
+//! Consumers: named positions in the log (durable subscriptions), optionally with the consumer's
+//! own state committed atomically with its position (projections). Kept in the `consumers` tree:
+//! `name → format u8 (= 1) · position u64 BE · state bytes`.
+
+use crate::error::StoreError;
+use crate::state::lock;
+use crate::store::Store;
+use crate::varint::Reader;
+
+const CONSUMER_FORMAT: u8 = 1;
+
+/// A consumer's committed position and state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerCheckpoint {
+    /// The last position the consumer handled.
+    pub position: u64,
+    /// The consumer's own state as of that position (empty if it keeps none).
+    pub state: Vec<u8>,
+}
+
+pub(crate) fn encode_consumer(position: u64, state: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(9 + state.len());
+    out.push(CONSUMER_FORMAT);
+    out.extend_from_slice(&position.to_be_bytes());
+    out.extend_from_slice(state);
+    out
+}
+
+pub(crate) fn decode_consumer(value: &[u8]) -> Result<ConsumerCheckpoint, String> {
+    let mut reader = Reader::new(value);
+    let format = reader.u8("consumer format").map_err(|e| e.to_string())?;
+    if format != CONSUMER_FORMAT {
+        return Err(format!("consumer format {format}"));
+    }
+    let position = reader
+        .u64_be("consumer position")
+        .map_err(|e| e.to_string())?;
+    Ok(ConsumerCheckpoint {
+        position,
+        state: value[reader.offset()..].to_vec(),
+    })
+}
+
+impl Store {
+    /// Commits a consumer's position and its state together, atomically. With `durable`, waits
+    /// until the commit is on disk.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Storage`] or [`StoreError::Io`].
+    pub fn commit_consumer(
+        &self,
+        name: &str,
+        position: u64,
+        state: &[u8],
+        durable: bool,
+    ) -> Result<(), StoreError> {
+        self.shared
+            .consumers
+            .insert(name.as_bytes(), encode_consumer(position, state))?;
+        if durable {
+            self.shared.db.flush()?;
+            self.shared.data_file.sync_data()?;
+        }
+        Ok(())
+    }
+
+    /// A consumer's last committed position and state, if it committed any. A position beyond the
+    /// log's end (possible in buffered mode when a crash lost the log's tail after the consumer
+    /// committed) is clamped to the end, and reported.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Storage`]; [`StoreError::Corrupted`] when the entry does not decode.
+    pub fn consumer(&self, name: &str) -> Result<Option<ConsumerCheckpoint>, StoreError> {
+        let Some(value) = self.shared.consumers.get(name.as_bytes())? else {
+            return Ok(None);
+        };
+        let mut checkpoint = decode_consumer(&value).map_err(|detail| StoreError::Corrupted {
+            detail: format!("consumer `{name}`: {detail}"),
+        })?;
+        let end = lock(&self.shared.state).next_position - 1;
+        if checkpoint.position > end {
+            tracing::warn!(
+                name: "event_store_consumer_ahead_of_log",
+                consumer = name,
+                position = checkpoint.position,
+                log_end = end,
+                "consumer position is beyond the log's end; resuming from the end"
+            );
+            checkpoint.position = end;
+        }
+        Ok(Some(checkpoint))
+    }
+
+    /// Every consumer's name and committed position.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Storage`]; [`StoreError::Corrupted`].
+    pub fn consumers(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        let mut out = Vec::new();
+        for entry in self.shared.consumers.iter() {
+            let (key, value) = entry?;
+            let name = String::from_utf8_lossy(&key).into_owned();
+            let checkpoint = decode_consumer(&value).map_err(|detail| StoreError::Corrupted {
+                detail: format!("consumer `{name}`: {detail}"),
+            })?;
+            out.push((name, checkpoint.position));
+        }
+        Ok(out)
+    }
+
+    /// Forgets a consumer.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Storage`].
+    pub fn remove_consumer(&self, name: &str) -> Result<(), StoreError> {
+        self.shared.consumers.remove(name.as_bytes())?;
+        Ok(())
+    }
+}
