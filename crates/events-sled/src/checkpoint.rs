@@ -163,7 +163,10 @@ impl Shared {
     ) -> Result<CheckpointManifest, CheckpointError> {
         let started = Instant::now();
         let created_at = Utc::now();
-        let position = lock(&self.state).written_upto;
+        // Everything acknowledged before the export began is in it.
+        let position = self
+            .wait_written()
+            .map_err(|reason| CheckpointError::NotWriting { reason })?;
         let parent = path
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
@@ -789,7 +792,7 @@ impl Store {
 
 impl Shared {
     fn checkpoint_now(&self) -> Result<(PathBuf, CheckpointManifest), CheckpointError> {
-        let position = lock(&self.state).written_upto;
+        let position = lock(&self.state).next_position - 1;
         let path = self.config.checkpoint_dir().join(checkpoint_name(position));
         let manifest = self.export_checkpoint(&path, None)?;
         Ok((path, manifest))

@@ -552,6 +552,26 @@ impl Store {
 }
 
 impl Shared {
+    /// Waits until every event acknowledged so far is written to sled; returns that position.
+    pub(crate) fn wait_written(&self) -> Result<u64, String> {
+        let mut state = lock(&self.state);
+        let target = state.next_position - 1;
+        while state.written_upto < target {
+            if let Some(reason) = &state.failed {
+                return Err(reason.clone());
+            }
+            if state.writer_done {
+                return Err("the store is closed".into());
+            }
+            self.writer_wake.notify_all();
+            state = self
+                .progress
+                .wait(state)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+        Ok(target)
+    }
+
     pub(crate) fn shutdown(&self) -> Result<(), StoreError> {
         {
             let mut state = lock(&self.state);

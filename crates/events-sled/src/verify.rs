@@ -115,6 +115,9 @@ impl Store {
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<VerifyReport, StoreError> {
         let shared = &self.shared;
+        // Cover everything acknowledged before the check began (or what was written, if the
+        // store stopped writing).
+        let _ = shared.wait_written();
         let (end, watermark) = {
             let state = lock(&shared.state);
             (state.written_upto, state.watermark)
