@@ -79,7 +79,7 @@ fn main() {
     let store = Store::open(StoreConfig::new(&path).durability(dur)).unwrap();
     println!("reopen {:.3}s", t.elapsed().as_secs_f64());
     let t = Instant::now();
-    let n = store.read_log(1, None).map(|e| e.unwrap()).count();
+    let n = store.read_log(1, None).filter(|e| e.is_ok()).count();
     println!(
         "read_all {:.0} ev/s ({n})",
         n as f64 / t.elapsed().as_secs_f64()
@@ -94,7 +94,7 @@ fn main() {
                 StreamRead::forwards(),
             )
             .unwrap()
-            .map(|e| e.unwrap())
+            .filter(|e| e.is_ok())
             .count();
     }
     println!(

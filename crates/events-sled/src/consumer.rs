@@ -55,6 +55,17 @@ impl Store {
         state: &[u8],
         durable: bool,
     ) -> Result<(), StoreError> {
+        // A consumer's position goes to sled after the events it covers (see `save_snapshot`).
+        if position
+            > self
+                .shared
+                .written_upto
+                .load(std::sync::atomic::Ordering::Acquire)
+        {
+            self.shared
+                .wait_written()
+                .map_err(|reason| StoreError::Failed { reason })?;
+        }
         self.shared
             .consumers
             .insert(name.as_bytes(), encode_consumer(position, state))?;

@@ -158,6 +158,12 @@ pub enum SnapshotError {
     /// Version 0 holds no state to snapshot.
     #[error("a snapshot needs a version of at least 1")]
     VersionZero,
+    /// The store stopped writing, so the snapshot could not be ordered after its events.
+    #[error("the store is not writing: {reason}")]
+    NotWriting {
+        /// Why.
+        reason: String,
+    },
     /// sled reported an error.
     #[error("storage error on snapshots: {0}")]
     Storage(#[from] sled::Error),

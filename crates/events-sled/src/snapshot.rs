@@ -117,6 +117,11 @@ impl Store {
             });
         }
         let shared = &self.shared;
+        // The events the snapshot reflects go to sled first: sled recovers a prefix of its own
+        // log after a crash, so a surviving snapshot never outlives its events.
+        shared
+            .wait_written()
+            .map_err(|reason| SnapshotError::NotWriting { reason })?;
         let stream = StreamKey::new(aggregate_type, aggregate_id);
         let now = Utc::now();
         let new_key = snapshot_key(&stream, version);
