@@ -1,0 +1,457 @@
+//! The results of a run: the tables and the JSON object.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::{Map, Value, json};
+
+use crate::child::Outcome;
+use crate::input::PAYLOAD_BYTES;
+use crate::systems::{SLED_CACHE_BYTES, SystemName};
+use crate::workload::{BATCH, MANY_WRITERS, Scale, Shape, Workload};
+
+/// What was asked for.
+#[derive(Debug, Clone)]
+pub struct RunInfo {
+    scale: Scale,
+    durable_events: Option<usize>,
+    workloads: Vec<Workload>,
+    systems: Vec<SystemName>,
+    cpus: usize,
+}
+
+impl RunInfo {
+    /// The run's settings.
+    pub fn new(
+        scale: Scale,
+        durable_events: Option<usize>,
+        workloads: &[Workload],
+        systems: &[SystemName],
+    ) -> Self {
+        Self {
+            scale,
+            durable_events,
+            workloads: workloads.to_vec(),
+            systems: systems.to_vec(),
+            cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        }
+    }
+
+    fn shape(&self, workload: Workload) -> Shape {
+        Shape::of(workload, self.scale, self.durable_events)
+    }
+
+    /// One paragraph: the sizes, the machine, where the stores are.
+    pub fn describe(&self, root: &Path) -> String {
+        let single = self.shape(Workload::AppendSingle);
+        let batch = self.shape(Workload::AppendBatch);
+        let durable = self.shape(Workload::Durable1);
+        format!(
+            "events-bench: scale {:?}: W-append-single {} events over {} aggregates; \
+             W-append-batch {} events ({} aggregates x {BATCH} per append); W-durable-1-writer/\
+             W-durable-16-writers {} events ({MANY_WRITERS} writers: aggregates split by writer); \
+             payload {PAYLOAD_BYTES} B; {} CPU(s); stores in {}",
+            self.scale,
+            num(single.events as f64),
+            num(single.aggregates as f64),
+            num(batch.events as f64),
+            num(batch.aggregates as f64),
+            num(durable.events as f64),
+            self.cpus,
+            root.display()
+        )
+    }
+}
+
+/// Every result of a run.
+#[derive(Debug)]
+pub struct Report {
+    info: RunInfo,
+    results: BTreeMap<Workload, BTreeMap<SystemName, Result<Outcome, String>>>,
+    elapsed: Duration,
+}
+
+/// A progress line for one result.
+pub fn progress(result: &anyhow::Result<Outcome>) -> String {
+    match result {
+        Ok(o) => match o.events_per_s {
+            Some(rate) => format!(
+                "{:>11} ev/s  ({} events in {:.2} s; {} B/event; peak RSS {} MB)",
+                num(rate),
+                num(o.events as f64),
+                o.secs.unwrap_or(0.0),
+                opt(o.bytes_per_event, num),
+                opt(o.peak_rss_bytes.map(mb), num),
+            ),
+            None => o.note.clone().unwrap_or_else(|| "no figure".into()),
+        },
+        Err(e) => format!("FAILED: {e:#}"),
+    }
+}
+
+fn mb(bytes: u64) -> f64 {
+    bytes as f64 / (1 << 20) as f64
+}
+
+/// A number with thousands separators (no decimals for large ones).
+fn num(x: f64) -> String {
+    if !x.is_finite() {
+        return "?".into();
+    }
+    if x.abs() < 10.0 {
+        return format!("{x:.2}");
+    }
+    let digits = format!("{:.0}", x.abs());
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if x < 0.0 { format!("-{out}") } else { out }
+}
+
+fn opt<T>(value: Option<T>, show: impl Fn(T) -> String) -> String {
+    value.map_or_else(|| "-".into(), show)
+}
+
+/// Rounds for the JSON (figures, not measurements to the nanosecond).
+fn round(x: f64, decimals: i32) -> f64 {
+    let factor = 10_f64.powi(decimals);
+    (x * factor).round() / factor
+}
+
+impl Report {
+    /// An empty report.
+    pub fn new(info: RunInfo) -> Self {
+        Self {
+            info,
+            results: BTreeMap::new(),
+            elapsed: Duration::ZERO,
+        }
+    }
+
+    /// Records one pair's result.
+    pub fn add(&mut self, workload: Workload, system: SystemName, result: anyhow::Result<Outcome>) {
+        self.results
+            .entry(workload)
+            .or_default()
+            .insert(system, result.map_err(|e| format!("{e:#}")));
+    }
+
+    /// Records how long the whole run took.
+    pub fn finish(&mut self, elapsed: Duration) {
+        self.elapsed = elapsed;
+    }
+
+    /// How many pairs failed.
+    pub fn failures(&self) -> usize {
+        self.results
+            .values()
+            .flat_map(|m| m.values())
+            .filter(|r| r.is_err())
+            .count()
+    }
+
+    fn outcome(&self, workload: Workload, system: SystemName) -> Option<&Outcome> {
+        self.results.get(&workload)?.get(&system)?.as_ref().ok()
+    }
+
+    fn rate(&self, workload: Workload, system: SystemName) -> Option<f64> {
+        self.outcome(workload, system)?.events_per_s
+    }
+
+    fn ratio(&self, workload: Workload, baseline: SystemName) -> Option<f64> {
+        let ours = self.rate(workload, SystemName::Eventlog)?;
+        let theirs = self.rate(workload, baseline)?;
+        (theirs > 0.0).then(|| ours / theirs)
+    }
+
+    /// A cell: the figure, `n/a` when not available, `FAILED`, or `-` when not run.
+    fn cell(
+        &self,
+        workload: Workload,
+        system: SystemName,
+        show: impl Fn(&Outcome) -> Option<String>,
+    ) -> String {
+        match self.results.get(&workload).and_then(|m| m.get(&system)) {
+            None => "-".into(),
+            Some(Err(_)) => "FAILED".into(),
+            Some(Ok(o)) if o.events_per_s.is_none() => "n/a".into(),
+            Some(Ok(o)) => show(o).unwrap_or_else(|| "-".into()),
+        }
+    }
+
+    /// The tables, the notes and the errors, as text.
+    pub fn tables(&self) -> String {
+        let systems = SystemName::all();
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "\nThroughput (events/s; ratio = eventlog / baseline, above 1 means eventlog is faster)\n"
+        );
+        let _ = writeln!(
+            out,
+            "{:<22} {:>9} {:>12} {:>12} {:>12} {:>10} {:>12}",
+            "workload", "events", "eventlog", "sqlite", "raw_sled", "el/sqlite", "el/raw_sled"
+        );
+        for &workload in &self.info.workloads {
+            let shape = self.info.shape(workload);
+            let rates: Vec<String> = systems
+                .iter()
+                .map(|&s| self.cell(workload, s, |o| o.events_per_s.map(num)))
+                .collect();
+            let ratio = |baseline| {
+                self.ratio(workload, baseline)
+                    .map_or_else(|| "-".into(), |r| format!("{r:.2}x"))
+            };
+            let _ = writeln!(
+                out,
+                "{:<22} {:>9} {:>12} {:>12} {:>12} {:>10} {:>12}",
+                workload.name(),
+                num(shape.events as f64),
+                rates[0],
+                rates[1],
+                rates[2],
+                ratio(SystemName::Sqlite),
+                ratio(SystemName::RawSled),
+            );
+        }
+        let _ = writeln!(
+            out,
+            "\nResources (bytes allocated on disk per event after close; peak RSS of the process, \
+             which includes the pre-generated input, about {} B per event)\n",
+            PAYLOAD_BYTES + 28
+        );
+        let _ = writeln!(
+            out,
+            "{:<22} {:>10} {:>10} {:>10}   {:>10} {:>10} {:>10}",
+            "workload", "B/ev el", "B/ev sql", "B/ev raw", "RSS MB el", "RSS MB sql", "RSS MB raw"
+        );
+        for &workload in &self.info.workloads {
+            let bytes: Vec<String> = systems
+                .iter()
+                .map(|&s| {
+                    self.cell(workload, s, |o| {
+                        o.bytes_per_event.map(|b| format!("{b:.0}"))
+                    })
+                })
+                .collect();
+            let rss: Vec<String> = systems
+                .iter()
+                .map(|&s| {
+                    self.cell(workload, s, |o| {
+                        o.peak_rss_bytes.map(|b| format!("{:.0}", mb(b)))
+                    })
+                })
+                .collect();
+            let _ = writeln!(
+                out,
+                "{:<22} {:>10} {:>10} {:>10}   {:>10} {:>10} {:>10}",
+                workload.name(),
+                bytes[0],
+                bytes[1],
+                bytes[2],
+                rss[0],
+                rss[1],
+                rss[2]
+            );
+        }
+        let mut notes = Vec::new();
+        for (workload, by_system) in &self.results {
+            for (system, result) in by_system {
+                match result {
+                    Ok(o) => {
+                        if let Some(note) = &o.note {
+                            notes.push(format!("{} / {}: {note}", workload.name(), system.name()));
+                        }
+                        if let Some(open) = o.open_secs {
+                            notes.push(format!(
+                                "{} / {}: reopening the store took {open:.2} s (not timed)",
+                                workload.name(),
+                                system.name()
+                            ));
+                        }
+                    }
+                    Err(e) => notes.push(format!(
+                        "{} / {}: FAILED: {e}",
+                        workload.name(),
+                        system.name()
+                    )),
+                }
+            }
+        }
+        let _ = writeln!(out, "\nNotes:");
+        let _ = writeln!(
+            out,
+            "  append figures include one final flush; SQLite's flush is a no-op (each commit is \
+             in its WAL already); raw sled does no version checks and has no global log (its \
+             W-read-all is a scan in key order)."
+        );
+        let _ = writeln!(
+            out,
+            "  sled page cache {} MiB for eventlog and raw_sled; SQLite uses its default cache.",
+            SLED_CACHE_BYTES >> 20
+        );
+        for note in notes {
+            let _ = writeln!(out, "  {note}");
+        }
+        let _ = writeln!(
+            out,
+            "\nTotal {:.1} s on {} CPU(s), scale {:?}.",
+            self.elapsed.as_secs_f64(),
+            self.info.cpus,
+            self.info.scale
+        );
+        out
+    }
+
+    /// The JSON object: `{"workloads": {"<W name>": {"eventlog": .., "sqlite": .., "raw_sled":
+    /// .., extras}}, run facts}`.
+    pub fn to_json(&self) -> Value {
+        let systems = SystemName::all();
+        let mut workloads = Map::new();
+        for &workload in &self.info.workloads {
+            let shape = self.info.shape(workload);
+            let mut entry = Map::new();
+            for &system in &systems {
+                entry.insert(
+                    system.name().into(),
+                    json!(self.rate(workload, system).map(|r| round(r, 1))),
+                );
+            }
+            entry.insert("events".into(), json!(shape.events));
+            entry.insert("aggregates".into(), json!(shape.aggregates));
+            entry.insert("events_per_append".into(), json!(shape.per_append));
+            entry.insert("writers".into(), json!(shape.writers));
+            entry.insert("durable".into(), json!(shape.durable));
+            entry.insert(
+                "ratio_vs_sqlite".into(),
+                json!(
+                    self.ratio(workload, SystemName::Sqlite)
+                        .map(|r| round(r, 3))
+                ),
+            );
+            entry.insert(
+                "ratio_vs_raw_sled".into(),
+                json!(
+                    self.ratio(workload, SystemName::RawSled)
+                        .map(|r| round(r, 3))
+                ),
+            );
+            let per_system = |field: &dyn Fn(&Outcome) -> Option<f64>| {
+                let map: Map<String, Value> = systems
+                    .iter()
+                    .map(|&s| {
+                        let value = self.outcome(workload, s).and_then(field);
+                        (s.name().to_string(), json!(value))
+                    })
+                    .collect();
+                Value::Object(map)
+            };
+            entry.insert(
+                "bytes_per_event".into(),
+                per_system(&|o| o.bytes_per_event.map(|b| round(b, 1))),
+            );
+            entry.insert(
+                "peak_rss_mb".into(),
+                per_system(&|o| o.peak_rss_bytes.map(|b| round(mb(b), 1))),
+            );
+            entry.insert(
+                "input_rss_mb".into(),
+                per_system(&|o| o.input_rss_bytes.map(|b| round(mb(b), 1))),
+            );
+            entry.insert("secs".into(), per_system(&|o| o.secs.map(|s| round(s, 3))));
+            if let Some(by_system) = self.results.get(&workload) {
+                let mut notes = Map::new();
+                let mut errors = Map::new();
+                let mut details = Map::new();
+                for (system, result) in by_system {
+                    match result {
+                        Ok(o) => {
+                            if let Some(note) = &o.note {
+                                notes.insert(system.name().into(), json!(note));
+                            }
+                            details.insert(system.name().into(), json!(o));
+                        }
+                        Err(e) => {
+                            errors.insert(system.name().into(), json!(e));
+                        }
+                    }
+                }
+                if !notes.is_empty() {
+                    entry.insert("notes".into(), Value::Object(notes));
+                }
+                if !errors.is_empty() {
+                    entry.insert("errors".into(), Value::Object(errors));
+                }
+                entry.insert("details".into(), Value::Object(details));
+            }
+            workloads.insert(workload.name().into(), Value::Object(entry));
+        }
+        json!({
+            "workloads": workloads,
+            "scale": self.info.scale,
+            "durable_events": self.info.shape(Workload::Durable1).events,
+            "payload_bytes": PAYLOAD_BYTES,
+            "sled_cache_mb": SLED_CACHE_BYTES >> 20,
+            "systems": self.info.systems.iter().map(|s| s.name()).collect::<Vec<_>>(),
+            "cpus": self.info.cpus,
+            "elapsed_secs": round(self.elapsed.as_secs_f64(), 1),
+            "failures": self.failures(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+
+    #[test]
+    fn numbers_get_separators() {
+        assert_eq!(num(1_234_567.4), "1,234,567");
+        assert_eq!(num(999.0), "999");
+        assert_eq!(num(1.5), "1.50");
+        assert_eq!(num(-12_345.0), "-12,345");
+    }
+
+    #[test]
+    fn json_has_the_three_keys_and_null_where_unavailable() {
+        let info = RunInfo::new(
+            Scale::Tiny,
+            None,
+            &[Workload::AppendSingle, Workload::Load],
+            &[SystemName::Eventlog, SystemName::Sqlite],
+        );
+        let mut report = Report::new(info);
+        let outcome = |rate| Outcome {
+            events: 1_000,
+            events_per_s: Some(rate),
+            ..Outcome::default()
+        };
+        report.add(
+            Workload::AppendSingle,
+            SystemName::Eventlog,
+            Ok(outcome(2_000.0)),
+        );
+        report.add(
+            Workload::AppendSingle,
+            SystemName::Sqlite,
+            Ok(outcome(1_000.0)),
+        );
+        report.add(Workload::Load, SystemName::Eventlog, Ok(Outcome::default()));
+        let json = report.to_json();
+        let single = &json["workloads"]["W-append-single"];
+        assert_eq!(single["eventlog"], json!(2_000.0));
+        assert_eq!(single["sqlite"], json!(1_000.0));
+        assert_eq!(single["raw_sled"], Value::Null);
+        assert_eq!(single["ratio_vs_sqlite"], json!(2.0));
+        assert_eq!(json["workloads"]["W-load"]["eventlog"], Value::Null);
+        assert!(report.tables().contains("2.00x"));
+    }
+}

@@ -1,0 +1,89 @@
+//! The systems W runs on: the eventlog store and the two baselines, behind one small interface.
+//!
+//! Each system is opened on a directory (created empty, or reopened), hands out one append
+//! handle per writer thread, and reads streams and the whole log back, materialising every event
+//! into owned values and returning how many it read (the runner checks the counts).
+
+use std::path::Path;
+
+use clap::ValueEnum;
+use serde::Serialize;
+
+use crate::input::Input;
+use crate::workload::Append;
+
+pub mod eventlog;
+pub mod raw_sled;
+pub mod sqlite;
+
+/// Page cache given to both sled-based systems (the eventlog store's default), so the engine
+/// baseline runs with the same memory.
+pub const SLED_CACHE_BYTES: u64 = 256 << 20;
+
+/// Which system.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, ValueEnum, Serialize)]
+pub enum SystemName {
+    /// The store under test (events-sled today; the `eventlog` facade later).
+    #[value(name = "eventlog")]
+    #[serde(rename = "eventlog")]
+    Eventlog,
+    /// A plain SQLite event table through rusqlite (bundled SQLite), as a typical developer
+    /// writes it.
+    #[value(name = "sqlite")]
+    #[serde(rename = "sqlite")]
+    Sqlite,
+    /// sled used directly: one key per event, one `apply_batch` per append, no version checks.
+    /// The engine ceiling.
+    #[value(name = "raw_sled")]
+    #[serde(rename = "raw_sled")]
+    RawSled,
+}
+
+impl SystemName {
+    /// Every system, in running order.
+    pub fn all() -> Vec<Self> {
+        Self::value_variants().to_vec()
+    }
+
+    /// The name used on the command line and as the JSON key.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Eventlog => "eventlog",
+            Self::Sqlite => "sqlite",
+            Self::RawSled => "raw_sled",
+        }
+    }
+}
+
+/// A system W runs on.
+pub trait System: Sized {
+    /// A handle one writer thread appends through.
+    type Writer: Writer;
+
+    /// Opens the store in `dir` (creating it when empty). `durable`: every acknowledged append
+    /// must be on disk (fsynced) before `append` returns.
+    fn open(dir: &Path, durable: bool) -> anyhow::Result<Self>;
+
+    /// A new append handle, for one thread.
+    fn writer(&self) -> anyhow::Result<Self::Writer>;
+
+    /// Makes everything appended so far durable.
+    fn flush(&self) -> anyhow::Result<()>;
+
+    /// Closes the store (all writers are dropped before).
+    fn close(self) -> anyhow::Result<()>;
+
+    /// Reads all events of aggregate `gen-<aggregate>` in version order; returns how many.
+    fn read_stream(&self, aggregate: u32) -> anyhow::Result<u64>;
+
+    /// Reads the whole store from the start (the global log, or for raw sled every key);
+    /// returns how many events.
+    fn read_all(&self) -> anyhow::Result<u64>;
+}
+
+/// One writer thread's append handle.
+pub trait Writer: Send {
+    /// Appends `append.count` input events from `append.first` to aggregate
+    /// `gen-<append.aggregate>`, expecting it at version `append.expected` (0: absent).
+    fn append(&mut self, input: &Input, append: &Append) -> anyhow::Result<()>;
+}

@@ -1,0 +1,165 @@
+//! The engine ceiling: sled used directly, one key per event, one `apply_batch` per append, no
+//! version check, no global log, no index.
+//!
+//! Key: the stream id (`article_generation/gen-<n>`), a 0 byte (so `gen-1` is not a prefix of
+//! `gen-10`), the version as 8 bytes big-endian. Value: the metadata's length (2 bytes
+//! big-endian), the metadata encoded by the events-core codec (the bytes the eventlog stores per
+//! event), the payload.
+
+use std::fs::File;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, ensure};
+use events_core::{EventMetadata, codec};
+
+use super::{SLED_CACHE_BYTES, System, Writer};
+use crate::input::{
+    AGGREGATE_TYPE, EVENT_TYPE, Input, SCHEMA_VERSION, SOURCE, aggregate_id, stream_id,
+};
+use crate::workload::Append;
+
+/// sled, used directly.
+#[derive(Debug)]
+pub struct RawSled {
+    db: sled::Db,
+    /// sled's data file, `fdatasync`ed after each flush in durable mode (sled's own flush uses
+    /// `sync_file_range`, which does not reach the drive): the same guarantee as the eventlog's
+    /// durable mode.
+    data_file: Option<Arc<File>>,
+}
+
+/// An append handle: a clone of the database.
+#[derive(Debug)]
+pub struct RawSledWriter {
+    db: sled::Db,
+    data_file: Option<Arc<File>>,
+}
+
+fn stream_prefix(aggregate: u32) -> Vec<u8> {
+    let mut key = stream_id(aggregate).into_bytes();
+    key.push(0);
+    key
+}
+
+/// The metadata and the payload of one stored value.
+fn decode(value: &[u8]) -> anyhow::Result<(EventMetadata, Vec<u8>)> {
+    ensure!(value.len() >= 2, "a value of {} bytes", value.len());
+    let len = u16::from_be_bytes([value[0], value[1]]) as usize;
+    ensure!(value.len() >= 2 + len, "a value shorter than its metadata");
+    let metadata = codec::decode_metadata(&value[2..2 + len])?;
+    Ok((metadata, value[2 + len..].to_vec()))
+}
+
+impl System for RawSled {
+    type Writer = RawSledWriter;
+
+    fn open(dir: &Path, durable: bool) -> anyhow::Result<Self> {
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(SLED_CACHE_BYTES)
+            .open()
+            .with_context(|| format!("opening sled in {}", dir.display()))?;
+        let data_file = if durable {
+            let path = dir.join("db");
+            Some(Arc::new(
+                File::options()
+                    .read(true)
+                    .write(true)
+                    .open(&path)
+                    .with_context(|| format!("opening {}", path.display()))?,
+            ))
+        } else {
+            None
+        };
+        Ok(Self { db, data_file })
+    }
+
+    fn writer(&self) -> anyhow::Result<RawSledWriter> {
+        Ok(RawSledWriter {
+            db: self.db.clone(),
+            data_file: self.data_file.clone(),
+        })
+    }
+
+    fn flush(&self) -> anyhow::Result<()> {
+        self.db.flush()?;
+        if let Some(file) = &self.data_file {
+            file.sync_data()?;
+        }
+        Ok(())
+    }
+
+    fn close(self) -> anyhow::Result<()> {
+        self.db.flush()?;
+        drop(self.db);
+        Ok(())
+    }
+
+    fn read_stream(&self, aggregate: u32) -> anyhow::Result<u64> {
+        let mut count = 0;
+        for item in self.db.scan_prefix(stream_prefix(aggregate)) {
+            let (_key, value) = item?;
+            let (metadata, payload) = decode(&value)?;
+            count += 1;
+            ensure!(
+                metadata.version == count,
+                "gen-{aggregate}: event {count} has version {}",
+                metadata.version
+            );
+            std::hint::black_box((metadata, payload));
+        }
+        Ok(count)
+    }
+
+    fn read_all(&self) -> anyhow::Result<u64> {
+        let mut count = 0;
+        for item in self.db.iter() {
+            let (_key, value) = item?;
+            std::hint::black_box(decode(&value)?);
+            count += 1;
+        }
+        Ok(count)
+    }
+}
+
+impl Writer for RawSledWriter {
+    fn append(&mut self, input: &Input, append: &Append) -> anyhow::Result<()> {
+        let prefix = stream_prefix(append.aggregate);
+        let id = aggregate_id(append.aggregate);
+        let mut batch = sled::Batch::default();
+        for (k, i) in (append.first..append.first + append.count).enumerate() {
+            let version = append.expected + k as u64 + 1;
+            let metadata = codec::encode_metadata(&EventMetadata {
+                event_id: input.id(i),
+                event_type: EVENT_TYPE.to_string(),
+                aggregate_id: id.clone(),
+                aggregate_type: AGGREGATE_TYPE.to_string(),
+                version,
+                timestamp: input.timestamp(i),
+                trace_id: None,
+                user_id: None,
+                session_id: None,
+                source: SOURCE.to_string(),
+                correlation_id: None,
+                causation_id: None,
+                schema_version: SCHEMA_VERSION,
+            })?;
+            let payload = input.payload(i);
+            let mut value = Vec::with_capacity(2 + metadata.len() + payload.len());
+            value.extend_from_slice(&u16::try_from(metadata.len())?.to_be_bytes());
+            value.extend_from_slice(&metadata);
+            value.extend_from_slice(payload);
+            let mut key = Vec::with_capacity(prefix.len() + 8);
+            key.extend_from_slice(&prefix);
+            key.extend_from_slice(&version.to_be_bytes());
+            batch.insert(key, value);
+        }
+        self.db.apply_batch(batch)?;
+        if let Some(file) = &self.data_file {
+            self.db.flush()?;
+            file.sync_data()?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,243 @@
+//! The SQLite baseline: a plain event table, written the way a typical developer writes it.
+//!
+//! One table `events(global_position INTEGER PRIMARY KEY, stream_id, version, event_type,
+//! event_id, payload, metadata, UNIQUE(stream_id, version))`, WAL, `synchronous=NORMAL`
+//! (`FULL` for the durable workloads), one `BEGIN IMMEDIATE` transaction per append that checks
+//! `MAX(version)` against the expected version, cached prepared statements, one connection per
+//! writer thread with a busy timeout and a retry on `SQLITE_BUSY`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail, ensure};
+use rusqlite::{Connection, ErrorCode, OptionalExtension, TransactionBehavior, params};
+use serde::Serialize;
+
+use super::{System, Writer};
+use crate::input::{
+    AGGREGATE_TYPE, EVENT_TYPE, Input, SCHEMA_VERSION, SOURCE, aggregate_id, stream_id,
+};
+use crate::workload::Append;
+
+const DB_FILE: &str = "events.db";
+
+const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS events (
+    global_position INTEGER PRIMARY KEY,
+    stream_id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    event_type TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    metadata TEXT NOT NULL,
+    UNIQUE(stream_id, version)
+)";
+
+const COLUMNS: &str =
+    "global_position, stream_id, version, event_type, event_id, payload, metadata";
+
+/// The SQLite event table.
+#[derive(Debug)]
+pub struct Sqlite {
+    path: PathBuf,
+    durable: bool,
+    /// The connection reads go through.
+    conn: Connection,
+}
+
+/// An append handle: its own connection.
+#[derive(Debug)]
+pub struct SqliteWriter {
+    conn: Connection,
+    /// Appends retried after `SQLITE_BUSY`.
+    busy_retries: u64,
+}
+
+/// The metadata column: what a typical developer keeps next to the payload.
+#[derive(Serialize)]
+struct Metadata<'a> {
+    event_id: &'a str,
+    event_type: &'a str,
+    aggregate_type: &'a str,
+    aggregate_id: &'a str,
+    timestamp: String,
+    schema_version: u16,
+    source: &'a str,
+}
+
+/// A row, materialised into owned values (as the store materialises `RecordedEvent`s).
+#[derive(Debug)]
+#[allow(dead_code)] // Read only through `black_box`.
+struct Row {
+    global_position: i64,
+    stream_id: String,
+    version: i64,
+    event_type: String,
+    event_id: String,
+    payload: Vec<u8>,
+    metadata: String,
+}
+
+impl Row {
+    fn from_sql(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            global_position: row.get(0)?,
+            stream_id: row.get(1)?,
+            version: row.get(2)?,
+            event_type: row.get(3)?,
+            event_id: row.get(4)?,
+            payload: row.get(5)?,
+            metadata: row.get(6)?,
+        })
+    }
+}
+
+fn connect(path: &Path, durable: bool) -> anyhow::Result<Connection> {
+    let conn =
+        Connection::open(path).with_context(|| format!("opening SQLite {}", path.display()))?;
+    let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+    ensure!(mode.eq_ignore_ascii_case("wal"), "journal mode is {mode}");
+    conn.execute_batch(if durable {
+        "PRAGMA synchronous=FULL"
+    } else {
+        "PRAGMA synchronous=NORMAL"
+    })?;
+    conn.busy_timeout(Duration::from_secs(30))?;
+    Ok(conn)
+}
+
+fn is_busy(error: &anyhow::Error) -> bool {
+    matches!(
+        error.downcast_ref::<rusqlite::Error>(),
+        Some(rusqlite::Error::SqliteFailure(e, _))
+            if matches!(e.code, ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+    )
+}
+
+impl System for Sqlite {
+    type Writer = SqliteWriter;
+
+    fn open(dir: &Path, durable: bool) -> anyhow::Result<Self> {
+        let path = dir.join(DB_FILE);
+        let conn = connect(&path, durable)?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(Self {
+            path,
+            durable,
+            conn,
+        })
+    }
+
+    fn writer(&self) -> anyhow::Result<SqliteWriter> {
+        Ok(SqliteWriter {
+            conn: connect(&self.path, self.durable)?,
+            busy_retries: 0,
+        })
+    }
+
+    fn flush(&self) -> anyhow::Result<()> {
+        // Every commit is already in the WAL file (and fsynced with synchronous=FULL); a typical
+        // application does nothing more.
+        Ok(())
+    }
+
+    fn close(self) -> anyhow::Result<()> {
+        self.conn.close().map_err(|(_, e)| e)?;
+        Ok(())
+    }
+
+    fn read_stream(&self, aggregate: u32) -> anyhow::Result<u64> {
+        let mut statement = self.conn.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM events WHERE stream_id = ?1 ORDER BY version"
+        ))?;
+        let mut count = 0;
+        for row in statement.query_map([stream_id(aggregate)], Row::from_sql)? {
+            let row = row?;
+            count += 1;
+            ensure!(
+                row.version == count,
+                "gen-{aggregate}: row {count} has version {}",
+                row.version
+            );
+            std::hint::black_box(row);
+        }
+        Ok(count as u64)
+    }
+
+    fn read_all(&self) -> anyhow::Result<u64> {
+        let mut statement = self.conn.prepare(&format!(
+            "SELECT {COLUMNS} FROM events ORDER BY global_position"
+        ))?;
+        let mut count = 0;
+        for row in statement.query_map([], Row::from_sql)? {
+            std::hint::black_box(row?);
+            count += 1;
+        }
+        Ok(count)
+    }
+}
+
+impl SqliteWriter {
+    fn try_append(&mut self, input: &Input, append: &Append) -> anyhow::Result<()> {
+        let stream = stream_id(append.aggregate);
+        let id = aggregate_id(append.aggregate);
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let current: Option<i64> = tx
+            .prepare_cached("SELECT MAX(version) FROM events WHERE stream_id = ?1")?
+            .query_row([&stream], |r| r.get(0))
+            .optional()?
+            .flatten();
+        let current = current.unwrap_or(0) as u64;
+        if current != append.expected {
+            // Dropping the transaction rolls it back.
+            bail!(
+                "{stream} is at version {current}, the append expected {}",
+                append.expected
+            );
+        }
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO events (stream_id, version, event_type, event_id, payload, metadata) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+            for (k, i) in (append.first..append.first + append.count).enumerate() {
+                let event_id = input.id(i).to_string();
+                let metadata = serde_json::to_string(&Metadata {
+                    event_id: &event_id,
+                    event_type: EVENT_TYPE,
+                    aggregate_type: AGGREGATE_TYPE,
+                    aggregate_id: &id,
+                    timestamp: input
+                        .timestamp(i)
+                        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+                    schema_version: SCHEMA_VERSION,
+                    source: SOURCE,
+                })?;
+                insert.execute(params![
+                    stream,
+                    (append.expected + k as u64 + 1) as i64,
+                    EVENT_TYPE,
+                    event_id,
+                    input.payload(i),
+                    metadata,
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+impl Writer for SqliteWriter {
+    fn append(&mut self, input: &Input, append: &Append) -> anyhow::Result<()> {
+        loop {
+            match self.try_append(input, append) {
+                Err(e) if is_busy(&e) && self.busy_retries < 1_000_000 => {
+                    self.busy_retries += 1;
+                }
+                result => return result,
+            }
+        }
+    }
+}
