@@ -262,18 +262,16 @@ impl Report {
         }
         let mut notes = Vec::new();
         for (workload, by_system) in &self.results {
+            let mut by_note: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+            let mut opens = Vec::new();
             for (system, result) in by_system {
                 match result {
                     Ok(o) => {
                         if let Some(note) = &o.note {
-                            notes.push(format!("{} / {}: {note}", workload.name(), system.name()));
+                            by_note.entry(note).or_default().push(system.name());
                         }
                         if let Some(open) = o.open_secs {
-                            notes.push(format!(
-                                "{} / {}: reopening the store took {open:.2} s (not timed)",
-                                workload.name(),
-                                system.name()
-                            ));
+                            opens.push(format!("{} {open:.2} s", system.name()));
                         }
                     }
                     Err(e) => notes.push(format!(
@@ -283,13 +281,28 @@ impl Report {
                     )),
                 }
             }
+            for (note, systems) in by_note {
+                notes.push(format!(
+                    "{} / {}: {note}",
+                    workload.name(),
+                    systems.join(", ")
+                ));
+            }
+            if !opens.is_empty() {
+                notes.push(format!(
+                    "{}: reopening the store (not timed) took {}",
+                    workload.name(),
+                    opens.join(", ")
+                ));
+            }
         }
         let _ = writeln!(out, "\nNotes:");
         let _ = writeln!(
             out,
-            "  append figures include one final flush; SQLite's flush is a no-op (each commit is \
-             in its WAL already); raw sled does no version checks and has no global log (its \
-             W-read-all is a scan in key order)."
+            "  append figures include one final flush (SQLite: none needed, each commit is in its \
+             WAL already).\n  raw_sled: no version checks, no global log (its W-read-all is a \
+             scan in key order), one-event appends use insert instead of a one-key apply_batch \
+             (see src/systems/raw_sled.rs)."
         );
         let _ = writeln!(
             out,
