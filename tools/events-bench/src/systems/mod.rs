@@ -32,8 +32,8 @@ pub enum SystemName {
     #[value(name = "sqlite")]
     #[serde(rename = "sqlite")]
     Sqlite,
-    /// sled used directly: one key per event, one `apply_batch` per append, no version checks.
-    /// The engine ceiling.
+    /// sled used directly: one key per event, one `apply_batch` per append (`insert` for a
+    /// one-event append), no version checks. The engine ceiling.
     #[value(name = "raw_sled")]
     #[serde(rename = "raw_sled")]
     RawSled,
