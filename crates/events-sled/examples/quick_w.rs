@@ -37,7 +37,16 @@ fn main() {
         Durability::Buffered
     };
     let dir = tempfile::tempdir_in("/tmp").unwrap();
-    let store = Store::open(StoreConfig::new(dir.path()).durability(dur)).unwrap();
+    let rt: usize = std::env::var("RT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(32 << 10);
+    let store = Store::open(
+        StoreConfig::new(dir.path())
+            .durability(dur)
+            .record_target_bytes(rt),
+    )
+    .unwrap();
     let start = Instant::now();
     let total;
     if mode == "single" {

@@ -33,10 +33,10 @@
 //! at least one event up to the watermark.
 
 use std::borrow::Borrow;
-use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use events_core::{EventMetadata, RecordedEvent};
+use rustc_hash::FxHashMap;
 use sled::IVec;
 use uuid::Uuid;
 
@@ -65,14 +65,14 @@ pub(crate) fn record_hash(bytes: &[u8]) -> Hash {
 }
 
 struct StringTable<'a> {
-    index: HashMap<&'a str, u32>,
+    index: FxHashMap<&'a str, u32>,
     strings: Vec<&'a str>,
 }
 
 impl<'a> StringTable<'a> {
     fn new() -> Self {
         Self {
-            index: HashMap::new(),
+            index: FxHashMap::default(),
             strings: Vec::new(),
         }
     }
@@ -152,7 +152,7 @@ pub(crate) struct Record {
     count: u64,
     prev_hash: Hash,
     base_micros: i64,
-    /// `(start, len)` of each string in `bytes`, checked to be UTF-8.
+    /// `(start, len)` of each string in `bytes`.
     strings: Vec<(u32, u32)>,
     /// Byte offset of the first event's length prefix.
     events_start: usize,
@@ -190,16 +190,11 @@ impl Record {
                 offset: reader.offset(),
             });
         }
+        // Strings are checked to be UTF-8 when an event uses them, once per use.
         let mut strings = Vec::with_capacity(string_count);
         for _ in 0..string_count {
             let text = reader.bytes("record string")?;
             let start = reader.offset() - text.len();
-            if std::str::from_utf8(text).is_err() {
-                return Err(Malformed {
-                    what: "record string utf-8",
-                    offset: start,
-                });
-            }
             strings.push((start as u32, text.len() as u32));
         }
         let events_start = reader.offset();

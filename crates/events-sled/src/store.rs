@@ -19,6 +19,11 @@ use crate::state::{CommitListener, Counters, Pending, Shared, State, lock};
 use crate::types::{AppendBatch, AppendResult, ExpectedVersion, StreamRead};
 use crate::writer::Writer;
 
+/// What an acknowledged event counts against `max_unwritten_bytes`.
+fn pending_bytes(event: &NewEvent) -> usize {
+    event.payload.len() + event.aggregate_id.len() + 64
+}
+
 /// The store format this build writes and reads.
 pub const STORE_FORMAT: u32 = 1;
 
@@ -695,16 +700,11 @@ impl Shared {
         batches: Vec<AppendBatch>,
     ) -> Result<Vec<AppendResult>, AppendError> {
         let (streams, _) = self.check_call(&batches)?;
-        let sizes: Vec<Vec<usize>> = batches
+        let call_bytes: usize = batches
             .iter()
-            .map(|b| {
-                b.events
-                    .iter()
-                    .map(|e| e.payload.len() + e.aggregate_id.len() + 64)
-                    .collect()
-            })
-            .collect();
-        let call_bytes: usize = sizes.iter().flatten().sum();
+            .flat_map(|b| &b.events)
+            .map(pending_bytes)
+            .sum();
         let mut look_for_retry = true;
         loop {
             let mut state = lock(&self.state);
@@ -782,7 +782,7 @@ impl Shared {
                 continue;
             }
             // Phase 2: assign versions and positions, queue for the writer.
-            let results = Self::assign(&mut state, batches, &streams, &heads, &sizes);
+            let results = Self::assign(&mut state, batches, &streams, &heads);
             state.unwritten_bytes += call_bytes;
             if state.writer_idle {
                 self.writer_wake.notify_one();
@@ -821,7 +821,6 @@ impl Shared {
         batches: Vec<AppendBatch>,
         streams: &[StreamKey],
         heads: &[u64],
-        sizes: &[Vec<usize>],
     ) -> Vec<AppendResult> {
         let State {
             memtable,
@@ -830,9 +829,7 @@ impl Shared {
             ..
         } = state;
         let mut results = Vec::with_capacity(batches.len());
-        for (((batch, stream), &head), sizes) in
-            batches.into_iter().zip(streams).zip(heads).zip(sizes)
-        {
+        for ((batch, stream), &head) in batches.into_iter().zip(streams).zip(heads) {
             let entry = memtable
                 .streams
                 .entry(stream.clone())
@@ -849,7 +846,8 @@ impl Shared {
                 first_position,
                 last_position: first_position,
             };
-            for (event, &bytes) in batch.events.into_iter().zip(sizes) {
+            for event in batch.events {
+                let bytes = pending_bytes(&event);
                 let position = *next_position;
                 *next_position += 1;
                 let version = entry.head + 1;
