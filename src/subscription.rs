@@ -1,0 +1,476 @@
+//! Subscriptions: where they start ([`Position`]), what they see ([`SubscriptionFilter`]), how
+//! they run ([`SubscriptionOptions`]) and their handle ([`Subscription`]); the message the bus
+//! carries ([`Delivered`]) and where lagging subscribers read from ([`LogSource`]).
+
+use std::collections::HashSet;
+use std::fmt::{self, Display};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::Duration;
+
+use events_bus::{
+    Backpressure, Bus, CatchUpSource, FailurePolicy, Sequenced, SourceError, Subscriber,
+    SubscriberError, SubscriberHealth, SubscriberId, SubscriberOptions, SubscriberReport,
+};
+use events_core::RecordedEvent;
+use events_sled::Store;
+use serde::Serialize;
+
+use crate::config::EventLogConfig;
+use crate::error::EventLogError;
+use crate::trace::SpanLinks;
+
+/// An event as the bus carries it: shared, sequenced by its global position. (The bus's
+/// `Sequenced` cannot be implemented on `RecordedEvent` itself, a foreign type.)
+#[derive(Debug, Clone)]
+pub(crate) struct Delivered(pub(crate) Arc<RecordedEvent>);
+
+impl Sequenced for Delivered {
+    fn sequence(&self) -> u64 {
+        self.0.position
+    }
+}
+
+/// The bus's catch-up source: the store's global log. Emptied when the event log closes, so
+/// a handle kept on a closed subscription does not keep the store's files open.
+#[derive(Debug)]
+pub(crate) struct LogSource {
+    store: RwLock<Option<Store>>,
+}
+
+impl LogSource {
+    pub(crate) fn new(store: Store) -> Self {
+        Self {
+            store: RwLock::new(Some(store)),
+        }
+    }
+
+    pub(crate) fn clear(&self) {
+        let store = self
+            .store
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        drop(store);
+    }
+}
+
+impl CatchUpSource<Delivered> for LogSource {
+    fn read_after(&self, after_sequence: u64, max: usize) -> Result<Vec<Delivered>, SourceError> {
+        let store = self
+            .store
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+            .ok_or_else(|| SourceError::new("the event log is closed"))?;
+        store
+            .read_log(after_sequence.saturating_add(1), Some(max))
+            .map(|event| {
+                event
+                    .map(|e| Delivered(Arc::new(e)))
+                    .map_err(SourceError::from_error)
+            })
+            .collect()
+    }
+}
+
+/// Where a catch-up subscription starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Position {
+    /// From the first event of the log.
+    Start,
+    /// After the event at this global position (the next one delivered is the first matching
+    /// event with a greater position).
+    After(u64),
+}
+
+impl Position {
+    /// The global position the subscription starts after (0 for [`Position::Start`]).
+    pub fn after(self) -> u64 {
+        match self {
+            Self::Start => 0,
+            Self::After(position) => position,
+        }
+    }
+}
+
+/// Which events a subscription handles: by aggregate type and/or event type. An empty filter
+/// ([`SubscriptionFilter::all`], the default) handles every event; each list that is set must
+/// contain the event's type for it to be handled. Events left out still advance the
+/// subscription (they are counted as `filtered` in its health).
+///
+/// # Example
+///
+/// ```
+/// use eventlog::SubscriptionFilter;
+///
+/// let filter = SubscriptionFilter::all()
+///     .aggregate_type("pipeline")
+///     .event_type("pipeline_completed")
+///     .event_type("pipeline_failed");
+/// assert_eq!(filter.aggregate_types.as_deref(), Some(&["pipeline".to_string()][..]));
+/// assert_eq!(filter.event_types.as_ref().map(Vec::len), Some(2));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SubscriptionFilter {
+    /// Handle only events of these aggregate types. Default = `None`: any aggregate type.
+    pub aggregate_types: Option<Vec<String>>,
+    /// Handle only events of these event types. Default = `None`: any event type.
+    pub event_types: Option<Vec<String>>,
+}
+
+impl SubscriptionFilter {
+    /// Every event.
+    pub fn all() -> Self {
+        Self::default()
+    }
+
+    /// Also accept events of `aggregate_type` (the first call restricts the filter to it).
+    #[must_use]
+    pub fn aggregate_type(mut self, aggregate_type: impl Into<String>) -> Self {
+        self.aggregate_types
+            .get_or_insert_with(Vec::new)
+            .push(aggregate_type.into());
+        self
+    }
+
+    /// Also accept events of `event_type` (the first call restricts the filter to it).
+    #[must_use]
+    pub fn event_type(mut self, event_type: impl Into<String>) -> Self {
+        self.event_types
+            .get_or_insert_with(Vec::new)
+            .push(event_type.into());
+        self
+    }
+
+    /// Whether the filter lets every event through.
+    pub fn is_all(&self) -> bool {
+        self.aggregate_types.is_none() && self.event_types.is_none()
+    }
+
+    /// Whether `event` passes the filter.
+    pub fn matches(&self, event: &RecordedEvent) -> bool {
+        let accepts = |list: &Option<Vec<String>>, value: &str| {
+            list.as_ref().is_none_or(|l| l.iter().any(|v| v == value))
+        };
+        accepts(&self.aggregate_types, &event.metadata.aggregate_type)
+            && accepts(&self.event_types, &event.metadata.event_type)
+    }
+}
+
+/// How one subscription runs. Every setting left unset takes the event log's default from
+/// [`EventLogConfig`]. A [`SubscriptionFilter`] converts into options with only that filter set,
+/// so the subscribe methods take either.
+///
+/// # Example
+///
+/// ```
+/// use std::time::Duration;
+/// use eventlog::{Backpressure, FailurePolicy, SubscriptionFilter, SubscriptionOptions};
+///
+/// let options = SubscriptionOptions::new()
+///     .filter(SubscriptionFilter::all().aggregate_type("cache"))
+///     .capacity(64)
+///     .backpressure(Backpressure::CatchUp)
+///     .failure_policy(FailurePolicy::Skip)
+///     .sync_commits(false);
+/// let from_filter: SubscriptionOptions = SubscriptionFilter::all().event_type("cache_hit").into();
+/// # let _ = (options, from_filter);
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct SubscriptionOptions {
+    pub(crate) filter: SubscriptionFilter,
+    capacity: Option<usize>,
+    backpressure: Option<Backpressure>,
+    failure_policy: Option<FailurePolicy>,
+    catch_up_batch: Option<usize>,
+    sync_commits: Option<bool>,
+}
+
+impl From<SubscriptionFilter> for SubscriptionOptions {
+    fn from(filter: SubscriptionFilter) -> Self {
+        Self::new().filter(filter)
+    }
+}
+
+impl SubscriptionOptions {
+    /// Every setting at the event log's default, no filter.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Which events are handled. Default = [`SubscriptionFilter::all`].
+    #[must_use]
+    pub fn filter(mut self, filter: SubscriptionFilter) -> Self {
+        self.filter = filter;
+        self
+    }
+
+    /// Events queued for the subscription's thread. Default = [`EventLogConfig::subscriber_capacity`].
+    #[must_use]
+    pub fn capacity(mut self, capacity: usize) -> Self {
+        self.capacity = Some(capacity);
+        self
+    }
+
+    /// What the writer does when the queue is full. Default =
+    /// [`EventLogConfig::subscriber_backpressure`] (itself [`Backpressure::CatchUp`] by default).
+    #[must_use]
+    pub fn backpressure(mut self, backpressure: Backpressure) -> Self {
+        self.backpressure = Some(backpressure);
+        self
+    }
+
+    /// What happens when the handler fails or panics. Default =
+    /// [`EventLogConfig::subscriber_failure_policy`].
+    #[must_use]
+    pub fn failure_policy(mut self, policy: FailurePolicy) -> Self {
+        self.failure_policy = Some(policy);
+        self
+    }
+
+    /// Events read from the store at once while catching up. Default =
+    /// [`EventLogConfig::subscriber_catch_up_batch`].
+    #[must_use]
+    pub fn catch_up_batch(mut self, events: usize) -> Self {
+        self.catch_up_batch = Some(events);
+        self
+    }
+
+    /// Durable subscriptions and projections only: whether each committed position (and state)
+    /// is flushed to disk before the next event is handled. Without it a commit reaches disk
+    /// with the store's next flush, so after a crash the subscription may see again events it
+    /// had acknowledged (a projection's state goes back with its position: never applied twice).
+    /// Default = true when the store is [`Durability::Durable`](crate::Durability::Durable),
+    /// false when it is buffered.
+    #[must_use]
+    pub fn sync_commits(mut self, sync: bool) -> Self {
+        self.sync_commits = Some(sync);
+        self
+    }
+
+    /// The bus's options: these settings over the config's defaults, and the filter.
+    pub(crate) fn bus_options(&self, config: &EventLogConfig) -> SubscriberOptions<Delivered> {
+        let mut options = SubscriberOptions::new()
+            .capacity(self.capacity.unwrap_or(config.subscriber_capacity))
+            .backpressure(self.backpressure.unwrap_or(config.subscriber_backpressure))
+            .failure_policy(
+                self.failure_policy
+                    .unwrap_or(config.subscriber_failure_policy),
+            )
+            .catch_up_batch(
+                self.catch_up_batch
+                    .unwrap_or(config.subscriber_catch_up_batch),
+            )
+            .source_backoff(Duration::from_millis(10));
+        if !self.filter.is_all() {
+            let filter = self.filter.clone();
+            options = options.filter(move |d: &Delivered| filter.matches(&d.0));
+        }
+        options
+    }
+
+    pub(crate) fn sync(&self, store_durable: bool) -> bool {
+        self.sync_commits.unwrap_or(store_durable)
+    }
+}
+
+/// The names of the durable subscriptions and projections running in this process.
+pub(crate) type ConsumerNames = Arc<Mutex<HashSet<String>>>;
+
+/// Reserves a consumer name; released by the returned guard's owner on unsubscribe.
+pub(crate) fn reserve(names: &ConsumerNames, name: &str) -> Result<(), EventLogError> {
+    let mut names = names.lock().unwrap_or_else(PoisonError::into_inner);
+    if !names.insert(name.to_string()) {
+        return Err(EventLogError::DuplicateConsumer {
+            name: name.to_string(),
+        });
+    }
+    Ok(())
+}
+
+pub(crate) fn release(names: &ConsumerNames, name: &str) {
+    names
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .remove(name);
+}
+
+/// A running subscription. Dropping the handle does not stop it: it runs until
+/// [`Subscription::unsubscribe`] or until the event log closes.
+pub struct Subscription {
+    pub(crate) id: SubscriberId,
+    pub(crate) name: String,
+    pub(crate) bus: Bus<Delivered>,
+    /// Set for durable subscriptions and projections: their name is released on unsubscribe.
+    pub(crate) consumer: Option<ConsumerNames>,
+}
+
+impl fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Subscription")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("durable", &self.consumer.is_some())
+            .finish()
+    }
+}
+
+impl Subscription {
+    /// The subscription's id, unique within its event log.
+    pub fn id(&self) -> SubscriberId {
+        self.id
+    }
+
+    /// Its name (its thread is named `bus-<name>`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// How it is doing now (`None` once it was unsubscribed or the log closed).
+    pub fn health(&self) -> Option<SubscriberHealth> {
+        self.bus.health().into_iter().find(|h| h.id == self.id)
+    }
+
+    /// Stops the subscription after the event it is handling (events still queued for it are
+    /// not handled), joins its thread and returns its report; `last_sequence` is the global
+    /// position it is done with.
+    ///
+    /// # Errors
+    ///
+    /// [`EventLogError::Closed`] when the event log was closed (its report was returned by
+    /// [`crate::EventLog::close`]); [`EventLogError::Bus`] if it was already unsubscribed.
+    pub fn unsubscribe(self) -> Result<SubscriberReport, EventLogError> {
+        let result = self.bus.unsubscribe(self.id).map_err(|e| match e {
+            events_bus::BusError::ShutDown => EventLogError::Closed,
+            other => EventLogError::Bus(other),
+        });
+        if let Some(names) = &self.consumer {
+            release(names, &self.name);
+        }
+        result
+    }
+}
+
+/// The delivery span of one event, following from the append span that stored it.
+pub(crate) fn deliver_span(
+    subscription: &str,
+    event: &RecordedEvent,
+    links: &SpanLinks,
+) -> tracing::Span {
+    let span = tracing::debug_span!(
+        "eventlog_deliver",
+        subscription,
+        position = event.position,
+        event_type = %event.metadata.event_type,
+        aggregate_type = %event.metadata.aggregate_type,
+        aggregate_id = %event.metadata.aggregate_id,
+    );
+    links.link(&span, &event.metadata.event_id);
+    span
+}
+
+/// A plain subscription's handler: the user's closure inside the delivery span.
+pub(crate) struct Plain<F> {
+    pub(crate) name: String,
+    pub(crate) links: Arc<SpanLinks>,
+    pub(crate) handler: F,
+}
+
+impl<F, E> Subscriber<Delivered> for Plain<F>
+where
+    F: FnMut(&RecordedEvent) -> Result<(), E> + Send,
+    E: Display,
+{
+    fn handle(&mut self, message: &Delivered) -> Result<(), SubscriberError> {
+        let span = deliver_span(&self.name, &message.0, &self.links);
+        let _entered = span.enter();
+        (self.handler)(&message.0).map_err(|e| SubscriberError::new(e.to_string()))
+    }
+}
+
+/// A durable subscription's handler: the user's closure, then the position committed in the
+/// store. A handled event whose commit failed is not handed to the closure again when the bus
+/// retries it: only the commit is retried.
+pub(crate) struct Durable<F> {
+    pub(crate) name: String,
+    pub(crate) links: Arc<SpanLinks>,
+    pub(crate) store: Store,
+    pub(crate) sync: bool,
+    pub(crate) handled_uncommitted: Option<u64>,
+    pub(crate) handler: F,
+}
+
+impl<F, E> Subscriber<Delivered> for Durable<F>
+where
+    F: FnMut(&RecordedEvent) -> Result<(), E> + Send,
+    E: Display,
+{
+    fn handle(&mut self, message: &Delivered) -> Result<(), SubscriberError> {
+        let event = &message.0;
+        let span = deliver_span(&self.name, event, &self.links);
+        let _entered = span.enter();
+        if self.handled_uncommitted != Some(event.position) {
+            (self.handler)(event).map_err(|e| SubscriberError::new(e.to_string()))?;
+            self.handled_uncommitted = Some(event.position);
+        }
+        self.store
+            .commit_consumer(&self.name, event.position, &[], self.sync)
+            .map_err(SubscriberError::from_error)?;
+        self.handled_uncommitted = None;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use events_core::{CacheHit, EventContext, NewEvent};
+
+    fn event(aggregate_id: &str) -> RecordedEvent {
+        let hit = CacheHit {
+            cache_key: "k".into(),
+            cache_type: "memory".into(),
+            response_time: 0.0,
+        };
+        NewEvent::from_event(aggregate_id, &hit, EventContext::default())
+            .unwrap()
+            .into_recorded(1, 7)
+    }
+
+    #[test]
+    fn filters_match_on_both_lists() {
+        let e = event("c");
+        assert!(SubscriptionFilter::all().matches(&e));
+        assert!(
+            SubscriptionFilter::all()
+                .aggregate_type("cache")
+                .matches(&e)
+        );
+        assert!(
+            !SubscriptionFilter::all()
+                .aggregate_type("pipeline")
+                .matches(&e)
+        );
+        assert!(
+            SubscriptionFilter::all()
+                .aggregate_type("pipeline")
+                .aggregate_type("cache")
+                .event_type("cache_hit")
+                .matches(&e)
+        );
+        assert!(
+            !SubscriptionFilter::all()
+                .aggregate_type("cache")
+                .event_type("cache_miss")
+                .matches(&e)
+        );
+        assert_eq!(Delivered(Arc::new(e)).sequence(), 7);
+    }
+
+    #[test]
+    fn positions_name_where_to_start() {
+        assert_eq!(Position::Start.after(), 0);
+        assert_eq!(Position::After(41).after(), 41);
+    }
+}
