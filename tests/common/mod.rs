@@ -1,0 +1,98 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use eventlog::{
+    CacheHit, CacheMiss, Durability, EventContext, EventLogConfig, GenerationConfig, NewEvent,
+    PipelineStarted, RecordedEvent,
+};
+
+/// A buffered store with a small cache: fast to open, fast to append.
+pub fn config(dir: &Path) -> EventLogConfig {
+    EventLogConfig::new(dir)
+        .durability(Durability::Buffered)
+        .store(|s| {
+            s.cache_capacity(16 << 20)
+                .flush_interval(Duration::from_millis(20))
+        })
+}
+
+pub fn cache_hit(aggregate_id: &str, n: u64) -> NewEvent {
+    let hit = CacheHit {
+        cache_key: format!("key-{n}"),
+        cache_type: "memory".into(),
+        response_time: 0.001,
+    };
+    NewEvent::from_event(aggregate_id, &hit, EventContext::new("test")).unwrap()
+}
+
+pub fn cache_miss(aggregate_id: &str, n: u64) -> NewEvent {
+    let miss = CacheMiss {
+        cache_key: format!("key-{n}"),
+        cache_type: "memory".into(),
+        reason: "not_found".into(),
+    };
+    NewEvent::from_event(aggregate_id, &miss, EventContext::new("test")).unwrap()
+}
+
+pub fn generation_config() -> GenerationConfig {
+    GenerationConfig {
+        model_type: "openai".into(),
+        temperature: 0.7,
+        max_tokens: 4096,
+        language: "pt-BR".into(),
+    }
+}
+
+pub fn pipeline_started(aggregate_id: &str, prompts: u32) -> NewEvent {
+    let started = PipelineStarted {
+        pipeline_type: "single_instance".into(),
+        config: generation_config(),
+        total_prompts: prompts,
+    };
+    NewEvent::from_event(aggregate_id, &started, EventContext::new("test")).unwrap()
+}
+
+/// Positions handed to a subscription handler, shared with the test.
+#[derive(Clone, Default)]
+pub struct Seen(pub Arc<Mutex<Vec<u64>>>);
+
+impl Seen {
+    pub fn handler(&self) -> impl FnMut(&RecordedEvent) -> Result<(), String> + Send + 'static {
+        let seen = Arc::clone(&self.0);
+        move |event: &RecordedEvent| {
+            seen.lock().unwrap().push(event.position);
+            Ok(())
+        }
+    }
+
+    pub fn positions(&self) -> Vec<u64> {
+        self.0.lock().unwrap().clone()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.lock().unwrap().len()
+    }
+}
+
+/// Polls `condition` until it holds or `timeout` passes; returns whether it held.
+pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if condition() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// 1..=n.
+pub fn one_to(n: u64) -> Vec<u64> {
+    (1..=n).collect()
+}
