@@ -17,9 +17,10 @@ pub enum Durability {
     /// A crash loses at most the appends acknowledged since the last flush, and always a suffix:
     /// never part of an append, never out of order, never leaving a gap.
     Buffered,
-    /// An append returns only after it is on disk: written to sled, sled flushed, and the data file
-    /// `fdatasync`ed, so it survives `kill -9` and power loss. Concurrent appends share one flush
-    /// (group commit).
+    /// An append returns only after it is on disk: its group is appended to the store's journal
+    /// and `fdatasync`ed (then applied to sled, which is flushed and `fdatasync`ed every
+    /// `flush_interval`, after which the journal is emptied), so it survives `kill -9` and power
+    /// loss. Concurrent appends share one `fdatasync` (group commit).
     #[default]
     Durable,
 }
@@ -135,7 +136,8 @@ impl StoreConfig {
         self
     }
 
-    /// In buffered mode, how often written appends are flushed to disk. Default = 200 ms.
+    /// How often sled is flushed to disk (and, in durable mode, the journal emptied). In buffered
+    /// mode this bounds what a crash loses. Default = 200 ms.
     #[must_use]
     pub fn flush_interval(mut self, interval: Duration) -> Self {
         self.flush_interval = interval;

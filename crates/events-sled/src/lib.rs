@@ -10,6 +10,7 @@ mod config;
 mod consumer;
 mod error;
 mod index;
+mod journal;
 mod keys;
 mod metrics;
 mod read;

@@ -148,6 +148,23 @@ fn u64_value(bytes: &[u8], what: &str) -> Result<u64, OpenError> {
     Ok(u64::from_be_bytes(array))
 }
 
+/// The log's last position and chain head (0 and the genesis hash when empty).
+fn log_end(log: &sled::Tree) -> Result<(u64, Hash), OpenError> {
+    let last = log
+        .range(log_key(1)..=log_key(u64::MAX))
+        .next_back()
+        .transpose()
+        .map_err(OpenError::Storage)?;
+    match last {
+        None => Ok((0, GENESIS)),
+        Some((_, bytes)) => {
+            let record = Record::parse(bytes)
+                .map_err(|e| open_corrupted(format!("last log record: {e}")))?;
+            Ok((record.last_position(), record_hash(record.bytes())))
+        }
+    }
+}
+
 /// Checks the store's invariants and rebuilds memory: the last record decodes, the persisted
 /// indexes do not reach past the log, and every event after the watermark follows its stream's
 /// head and its predecessor in the chain with no gap.
@@ -350,6 +367,17 @@ impl Store {
                 db.flush().map_err(OpenError::Storage)?;
             }
         }
+        let data_file_path = data.join("db");
+        let data_file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&data_file_path)
+            .map_err(|source| OpenError::Io {
+                path: data_file_path,
+                source,
+            })?;
+        let (end, head) = log_end(&log)?;
+        crate::journal::replay(&config.path, &db, &log, &data_file, end, head)?;
         let recovered = match catch_unwind(AssertUnwindSafe(|| recover(&log))) {
             Ok(result) => result?,
             Err(panic) => {
@@ -370,15 +398,6 @@ impl Store {
         counters
             .checkpoint_position
             .store(recovered.last_position, Ordering::Relaxed);
-        let data_file_path = data.join("db");
-        let data_file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&data_file_path)
-            .map_err(|source| OpenError::Io {
-                path: data_file_path,
-                source,
-            })?;
         let mut validator = EventValidator::new().with_limits(config.limits.validation.clone());
         if let Some(registry) = &config.registry {
             validator = validator.with_registry(Arc::clone(registry));

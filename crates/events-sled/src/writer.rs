@@ -1,7 +1,8 @@
 //! The writer thread: the only writer of the `log` tree. It takes acknowledged events in commit
 //! order, cuts them into hash-chained records, persists the indexes every `index_flush_events`,
-//! applies each group as one atomic sled batch, flushes (every group in durable mode, every
-//! `flush_interval` in buffered mode) and hands the committed events to the commit listener.
+//! in durable mode appends each group to the journal and `fdatasync`s it, applies each group as one
+//! atomic sled batch, flushes sled every `flush_interval`, and hands the committed events to the
+//! commit listener.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use crate::index::{
     PageError, drop_runs_upto, drop_stream_runs_upto, persist_stream_runs, persist_type_runs,
     runs_upto, stream_runs_upto,
 };
+use crate::journal::Journal;
 use crate::keys::{COUNTERS_KEY, WATERMARK_KEY, log_key};
 use crate::record::{Hash, encode_counters, encode_record, record_hash};
 use crate::state::{Shared, lock};
@@ -32,6 +34,8 @@ enum Work {
 
 pub(crate) struct Writer {
     shared: Arc<Shared>,
+    /// In durable mode, where each group is made durable before it is acknowledged.
+    journal: Option<Journal>,
     chain_head: Hash,
     since_index_flush: u64,
     last_flush: Instant,
@@ -93,7 +97,12 @@ impl Writer {
         chain_head: Hash,
         since_index_flush: u64,
     ) -> std::io::Result<JoinHandle<()>> {
+        let journal = match shared.config.durability {
+            Durability::Durable => Some(Journal::open(&shared.config.path)?),
+            Durability::Buffered => None,
+        };
         let writer = Self {
+            journal,
             shared,
             chain_head,
             since_index_flush,
@@ -199,7 +208,7 @@ impl Writer {
             return Ok(());
         };
         let (first_position, last_position) = (first.position, last.position);
-        let mut batch = sled::Batch::default();
+        let mut records = Vec::new();
         let mut start = 0;
         let mut bytes = 0;
         let mut total_bytes = 0;
@@ -211,10 +220,18 @@ impl Writer {
                 let slice = &events[start..=i];
                 let record = encode_record(&self.chain_head, slice);
                 self.chain_head = record_hash(&record);
-                batch.insert(&log_key(slice[0].position), record);
+                records.push((slice[0].position, record));
                 start = i + 1;
                 bytes = 0;
             }
+        }
+        if let Some(journal) = self.journal.as_mut() {
+            let bytes: Vec<&[u8]> = records.iter().map(|(_, r)| r.as_slice()).collect();
+            journal.append(&bytes).map_err(WriteError::Io)?;
+        }
+        let mut batch = sled::Batch::default();
+        for (position, record) in records {
+            batch.insert(&log_key(position), record);
         }
         self.since_index_flush += events.len() as u64;
         let created = events.iter().filter(|e| e.metadata.version == 1).count() as u64;
@@ -227,12 +244,10 @@ impl Writer {
             self.add_index_flush(&mut batch, last_position)?;
         }
         shared.log.apply_batch(batch)?;
-        let durable = shared.config.durability == Durability::Durable;
-        if durable {
-            self.sync()?;
-        } else {
-            self.dirty = true;
-        }
+        // Durable mode: the journal already holds the group durably; sled is flushed on the
+        // same schedule as in buffered mode.
+        let durable = self.journal.is_some();
+        self.dirty = true;
         {
             let mut state = lock(&shared.state);
             for _ in 0..events.len() {
@@ -366,6 +381,9 @@ impl Writer {
     fn sync(&mut self) -> Result<(), WriteError> {
         self.shared.db.flush()?;
         self.shared.data_file.sync_data().map_err(WriteError::Io)?;
+        if let Some(journal) = self.journal.as_mut() {
+            journal.reset().map_err(WriteError::Io)?;
+        }
         self.shared.counters.flushes.fetch_add(1, Ordering::Relaxed);
         self.last_flush = Instant::now();
         self.dirty = false;
