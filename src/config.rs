@@ -3,6 +3,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use events_bus::{Backpressure, DEFAULT_CAPACITY, DEFAULT_CATCH_UP_BATCH, FailurePolicy};
 use events_core::EventRegistry;
@@ -12,6 +13,9 @@ use crate::error::EventLogError;
 
 /// The default number of events between automatic aggregate snapshots: 1000.
 pub const DEFAULT_SNAPSHOT_EVERY: u64 = 1000;
+
+/// The default time [`crate::EventLog::open`] waits for a directory lock being released: 1 s.
+pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(1);
 
 /// How to open an [`crate::EventLog`]: the store's settings (every [`StoreConfig`] setting is
 /// reachable through [`EventLogConfig::store`]), the event registry, the defaults of every
@@ -42,6 +46,7 @@ pub struct EventLogConfig {
     pub(crate) subscriber_backpressure: Backpressure,
     pub(crate) subscriber_failure_policy: FailurePolicy,
     pub(crate) subscriber_catch_up_batch: usize,
+    pub(crate) lock_wait: Duration,
 }
 
 impl EventLogConfig {
@@ -55,6 +60,7 @@ impl EventLogConfig {
             subscriber_backpressure: Backpressure::CatchUp,
             subscriber_failure_policy: FailurePolicy::default(),
             subscriber_catch_up_batch: DEFAULT_CATCH_UP_BATCH,
+            lock_wait: DEFAULT_LOCK_WAIT,
         }
     }
 
@@ -128,6 +134,18 @@ impl EventLogConfig {
         self
     }
 
+    /// How long [`crate::EventLog::open`] keeps retrying while the store's directory is locked.
+    /// sled 0.34 releases its directory lock lazily, on a background thread, after the last
+    /// handle of a store is dropped, so reopening a store this process has just closed can find
+    /// it still locked for a few milliseconds. A store held by another process stays locked
+    /// longer than this, and the open fails with `OpenError::Locked`. Zero fails at once.
+    /// Default = 1 s.
+    #[must_use]
+    pub fn lock_wait(mut self, wait: Duration) -> Self {
+        self.lock_wait = wait;
+        self
+    }
+
     /// The event log's directory.
     pub fn path(&self) -> &Path {
         self.store.path()
@@ -179,6 +197,7 @@ mod tests {
         assert_eq!(config.subscriber_capacity, 1024);
         assert_eq!(config.subscriber_backpressure, Backpressure::CatchUp);
         assert_eq!(config.subscriber_catch_up_batch, 256);
+        assert_eq!(config.lock_wait, Duration::from_secs(1));
         assert_eq!(config.subscriber_failure_policy, FailurePolicy::default());
         assert!(config.registry.contains("article_generation_started"));
         assert!(config.validate().is_ok());
@@ -192,7 +211,7 @@ mod tests {
             EventLogConfig::new("/tmp/x").subscriber_catch_up_batch(0),
             EventLogConfig::new("/tmp/x").subscriber_failure_policy(FailurePolicy::Retry {
                 max_attempts: 0,
-                backoff: std::time::Duration::ZERO,
+                backoff: Duration::ZERO,
             }),
         ];
         for config in bad {

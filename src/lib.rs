@@ -77,7 +77,7 @@ mod subscription;
 mod trace;
 
 pub use aggregate::{Aggregate, Loaded};
-pub use config::{DEFAULT_SNAPSHOT_EVERY, EventLogConfig};
+pub use config::{DEFAULT_LOCK_WAIT, DEFAULT_SNAPSHOT_EVERY, EventLogConfig};
 pub use error::{ApplyError, EventLogError};
 pub use log::EventLog;
 pub use metrics::{AggregateMetrics, BusMetrics, EventLogMetrics};

@@ -14,8 +14,8 @@ use events_core::{
 };
 use events_sled::{
     AggregateInfo, AppendBatch, AppendResult, CheckpointInfo, CheckpointManifest, CommitListener,
-    ConsumerCheckpoint, Durability, ExpectedVersion, LogEvents, Progress, Snapshot, Store,
-    StreamEvents, StreamRead, TypeEvents, VerifyReport,
+    ConsumerCheckpoint, Durability, ExpectedVersion, LogEvents, OpenError, Progress, Snapshot,
+    Store, StoreConfig, StreamEvents, StreamRead, TypeEvents, VerifyReport,
 };
 use serde_json::Value;
 use tracing::field::Empty;
@@ -205,6 +205,32 @@ impl fmt::Debug for EventLog {
     }
 }
 
+/// Opens the store, retrying while its directory lock is still being released (see
+/// [`EventLogConfig::lock_wait`]).
+fn open_store(config: StoreConfig, lock_wait: Duration) -> Result<Store, EventLogError> {
+    let started = Instant::now();
+    let mut pause = Duration::from_millis(5);
+    loop {
+        match Store::open(config.clone()) {
+            Err(OpenError::Locked { path }) => {
+                let waited = started.elapsed();
+                if waited >= lock_wait {
+                    return Err(OpenError::Locked { path }.into());
+                }
+                tracing::debug!(
+                    name: "eventlog_open_locked",
+                    path = %path.display(),
+                    waited_ms = waited.as_millis() as u64,
+                    "store directory still locked; retrying"
+                );
+                std::thread::sleep(pause.min(lock_wait - waited));
+                pause = (pause * 2).min(Duration::from_millis(100));
+            }
+            other => return Ok(other?),
+        }
+    }
+}
+
 fn bus_error(error: BusError) -> EventLogError {
     match error {
         BusError::ShutDown => EventLogError::Closed,
@@ -226,7 +252,7 @@ impl EventLog {
         let span = tracing::info_span!("eventlog_open", path = %config.path().display());
         let _entered = span.enter();
         let store_config = config.store.clone().registry(Arc::clone(&config.registry));
-        let store = Store::open(store_config)?;
+        let store = open_store(store_config, config.lock_wait)?;
         // `StoreConfig` has no getter for its mode; the metrics name it (read once, at open).
         let durable = store.metrics().durability == Durability::Durable;
         let last = store.last_position();

@@ -48,7 +48,10 @@ fn close_delivers_everything_and_frees_the_directory() {
     assert!(matches!(other.close(), Err(EventLogError::Closed)));
 
     // The directory is free while the old handles are still alive.
-    let reopened = EventLog::open(config(dir.path())).unwrap();
+    let reopened = match EventLog::open(config(dir.path())) {
+        Ok(log) => log,
+        Err(e) => panic!("reopen: {e:?}"),
+    };
     assert_eq!(reopened.last_position().unwrap(), 200);
     reopened.close().unwrap();
 }
