@@ -645,6 +645,7 @@ pub fn import_checkpoint(
             .and_then(|()| db.flush().map(|_| ()))
             .map_err(crate::error::StoreError::Storage)?;
     }
+    crate::store::wait_unlocked(&data);
     // Opening replays the log into the indexes; closing persists them.
     let store = Store::open(config)?;
     store.close()?;

@@ -60,13 +60,38 @@ pub struct Store {
 }
 
 #[derive(Debug)]
-struct CloseGuard(Arc<Shared>);
+struct CloseGuard(Option<Arc<Shared>>);
 
 impl Drop for CloseGuard {
     fn drop(&mut self) {
-        if let Err(e) = self.0.shutdown() {
+        let Some(shared) = self.0.take() else {
+            return;
+        };
+        if let Err(e) = shared.shutdown() {
             tracing::warn!(name: "event_store_close_failed", error = %e, "closing the store on drop failed");
         }
+        let data = shared.config.path.join(DATA_DIR);
+        // When this was the last reference, sled closes now; wait until it has let go of its
+        // lock, so the store can be reopened at once.
+        if Arc::into_inner(shared).is_some() {
+            wait_unlocked(&data);
+        }
+    }
+}
+
+/// Waits (up to 5 s) until no one holds sled's lock on the data file in `data`. sled releases
+/// it when its last internal reference goes, which its I/O threads may hold briefly after a close.
+pub(crate) fn wait_unlocked(data: &Path) {
+    let Ok(file) = std::fs::File::open(data.join("db")) else {
+        return;
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while std::time::Instant::now() < deadline {
+        if file.try_lock().is_ok() {
+            let _ = file.unlock();
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
     }
 }
 
@@ -459,7 +484,7 @@ impl Store {
             "event store opened"
         );
         Ok(Self {
-            _guard: Arc::new(CloseGuard(Arc::clone(&shared))),
+            _guard: Arc::new(CloseGuard(Some(Arc::clone(&shared)))),
             shared,
         })
     }
@@ -571,6 +596,7 @@ impl Store {
     ///
     /// [`StoreError::Failed`] if the final writes failed.
     pub fn close(self) -> Result<(), StoreError> {
+        // Dropping the handle afterwards releases sled (and its lock) if this was the last one.
         self.shared.shutdown()
     }
 }
