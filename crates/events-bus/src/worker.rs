@@ -431,10 +431,10 @@ impl<M: Sequenced + Clone + Send + Sync + 'static> Worker<M> {
                 let filter = self.filter.as_deref();
                 let subscriber = &mut self.subscriber;
                 catch_unwind(AssertUnwindSafe(|| {
-                    if let Some(filter) = filter {
-                        if !filter(message) {
-                            return Ok(false);
-                        }
+                    if let Some(filter) = filter
+                        && !filter(message)
+                    {
+                        return Ok(false);
                     }
                     subscriber.handle(message).map(|()| true)
                 }))

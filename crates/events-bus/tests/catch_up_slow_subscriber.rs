@@ -32,7 +32,7 @@ fn a_lagging_subscriber_catches_up_without_blocking_the_publisher() {
             move |n: &u64| {
                 // Stuck on the first message until the publisher is done, then slow-ish.
                 wait.wait();
-                if n % 1_000 == 0 {
+                if n.is_multiple_of(1_000) {
                     thread::sleep(Duration::from_millis(1));
                 }
                 out.lock().unwrap().push(*n);

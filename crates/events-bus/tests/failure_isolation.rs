@@ -28,7 +28,7 @@ fn panics_are_contained_and_counted() {
         "flaky",
         block().failure_policy(FailurePolicy::Skip),
         |n: &u64| {
-            if n % 10 == 0 {
+            if n.is_multiple_of(10) {
                 panic!("no multiples of ten: {n}");
             }
             Ok::<(), String>(())

@@ -17,7 +17,7 @@ fn failed_messages_are_skipped_and_listed() {
         .failure_policy(FailurePolicy::Skip);
     bus.subscribe("odd-only", options, move |n: &u64| {
         out.lock().unwrap().push(*n);
-        if n % 2 == 0 {
+        if n.is_multiple_of(2) {
             Err(format!("{n} is even"))
         } else {
             Ok(())

@@ -27,7 +27,7 @@ fn only_matching_messages_reach_the_handler() {
         "live-even",
         SubscriberOptions::new()
             .backpressure(Backpressure::Block)
-            .filter(|n: &u64| n % 2 == 0),
+            .filter(|n: &u64| n.is_multiple_of(2)),
         move |n: &u64| {
             out.lock().unwrap().push(*n);
             Ok::<(), String>(())
@@ -42,7 +42,7 @@ fn only_matching_messages_reach_the_handler() {
         0,
         SubscriberOptions::new()
             .capacity(1)
-            .filter(|n: &u64| n % 3 == 0),
+            .filter(|n: &u64| n.is_multiple_of(3)),
         move |n: &u64| {
             out.lock().unwrap().push(*n);
             Ok::<(), String>(())

@@ -848,10 +848,10 @@ fn run_automatic(shared: &Shared) {
         }
         match shared.checkpoint_now() {
             Ok((path, _)) => {
-                if let Some(days) = shared.config.checkpoints.keep_days {
-                    if let Err(e) = prune_checkpoints(&shared.config.checkpoint_dir(), days) {
-                        tracing::warn!(name: "event_store_checkpoint_prune_failed", error = %e, "pruning checkpoints failed");
-                    }
+                if let Some(days) = shared.config.checkpoints.keep_days
+                    && let Err(e) = prune_checkpoints(&shared.config.checkpoint_dir(), days)
+                {
+                    tracing::warn!(name: "event_store_checkpoint_prune_failed", error = %e, "pruning checkpoints failed");
                 }
                 tracing::debug!(name: "event_store_automatic_checkpoint", path = %path.display(), "automatic checkpoint");
             }

@@ -84,10 +84,10 @@ impl StreamEvents {
         {
             return Ok(position);
         }
-        if let Some((first, runs)) = &self.page {
-            if let Some(position) = page_position(*first, runs, version) {
-                return Ok(position);
-            }
+        if let Some((first, runs)) = &self.page
+            && let Some(position) = page_position(*first, runs, version)
+        {
+            return Ok(position);
         }
         let page = stream_page_at(&self.shared.log, &self.stream, version)?.ok_or_else(|| {
             corrupted(format!(

@@ -250,21 +250,21 @@ fn recover(log: &sled::Tree) -> Result<Recovered, OpenError> {
             let (_, bytes) = entry.map_err(OpenError::Storage)?;
             let record = Record::parse(bytes)
                 .map_err(|e| open_corrupted(format!("log record after the watermark: {e}")))?;
-            if let Some(expected) = expected {
-                if record.first_position() != expected {
-                    return Err(open_corrupted(format!(
-                        "the log has a gap: expected a record at position {expected}, found one at {}",
-                        record.first_position()
-                    )));
-                }
+            if let Some(expected) = expected
+                && record.first_position() != expected
+            {
+                return Err(open_corrupted(format!(
+                    "the log has a gap: expected a record at position {expected}, found one at {}",
+                    record.first_position()
+                )));
             }
-            if let Some(prev) = prev_hash {
-                if *record.prev_hash() != prev {
-                    return Err(open_corrupted(format!(
-                        "the hash chain breaks at the record starting at position {}",
-                        record.first_position()
-                    )));
-                }
+            if let Some(prev) = prev_hash
+                && *record.prev_hash() != prev
+            {
+                return Err(open_corrupted(format!(
+                    "the hash chain breaks at the record starting at position {}",
+                    record.first_position()
+                )));
             }
             expected = Some(record.last_position() + 1);
             prev_hash = Some(record_hash(record.bytes()));
@@ -630,10 +630,10 @@ impl Shared {
         }
         self.checkpoint_wake.notify_all();
         let writer = lock(&self.writer).take();
-        if let Some(handle) = writer {
-            if handle.join().is_err() {
-                tracing::error!(name: "event_store_writer_panicked", "the writer thread panicked");
-            }
+        if let Some(handle) = writer
+            && handle.join().is_err()
+        {
+            tracing::error!(name: "event_store_writer_panicked", "the writer thread panicked");
         }
         let checkpointer = lock(&self.checkpointer).take();
         if let Some(handle) = checkpointer {

@@ -295,19 +295,19 @@ impl Writer {
             .read()
             .ok()
             .and_then(|guard| guard.clone());
-        if let Some(listener) = listener {
-            if let Err(panic) = catch_unwind(AssertUnwindSafe(|| listener(events))) {
-                let message = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| (*s).to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "unknown panic".into());
-                tracing::error!(
-                    name: "event_store_listener_panicked",
-                    panic = %message,
-                    "commit listener panicked; the store keeps writing"
-                );
-            }
+        if let Some(listener) = listener
+            && let Err(panic) = catch_unwind(AssertUnwindSafe(|| listener(events)))
+        {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            tracing::error!(
+                name: "event_store_listener_panicked",
+                panic = %message,
+                "commit listener panicked; the store keeps writing"
+            );
         }
     }
 

@@ -71,13 +71,13 @@ fn child(dir: &Path, durability: Durability, acks: &Path, seed: u64) -> ! {
             result.first_position, result.last_position
         )
         .unwrap();
-        if n % 97 == 0 {
+        if n.is_multiple_of(97) {
             let version = store.stream_version("cache", &aggregate).unwrap();
             store
                 .save_snapshot("cache", &aggregate, version, 1, &tag.to_le_bytes())
                 .unwrap();
         }
-        if n % 400 == 0 {
+        if n.is_multiple_of(400) {
             store.checkpoint().unwrap();
         }
     }
