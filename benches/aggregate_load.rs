@@ -80,10 +80,10 @@ fn build(log: &EventLog, aggregate_id: &str, count: u64, snapshot_every: Option<
         let events = (n..n + batch).map(|k| event(aggregate_id, k)).collect();
         log.append(ExpectedVersion::Exact(n), events).unwrap();
         n += batch;
-        if let Some(every) = snapshot_every {
-            if n % every == 0 {
-                log.snapshot::<ArticleGeneration>(aggregate_id).unwrap();
-            }
+        if let Some(every) = snapshot_every
+            && n.is_multiple_of(every)
+        {
+            log.snapshot::<ArticleGeneration>(aggregate_id).unwrap();
         }
     }
 }

@@ -235,10 +235,11 @@ impl Loader<'_> {
         if let SnapshotUse::Read {
             save_every: Some(every),
         } = snapshots
+            && target.is_none()
+            && applied >= every
+            && version > 0
         {
-            if target.is_none() && applied >= every && version > 0 {
-                snapshot_saved = self.save(id, version, &state);
-            }
+            snapshot_saved = self.save(id, version, &state);
         }
         let counters = self.counters;
         counters.loads.fetch_add(1, Ordering::Relaxed);

@@ -47,10 +47,10 @@ impl SpanLinks {
                     links.order.push_back(id);
                 }
                 while links.order.len() > MAX_LINKS {
-                    if let Some(old) = links.order.pop_front() {
-                        if let Some(span) = links.spans.remove(&old) {
-                            evicted.push(span);
-                        }
+                    if let Some(old) = links.order.pop_front()
+                        && let Some(span) = links.spans.remove(&old)
+                    {
+                        evicted.push(span);
                     }
                 }
             }

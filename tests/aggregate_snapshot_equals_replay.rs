@@ -42,7 +42,7 @@ fn generation_event(kind: u8, n: u32) -> NewEvent {
                 },
                 generation_time: f64::from(n) / 10.0,
                 model_used: "gpt".into(),
-                tokens_used: (n % 2 == 0).then_some(u64::from(n) * 7),
+                tokens_used: n.is_multiple_of(2).then_some(u64::from(n) * 7),
             },
             context,
         ),

@@ -9,7 +9,7 @@ use eventlog::{Aggregate, Cache, EventLog, EventLogError, ExpectedVersion};
 
 fn append(log: &EventLog, from: u64, count: u64) {
     for n in from..from + count {
-        let event = if n % 4 == 0 {
+        let event = if n.is_multiple_of(4) {
             cache_miss("c", n)
         } else {
             cache_hit("c", n)

@@ -100,8 +100,8 @@ fn projection_resumes_with_its_state() {
     let filter = SubscriptionFilter::all().event_type("cache_miss");
     let log = EventLog::open(config(dir.path())).unwrap();
     let projection = log.project::<Misses>("misses", filter.clone()).unwrap();
-    for n in 0..6 {
-        let event = if n % 2 == 0 {
+    for n in 0..6_u64 {
+        let event = if n.is_multiple_of(2) {
             cache_miss("c", n)
         } else {
             cache_hit("c", n)

@@ -33,7 +33,7 @@ fn catch_up_hands_over_to_live_without_gap_or_duplicate() {
         // Subscribe somewhere in the middle of the appends.
         std::thread::sleep(Duration::from_micros(round * 37 % 1500));
         let seen = Seen::default();
-        let capacity = if round % 2 == 0 { 1024 } else { 2 };
+        let capacity = if round.is_multiple_of(2) { 1024 } else { 2 };
         let subscription = log
             .subscribe_from(
                 format!("race-{round}"),

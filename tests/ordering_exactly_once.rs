@@ -51,7 +51,7 @@ fn every_subscription_sees_every_event_once_in_order() {
             std::thread::spawn(move || {
                 for n in 0..APPENDS_PER_THREAD {
                     // Own aggregates and one shared by every thread; 1 to 3 events per append.
-                    let aggregate = if n % 3 == 0 {
+                    let aggregate = if n.is_multiple_of(3) {
                         "shared".to_string()
                     } else {
                         format!("t{t}-{}", n % 7)

@@ -34,7 +34,7 @@ fn a_panicking_handler_hurts_nobody_else() {
         "skipper",
         SubscriptionOptions::new().failure_policy(FailurePolicy::Skip),
         move |event: &RecordedEvent| {
-            if event.position % 2 == 0 {
+            if event.position.is_multiple_of(2) {
                 panic!("even position {}", event.position);
             }
             record(event)

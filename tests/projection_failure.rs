@@ -23,9 +23,9 @@ impl Projection for Applied {
     fn apply(&mut self, event: &RecordedEvent, _: &EventRegistry) -> Result<(), ApplyError> {
         // Change the state first, then fail: the change must not survive.
         self.0.push(event.position);
-        if event.position % 4 == 0 && FAILURES_LEFT.load(Ordering::SeqCst) > 0 {
+        if event.position.is_multiple_of(4) && FAILURES_LEFT.load(Ordering::SeqCst) > 0 {
             let left = FAILURES_LEFT.fetch_sub(1, Ordering::SeqCst);
-            if left % 2 == 0 {
+            if left.is_multiple_of(2) {
                 panic!("flaky panic at {}", event.position);
             }
             return Err(ApplyError::rejected(format!("flaky at {}", event.position)));
