@@ -1,0 +1,127 @@
+//! The command line: every option of the daemon, with its default.
+
+use std::path::PathBuf;
+
+use clap::{Parser, ValueEnum};
+
+/// The default store directory, relative to the working directory.
+pub const DEFAULT_STORE: &str = "./omni-writer-data";
+
+/// The Omni Writer daemon, with SIMULATED generation: it runs article-generation pipelines
+/// (prompt validation, cache lookups, generation with retries, cache writes) and records every
+/// operation as an event in an embedded eventlog store. No language model is called: prompts,
+/// outcomes, delays and articles are drawn from a seeded random generator.
+///
+/// It runs until SIGINT (Ctrl-C) or SIGTERM, or until `--pipelines` or `--duration` is reached.
+/// On a stop it finishes the prompt in flight, closes the pipeline (as `pipeline_failed`,
+/// error type `Interrupted`, when prompts remain), flushes, takes a checkpoint if asked and
+/// exits 0. A restart on the same store continues the pipeline numbering.
+#[derive(Debug, Parser)]
+#[command(name = "omni-writer", version, about, long_about)]
+#[command(after_help = AFTER_HELP)]
+pub struct Args {
+    /// The store directory (created if missing).
+    #[arg(long, value_name = "DIR", default_value = DEFAULT_STORE)]
+    pub store: PathBuf,
+
+    /// Stop after this many pipelines (default: run until stopped).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub pipelines: Option<u64>,
+
+    /// Stop after this many seconds (fractions allowed).
+    #[arg(long, value_name = "SECS", value_parser = positive)]
+    pub duration: Option<f64>,
+
+    /// Most events written per second, over all workers (default: unlimited).
+    #[arg(long, value_name = "EVENTS_PER_SEC", value_parser = positive)]
+    pub rate: Option<f64>,
+
+    /// `durable`: an append returns once it is on disk (survives kill -9 and power loss).
+    /// `buffered`: once it is readable; flushed every 200 ms.
+    #[arg(long, value_enum, default_value_t = DurabilityArg::Durable)]
+    pub durability: DurabilityArg,
+
+    /// Seed of the simulation (default: random, printed in the summary). Pipeline N of a
+    /// seed always holds the same events: see `--help` below.
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+
+    /// Pipelines run at once, one per worker thread (their appends share disk flushes).
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub workers: u16,
+
+    /// Take a checkpoint every SECS seconds while running, and one on exit.
+    #[arg(long, value_name = "SECS", value_parser = positive)]
+    pub checkpoint_every: Option<f64>,
+
+    /// Take a checkpoint on exit.
+    #[arg(long)]
+    pub checkpoint_on_exit: bool,
+
+    /// Print the final summary as one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Seconds between progress log lines when stderr is not a terminal.
+    #[arg(long, value_name = "SECS", default_value_t = 5.0, value_parser = positive)]
+    pub progress_every: f64,
+
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Log filter, RUST_LOG syntax (`info`, `omni_writer=debug,eventlog=info`). Default: the
+    /// RUST_LOG environment variable, else `info`.
+    #[arg(long, value_name = "FILTER")]
+    pub log_level: Option<String>,
+}
+
+const AFTER_HELP: &str = "\
+Signals:
+  SIGINT, SIGTERM  stop: finish the prompt in flight, close the pipelines, flush, checkpoint
+                   (with --checkpoint-every or --checkpoint-on-exit), exit 0. A second one exits
+                   at once with status 130 (durable appends are on disk all the same).
+  SIGUSR1          take a checkpoint now, into <store>/checkpoints (readable with
+                   `events-dump --checkpoint FILE` or `events-dump --latest-checkpoint`).
+
+What --seed guarantees:
+  Pipeline number N of seed S always holds the same events: the same event ids, types,
+  aggregates, payloads, trace/correlation/causation ids and user/session ids, in the same order
+  within the pipeline. Only wall-clock values differ (event timestamps and
+  article_generation_started.started_at), and a pipeline cut short by a stop ends differently.
+  Aggregates owned by one pipeline (pipeline-*, val-*, gen-*, retry-*) therefore hold the same
+  events at the same versions. Cache entries (cache-*) are shared by pipelines: they receive the
+  same events, but with several workers the interleaving of pipelines in the global log (and so
+  positions and cache versions) varies; with --workers 1 the whole log is the same run after run.
+  A restart continues numbering, so running 10 pipelines then 10 more writes the same pipelines
+  as running 20.
+
+Exit status: 0 on a clean stop; 1 on an error (the store could not be opened, an append failed);
+2 on bad arguments.";
+
+/// `--durability`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DurabilityArg {
+    /// Appends return once on disk.
+    Durable,
+    /// Appends return once readable; flushed every 200 ms.
+    Buffered,
+}
+
+/// `--log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Parses a positive, finite number (seconds or events per second).
+fn positive(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(value) if value.is_finite() && value > 0.0 => Ok(value),
+        Ok(value) => Err(format!("must be a positive number, not {value}")),
+        Err(e) => Err(format!("`{text}` is not a number: {e}")),
+    }
+}

@@ -1,0 +1,161 @@
+//! One run of the daemon: open the store, start the threads, wait for the end, shut down in
+//! order (workers, flush, checkpoint, close), and sum up.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use eventlog::{Durability, EventLog, EventLogConfig};
+
+use crate::checkpoints::{self, Checkpointer, Taken};
+use crate::cli::{Args, DurabilityArg};
+use crate::control::Control;
+use crate::logging::BarSlot;
+use crate::progress::Reporter;
+use crate::rate::RateLimiter;
+use crate::runner::{self, Counters, Shared};
+use crate::signals::SignalThread;
+use crate::summary::Summary;
+
+fn durability(arg: DurabilityArg) -> (Durability, &'static str) {
+    match arg {
+        DurabilityArg::Durable => (Durability::Durable, "durable"),
+        DurabilityArg::Buffered => (Durability::Buffered, "buffered"),
+    }
+}
+
+/// A seed from the clock and the process id, for runs without `--seed`.
+fn random_seed() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let mixed = blake3::hash(
+        &[
+            nanos.to_be_bytes().as_slice(),
+            &std::process::id().to_be_bytes(),
+        ]
+        .concat(),
+    );
+    let mut bytes = [0_u8; 8];
+    bytes.copy_from_slice(&mixed.as_bytes()[..8]);
+    u64::from_be_bytes(bytes) >> 1 // stays exact in JSON consumers that read numbers as f64? no: keep it below 2^63
+}
+
+/// Runs the daemon as `args` say.
+///
+/// # Errors
+///
+/// When the store cannot be opened, a thread cannot start, or an append or the close fails.
+pub fn run(args: &Args, slot: &BarSlot) -> anyhow::Result<Summary> {
+    let started = Instant::now();
+    let (mode, mode_name) = durability(args.durability);
+    let seed = args.seed.unwrap_or_else(random_seed);
+    let config = EventLogConfig::new(&args.store)
+        .durability(mode)
+        .snapshot_every(None);
+    let log = EventLog::open(config)
+        .with_context(|| format!("opening the store at {}", args.store.display()))?;
+    let first = runner::next_pipeline_number(&log)?;
+    tracing::info!(
+        name: "omni_writer_started",
+        store = %args.store.display(),
+        durability = mode_name,
+        seed,
+        workers = args.workers,
+        first_pipeline = first,
+        last_position = log.last_position()?,
+        "omni-writer started; generation is SIMULATED (no language model is called)"
+    );
+
+    let control = Arc::new(Control::default());
+    let counters = Arc::new(Counters::default());
+    let taken = Arc::new(Taken::default());
+    let checkpoint_every = args.checkpoint_every.map(Duration::from_secs_f64);
+    let checkpointer = Checkpointer::spawn(log.clone(), checkpoint_every, Arc::clone(&taken))?;
+    let signals = SignalThread::spawn(Arc::clone(&control), checkpointer.sender())?;
+    let reporter = Reporter {
+        log: log.clone(),
+        counters: Arc::clone(&counters),
+        control: Arc::clone(&control),
+        pipelines: args.pipelines,
+        every: Duration::from_secs_f64(args.progress_every),
+        slot: slot.clone(),
+    }
+    .spawn()?;
+
+    let shared = Arc::new(Shared {
+        log: log.clone(),
+        control: Arc::clone(&control),
+        limiter: args.rate.map(RateLimiter::new),
+        counters: Arc::clone(&counters),
+        seed,
+        next: AtomicU64::new(first),
+        end: args.pipelines.map(|n| first + n),
+    });
+    counters.last_pipeline.store(first - 1, Ordering::Relaxed);
+    let workers = runner::spawn_workers(&shared, args.workers)?;
+    let deadline = args
+        .duration
+        .map(|secs| started + Duration::from_secs_f64(secs));
+    control.wait_for_workers(workers.len(), deadline);
+    let worked = runner::join_workers(workers);
+    control.stop("--pipelines reached");
+    let stopped_by = control.reason().unwrap_or_default();
+
+    // Shut down in order: progress off screen, everything on disk, checkpoint, close.
+    if reporter.join().is_err() {
+        tracing::error!(name: "omni_writer_progress_panicked", "the progress thread panicked");
+    }
+    let durable_position = log.flush().context("flushing the store")?;
+    checkpointer.stop();
+    if args.checkpoint_every.is_some() || args.checkpoint_on_exit {
+        checkpoints::take(&log, "exit", &taken);
+    }
+    let last_position = log.last_position()?;
+    drop(shared);
+    log.close().context("closing the store")?;
+    signals.close();
+    worked?;
+
+    let elapsed = started.elapsed().as_secs_f64();
+    let events = counters.events.load(Ordering::Relaxed);
+    let (checkpoints, last_checkpoint) = taken.get();
+    let summary = Summary {
+        simulated: true,
+        events,
+        events_per_sec: if elapsed > 0.0 {
+            (events as f64 / elapsed).round()
+        } else {
+            0.0
+        },
+        last_position,
+        durable_position,
+        elapsed_secs: (elapsed * 1000.0).round() / 1000.0,
+        pipelines: counters.pipelines(),
+        pipelines_completed: counters.completed.load(Ordering::Relaxed),
+        pipelines_failed: counters.failed.load(Ordering::Relaxed),
+        pipelines_interrupted: counters.interrupted.load(Ordering::Relaxed),
+        first_pipeline: first,
+        last_pipeline: counters.last_pipeline.load(Ordering::Relaxed),
+        appends: counters.appends.load(Ordering::Relaxed),
+        seed,
+        durability: mode_name.to_string(),
+        workers: args.workers,
+        stopped_by,
+        checkpoints,
+        last_checkpoint,
+        store: args.store.clone(),
+    };
+    tracing::info!(
+        name: "omni_writer_stopped",
+        events,
+        events_per_sec = summary.events_per_sec,
+        last_position,
+        durable_position,
+        elapsed_secs = summary.elapsed_secs,
+        pipelines = summary.pipelines,
+        "omni-writer stopped"
+    );
+    Ok(summary)
+}

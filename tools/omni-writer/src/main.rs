@@ -1,0 +1,56 @@
+//! `omni-writer`: the Omni Writer daemon, with simulated generation, recording every operation
+//! in an embedded eventlog store. See `omni-writer --help`.
+
+mod checkpoints;
+mod cli;
+mod content;
+mod control;
+mod daemon;
+mod emitter;
+mod logging;
+mod progress;
+mod rate;
+mod rng;
+mod runner;
+mod signals;
+mod sim;
+mod summary;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let args = cli::Args::parse();
+    let slot = logging::BarSlot::default();
+    if let Err(error) = logging::init(args.log_format, args.log_level.as_deref(), slot.clone()) {
+        eprintln!("omni-writer: error: {error:#}");
+        return ExitCode::from(2);
+    }
+    match daemon::run(&args, &slot) {
+        Ok(summary) => {
+            let text = if args.json {
+                serde_json::to_string(&summary).map(|json| json + "\n")
+            } else {
+                Ok(summary.to_string())
+            };
+            match text {
+                Ok(text) => {
+                    // A closed stdout is not an error of the daemon: its work is done.
+                    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+                    ExitCode::SUCCESS
+                }
+                Err(error) => {
+                    eprintln!("omni-writer: error: printing the summary: {error}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Err(error) => {
+            tracing::error!(name: "omni_writer_failed", error = %format!("{error:#}"), "omni-writer failed");
+            eprintln!("omni-writer: error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,208 @@
+//! The worker threads: each takes the next pipeline number, runs the pipeline through the
+//! store, and counts what it wrote.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread::JoinHandle;
+
+use anyhow::Context as _;
+use eventlog::{AppendBatch, EventLog, PIPELINE};
+
+use crate::control::Control;
+use crate::emitter::parse_pipeline_id;
+use crate::rate::RateLimiter;
+use crate::sim::{PipelineEnd, Sink, run_pipeline};
+
+/// What the workers wrote, read by the progress reporter and the summary.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Events appended by this run.
+    pub events: AtomicU64,
+    /// Append calls made by this run.
+    pub appends: AtomicU64,
+    /// Pipelines that ended with `pipeline_completed`.
+    pub completed: AtomicU64,
+    /// Pipelines that ended with a simulated `pipeline_failed`.
+    pub failed: AtomicU64,
+    /// Pipelines cut short by a stop.
+    pub interrupted: AtomicU64,
+    /// The highest pipeline number started.
+    pub last_pipeline: AtomicU64,
+    /// The highest log position an append of this run returned.
+    pub last_position: AtomicU64,
+}
+
+impl Counters {
+    /// Pipelines finished, whichever way.
+    pub fn pipelines(&self) -> u64 {
+        self.completed.load(Ordering::Relaxed)
+            + self.failed.load(Ordering::Relaxed)
+            + self.interrupted.load(Ordering::Relaxed)
+    }
+}
+
+/// The next pipeline number for this store: one past the highest `pipeline-N` aggregate, so a
+/// restart never reuses an aggregate id (a pipeline's `pipeline_started` is its first append).
+///
+/// # Errors
+///
+/// When the store cannot be read.
+pub fn next_pipeline_number(log: &EventLog) -> anyhow::Result<u64> {
+    let highest = log
+        .aggregates(Some(PIPELINE))
+        .context("reading the pipelines already in the store")?
+        .iter()
+        .filter_map(|a| parse_pipeline_id(&a.aggregate_id))
+        .max()
+        .unwrap_or(0);
+    Ok(highest + 1)
+}
+
+/// What the workers share.
+#[derive(Debug)]
+pub struct Shared {
+    /// The store.
+    pub log: EventLog,
+    /// Stop flag.
+    pub control: Arc<Control>,
+    /// `--rate`.
+    pub limiter: Option<RateLimiter>,
+    /// What was written.
+    pub counters: Arc<Counters>,
+    /// The simulation's seed.
+    pub seed: u64,
+    /// The next pipeline number to hand out.
+    pub next: AtomicU64,
+    /// One past the last pipeline number to run (`--pipelines`).
+    pub end: Option<u64>,
+}
+
+impl Shared {
+    fn take_number(&self) -> Option<u64> {
+        let number = self.next.fetch_add(1, Ordering::Relaxed);
+        match self.end {
+            Some(end) if number >= end => None,
+            _ => Some(number),
+        }
+    }
+}
+
+/// Appends a pipeline's steps to the store, paced by `--rate`.
+struct StoreSink<'a> {
+    shared: &'a Shared,
+}
+
+impl Sink for StoreSink<'_> {
+    fn append(&mut self, mut step: Vec<AppendBatch>) -> anyhow::Result<()> {
+        let events: usize = step.iter().map(|b| b.events.len()).sum();
+        if let Some(limiter) = &self.shared.limiter {
+            limiter.acquire(
+                u32::try_from(events).unwrap_or(u32::MAX),
+                &self.shared.control,
+            );
+        }
+        let last_position = if step.len() == 1 {
+            let batch = step.remove(0);
+            self.shared
+                .log
+                .append(batch.expected, batch.events)?
+                .last_position
+        } else {
+            let results = self.shared.log.append_batches(step)?;
+            results.last().map_or(0, |r| r.last_position)
+        };
+        let counters = &self.shared.counters;
+        counters.events.fetch_add(events as u64, Ordering::Relaxed);
+        counters.appends.fetch_add(1, Ordering::Relaxed);
+        counters
+            .last_position
+            .fetch_max(last_position, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn stopping(&self) -> bool {
+        self.shared.control.stopping()
+    }
+}
+
+/// One worker: pipelines until there are no more numbers or a stop is requested.
+fn work(shared: &Shared) -> anyhow::Result<()> {
+    while !shared.control.stopping() {
+        let Some(number) = shared.take_number() else {
+            break;
+        };
+        let counters = &shared.counters;
+        counters.last_pipeline.fetch_max(number, Ordering::Relaxed);
+        let outcome = run_pipeline(shared.seed, number, &mut StoreSink { shared })
+            .with_context(|| format!("pipeline {number}"))?;
+        let counter = match outcome.end {
+            PipelineEnd::Completed => &counters.completed,
+            PipelineEnd::Failed => &counters.failed,
+            PipelineEnd::Interrupted => &counters.interrupted,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(
+            name: "omni_writer_pipeline_done",
+            pipeline = number,
+            end = ?outcome.end,
+            events = outcome.events,
+            "pipeline finished"
+        );
+    }
+    Ok(())
+}
+
+/// Starts `count` named worker threads.
+///
+/// # Errors
+///
+/// When a thread cannot be started (the ones already started are stopped and joined).
+pub fn spawn_workers(
+    shared: &Arc<Shared>,
+    count: u16,
+) -> anyhow::Result<Vec<JoinHandle<anyhow::Result<()>>>> {
+    let mut handles = Vec::new();
+    for index in 0..count {
+        let worker = Arc::clone(shared);
+        let spawned = std::thread::Builder::new()
+            .name(format!("omni-worker-{index}"))
+            .spawn(move || {
+                let result = work(&worker);
+                if let Err(error) = &result {
+                    worker.control.stop(format!("a worker failed: {error:#}"));
+                }
+                worker.control.worker_done();
+                result
+            });
+        match spawned {
+            Ok(handle) => handles.push(handle),
+            Err(error) => {
+                shared.control.stop("a worker thread could not start");
+                for handle in handles {
+                    let _ = handle.join();
+                }
+                return Err(error).context("starting a worker thread");
+            }
+        }
+    }
+    Ok(handles)
+}
+
+/// Joins the workers; the first error wins.
+///
+/// # Errors
+///
+/// A worker's error, or a worker that panicked.
+pub fn join_workers(handles: Vec<JoinHandle<anyhow::Result<()>>>) -> anyhow::Result<()> {
+    let mut first = Ok(());
+    for handle in handles {
+        let result = match handle.join() {
+            Ok(result) => result,
+            Err(_) => Err(anyhow::anyhow!("a worker thread panicked")),
+        };
+        if first.is_ok() {
+            first = result;
+        }
+    }
+    first
+}
