@@ -1,11 +1,16 @@
 //! Publish → deliver latency with 1, 4 and 16 subscriptions at a sustained append rate.
 //!
-//! Four appender threads append one event at a time on a shared fixed schedule (`RATE`
-//! events/s in all, for `SECONDS` s). A time stamp is taken right before each `append` call; each subscription's
-//! handler records `now − stamp` into its own HDR histogram on delivery. The figures are the
-//! p50/p99/p99.9/max over every delivery of every subscription; the append call's own latency is
-//! recorded too. Both durability modes: in durable mode an event is delivered only after the
-//! group holding it is on disk, so the latency includes the `fdatasync` of its group commit.
+//! Four appender threads append one event at a time on a shared fixed schedule (`RATE` events/s
+//! in all, for `SECONDS` s). A time stamp is taken right before each `append` call; each
+//! subscription's handler records `now − stamp` into its own HDR histogram on delivery. The
+//! figures are the p50/p99/p99.9/max over every delivery of every subscription; the `append`
+//! call's own latency is recorded too. Both durability modes: in durable mode an event is
+//! delivered only after the group holding it is on disk, so the latency includes its group's
+//! `fdatasync`.
+//!
+//! A baseline row (`store`, 0 subscriptions) runs the same schedule on `events_sled::Store`
+//! alone and records the time to the store's commit listener: what is left is the bus's cost
+//! (one queue and one thread hop per subscription).
 //!
 //! This is a plain `harness = false` binary (criterion measures throughput of closures, not
 //! latency distributions under a sustained load). Run:
@@ -21,6 +26,7 @@ use eventlog::{
     CacheHit, Durability, EventContext, EventLog, EventLogConfig, ExpectedVersion, NewEvent,
     RecordedEvent, SubscriptionFilter,
 };
+use events_sled::{Store, StoreConfig};
 use hdrhistogram::Histogram;
 
 /// Appender threads sharing the schedule (so that durable appends, each waiting for its group's
@@ -36,6 +42,41 @@ fn micros(ns: u64) -> f64 {
     ns as f64 / 1_000.0
 }
 
+/// Send times (ns since `epoch`) by event index, and where deliveries record their latency.
+struct Clock {
+    epoch: Instant,
+    sent: Vec<AtomicU64>,
+}
+
+impl Clock {
+    fn new(total: u64) -> Arc<Self> {
+        Arc::new(Self {
+            epoch: Instant::now(),
+            sent: (0..total).map(|_| AtomicU64::new(0)).collect(),
+        })
+    }
+
+    fn now(&self) -> u64 {
+        self.epoch.elapsed().as_nanos() as u64
+    }
+
+    /// Records the latency of the event whose index is in its correlation id.
+    fn delivered(&self, event: &RecordedEvent, into: &Mutex<Histogram<u64>>) {
+        let now = self.now();
+        let index: usize = event
+            .metadata
+            .correlation_id
+            .as_deref()
+            .and_then(|c| c.parse().ok())
+            .unwrap();
+        let at = self.sent[index].load(Ordering::Acquire);
+        into.lock()
+            .unwrap()
+            .record(now.saturating_sub(at).max(1_000))
+            .unwrap();
+    }
+}
+
 struct Outcome {
     deliver: Histogram<u64>,
     append: Histogram<u64>,
@@ -43,54 +84,19 @@ struct Outcome {
     delivered: u64,
 }
 
-fn run(durability: Durability, subscribers: usize, rate: u64, seconds: u64) -> Outcome {
-    let dir = tempfile::tempdir().unwrap();
-    let log = EventLog::open(
-        EventLogConfig::new(dir.path())
-            .durability(durability)
-            .store(|s| s.cache_capacity(64 << 20)),
-    )
-    .unwrap();
-    let total = rate * seconds;
-    let epoch = Instant::now();
-    // Send time of event n (ns since `epoch`), by the index carried in its correlation id.
-    let sent: Arc<Vec<AtomicU64>> = Arc::new((0..total).map(|_| AtomicU64::new(0)).collect());
-    let histograms: Vec<Arc<Mutex<Histogram<u64>>>> = (0..subscribers)
-        .map(|_| Arc::new(Mutex::new(histogram())))
-        .collect();
-    for (i, hist) in histograms.iter().enumerate() {
-        let sent = Arc::clone(&sent);
-        let hist = Arc::clone(hist);
-        log.subscribe(
-            format!("sub-{i}"),
-            SubscriptionFilter::all(),
-            move |event: &RecordedEvent| {
-                let now = epoch.elapsed().as_nanos() as u64;
-                let index: usize = event
-                    .metadata
-                    .correlation_id
-                    .as_deref()
-                    .and_then(|c| c.parse().ok())
-                    .ok_or("no index")?;
-                let at = sent[index].load(Ordering::Acquire);
-                hist.lock()
-                    .map_err(|_| "poisoned")?
-                    .record(now.saturating_sub(at).max(1_000))
-                    .map_err(|_| "out of range")?;
-                Ok::<(), &str>(())
-            },
-        )
-        .unwrap();
-    }
+type Append = Arc<dyn Fn(NewEvent) + Send + Sync>;
 
+/// Appends `total` events on the schedule from `APPENDERS` threads; returns the append
+/// latencies and the achieved rate.
+fn drive(clock: &Arc<Clock>, append: &Append, rate: u64, total: u64) -> (Histogram<u64>, f64) {
     let interval = Duration::from_nanos(1_000_000_000 / rate);
     let start = Instant::now();
     let appenders: Vec<_> = (0..APPENDERS)
         .map(|t| {
-            let log = log.clone();
-            let sent = Arc::clone(&sent);
+            let clock = Arc::clone(clock);
+            let append = Arc::clone(append);
             std::thread::spawn(move || {
-                let mut append = histogram();
+                let mut latencies = histogram();
                 let hit = CacheHit {
                     cache_key: "prompt:42".into(),
                     cache_type: "memory".into(),
@@ -108,33 +114,109 @@ fn run(durability: Durability, subscribers: usize, rate: u64, seconds: u64) -> O
                         EventContext::new("bench").with_correlation_id(n.to_string()),
                     )
                     .unwrap();
-                    let before = epoch.elapsed().as_nanos() as u64;
-                    sent[n as usize].store(before, Ordering::Release);
-                    log.append(ExpectedVersion::Any, vec![event]).unwrap();
-                    append
-                        .record((epoch.elapsed().as_nanos() as u64 - before).max(1_000))
-                        .unwrap();
+                    let before = clock.now();
+                    clock.sent[n as usize].store(before, Ordering::Release);
+                    append(event);
+                    latencies.record((clock.now() - before).max(1_000)).unwrap();
                 }
-                append
+                latencies
             })
         })
         .collect();
-    let mut append = histogram();
+    let mut latencies = histogram();
     for appender in appenders {
-        append.add(appender.join().unwrap()).unwrap();
+        latencies.add(appender.join().unwrap()).unwrap();
     }
-    let elapsed = start.elapsed();
+    (latencies, total as f64 / start.elapsed().as_secs_f64())
+}
+
+fn run_facade(durability: Durability, subscribers: usize, rate: u64, seconds: u64) -> Outcome {
+    let dir = tempfile::tempdir().unwrap();
+    let log = EventLog::open(
+        EventLogConfig::new(dir.path())
+            .durability(durability)
+            .store(|s| s.cache_capacity(64 << 20)),
+    )
+    .unwrap();
+    let total = rate * seconds;
+    let clock = Clock::new(total);
+    let histograms: Vec<Arc<Mutex<Histogram<u64>>>> = (0..subscribers)
+        .map(|_| Arc::new(Mutex::new(histogram())))
+        .collect();
+    for (i, hist) in histograms.iter().enumerate() {
+        let clock = Arc::clone(&clock);
+        let hist = Arc::clone(hist);
+        log.subscribe(
+            format!("sub-{i}"),
+            SubscriptionFilter::all(),
+            move |event: &RecordedEvent| {
+                clock.delivered(event, &hist);
+                Ok::<(), String>(())
+            },
+        )
+        .unwrap();
+    }
+    let append: Append = {
+        let log = log.clone();
+        Arc::new(move |event| {
+            log.append(ExpectedVersion::Any, vec![event]).unwrap();
+        })
+    };
+    let (append_latency, achieved_rate) = drive(&clock, &append, rate, total);
+    drop(append);
     let reports = log.close().unwrap();
-    let delivered = reports.iter().map(|r| r.counts.delivered).sum();
     let mut deliver = histogram();
     for hist in &histograms {
         deliver.add(&*hist.lock().unwrap()).unwrap();
     }
     Outcome {
         deliver,
-        append,
-        achieved_rate: total as f64 / elapsed.as_secs_f64(),
-        delivered,
+        append: append_latency,
+        achieved_rate,
+        delivered: reports.iter().map(|r| r.counts.delivered).sum(),
+    }
+}
+
+/// The same schedule on the store alone, timed to its commit listener.
+fn run_store(durability: Durability, rate: u64, seconds: u64) -> Outcome {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(
+        StoreConfig::new(dir.path())
+            .durability(durability)
+            .cache_capacity(64 << 20),
+    )
+    .unwrap();
+    let total = rate * seconds;
+    let clock = Clock::new(total);
+    let hist = Arc::new(Mutex::new(histogram()));
+    let count = Arc::new(AtomicU64::new(0));
+    {
+        let (clock, hist, count) = (Arc::clone(&clock), Arc::clone(&hist), Arc::clone(&count));
+        store.set_commit_listener(Some(Arc::new(move |events: &[Arc<RecordedEvent>]| {
+            for event in events {
+                clock.delivered(event, &hist);
+            }
+            count.fetch_add(events.len() as u64, Ordering::Relaxed);
+        })));
+    }
+    let append: Append = {
+        let store = store.clone();
+        Arc::new(move |event| {
+            store.append(ExpectedVersion::Any, vec![event]).unwrap();
+        })
+    };
+    let (append_latency, achieved_rate) = drive(&clock, &append, rate, total);
+    drop(append);
+    store.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    store.set_commit_listener(None);
+    store.close().unwrap();
+    let deliver = hist.lock().unwrap().clone();
+    Outcome {
+        deliver,
+        append: append_latency,
+        achieved_rate,
+        delivered: count.load(Ordering::Relaxed),
     }
 }
 
@@ -153,15 +235,25 @@ fn main() {
         "publish -> deliver latency, {rate} appends/s (1 event each, {APPENDERS} appender threads) for {seconds} s, µs"
     );
     println!(
-        "| durability | subscribers | achieved rate/s | deliveries | deliver p50 | p99 | p99.9 | max | append p50 | append p99 |"
+        "| durability | subscriptions | achieved rate/s | deliveries | deliver p50 | p99 | p99.9 | max | append p50 | append p99 |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for durability in [Durability::Buffered, Durability::Durable] {
-        for subscribers in [1, 4, 16] {
-            let o = run(durability, subscribers, rate, seconds);
-            assert_eq!(o.delivered, rate * seconds * subscribers as u64);
+        for subscribers in [0, 1, 4, 16] {
+            let (label, o) = if subscribers == 0 {
+                (
+                    "0 (store → commit listener)".to_string(),
+                    run_store(durability, rate, seconds),
+                )
+            } else {
+                (
+                    subscribers.to_string(),
+                    run_facade(durability, subscribers, rate, seconds),
+                )
+            };
+            assert_eq!(o.delivered, rate * seconds * subscribers.max(1) as u64);
             println!(
-                "| {durability:?} | {subscribers} | {:.0} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} |",
+                "| {durability:?} | {label} | {:.0} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} |",
                 o.achieved_rate,
                 o.delivered,
                 micros(o.deliver.value_at_quantile(0.5)),
