@@ -22,9 +22,6 @@ use crate::keys::{COUNTERS_KEY, WATERMARK_KEY, log_key};
 use crate::record::{Hash, encode_counters, encode_record, record_hash};
 use crate::state::{Shared, lock};
 
-/// The most bytes of events one group write takes (it stops at a commit boundary after this).
-const MAX_GROUP_BYTES: usize = 8 << 20;
-
 enum Work {
     Write(Vec<Arc<RecordedEvent>>),
     Flush,
@@ -160,7 +157,7 @@ impl Writer {
                     bytes += pending.bytes;
                     if pending.commit_end {
                         cut = n + 1;
-                        if bytes >= MAX_GROUP_BYTES {
+                        if bytes >= shared.config.record_target_bytes {
                             break;
                         }
                     }
@@ -208,31 +205,15 @@ impl Writer {
             return Ok(());
         };
         let (first_position, last_position) = (first.position, last.position);
-        let mut records = Vec::new();
-        let mut start = 0;
-        let mut bytes = 0;
-        let mut total_bytes = 0;
-        for (i, event) in events.iter().enumerate() {
-            let size = event_size(event);
-            bytes += size;
-            total_bytes += size;
-            if bytes >= shared.config.record_target_bytes || i + 1 == events.len() {
-                let slice = &events[start..=i];
-                let record = encode_record(&self.chain_head, slice);
-                self.chain_head = record_hash(&record);
-                records.push((slice[0].position, record));
-                start = i + 1;
-                bytes = 0;
-            }
-        }
+        let total_bytes: usize = events.iter().map(|e| event_size(e)).sum();
+        // One group, one record, one sled key: a single `insert` is atomic by itself and, unlike
+        // `apply_batch`, does not force sled to write out its I/O buffer.
+        let record = encode_record(&self.chain_head, &events);
+        self.chain_head = record_hash(&record);
         if let Some(journal) = self.journal.as_mut() {
-            let bytes: Vec<&[u8]> = records.iter().map(|(_, r)| r.as_slice()).collect();
-            journal.append(&bytes).map_err(WriteError::Io)?;
+            journal.append(&[&record]).map_err(WriteError::Io)?;
         }
-        let mut batch = sled::Batch::default();
-        for (position, record) in records {
-            batch.insert(&log_key(position), record);
-        }
+        shared.log.insert(log_key(first_position), record)?;
         self.since_index_flush += events.len() as u64;
         let created = events.iter().filter(|e| e.metadata.version == 1).count() as u64;
         shared
@@ -241,9 +222,12 @@ impl Writer {
             .fetch_add(created, Ordering::Relaxed);
         let index_flush = self.since_index_flush >= shared.config.index_flush_events;
         if index_flush {
+            // The pages and the watermark go in their own atomic batch, after the records they
+            // cover: a crash between the two only means a longer replay at the next open.
+            let mut batch = sled::Batch::default();
             self.add_index_flush(&mut batch, last_position)?;
+            shared.log.apply_batch(batch)?;
         }
-        shared.log.apply_batch(batch)?;
         // Durable mode: the journal already holds the group durably; sled is flushed on the
         // same schedule as in buffered mode.
         let durable = self.journal.is_some();
