@@ -109,5 +109,5 @@ pub use events_sled::{
     ExpectedVersion, LogEvents, OpenError, Progress, ReadError, Snapshot, SnapshotError,
     StoreConfig, StoreError, StoreLimits, StoreMetrics, StreamEvents, StreamRead, TypeEvents,
     VerifyIssue, VerifyReport, import_checkpoint, list_checkpoints, prune_checkpoints,
-    read_manifest, verify_checkpoint,
+    read_manifest, verify_checkpoint, verify_checkpoint_with,
 };

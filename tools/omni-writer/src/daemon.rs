@@ -25,21 +25,18 @@ fn durability(arg: DurabilityArg) -> (Durability, &'static str) {
     }
 }
 
-/// A seed from the clock and the process id, for runs without `--seed`.
+/// A seed from the clock and the process id, for runs without `--seed`. Kept below 2^32 so it
+/// is short to retype and exact in any JSON reader.
 fn random_seed() -> u64 {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
-    let mixed = blake3::hash(
-        &[
-            nanos.to_be_bytes().as_slice(),
-            &std::process::id().to_be_bytes(),
-        ]
-        .concat(),
-    );
-    let mut bytes = [0_u8; 8];
-    bytes.copy_from_slice(&mixed.as_bytes()[..8]);
-    u64::from_be_bytes(bytes) >> 1 // stays exact in JSON consumers that read numbers as f64? no: keep it below 2^63
+    let mut input = nanos.to_be_bytes().to_vec();
+    input.extend_from_slice(&std::process::id().to_be_bytes());
+    let hash = blake3::hash(&input);
+    let mut bytes = [0_u8; 4];
+    bytes.copy_from_slice(&hash.as_bytes()[..4]);
+    u64::from(u32::from_be_bytes(bytes))
 }
 
 /// Runs the daemon as `args` say.
