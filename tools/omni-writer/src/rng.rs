@@ -88,9 +88,7 @@ mod tests {
     fn known_stream_does_not_change() {
         // Pins the generator: a change here changes every seeded simulation.
         let mut rng = Rng::new(1, 1);
-        let first = rng.next_u64();
-        let mut again = Rng::new(1, 1);
-        assert_eq!(first, again.next_u64());
+        assert_eq!(rng.next_u64(), 0x21a5_7154_31dc_4cc7);
         assert_eq!(mix(0), 0);
     }
 
