@@ -393,6 +393,25 @@ impl EventLog {
     /// Appends to several aggregates atomically, each batch with its own expected version: all
     /// batches are stored, at consecutive positions in the order given, or none is.
     ///
+    /// # Example
+    ///
+    /// ```
+    /// use eventlog::{
+    ///     AppendBatch, CacheSet, EventContext, EventLog, EventLogConfig, ExpectedVersion, NewEvent,
+    /// };
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let log = EventLog::open(EventLogConfig::new(dir.path()))?;
+    /// let set = CacheSet { cache_key: "k".into(), cache_type: "memory".into(), ttl_seconds: Some(60), size_bytes: 512 };
+    /// let event = |id: &str| NewEvent::from_event(id, &set, EventContext::default());
+    /// let results = log.append_batches(vec![
+    ///     AppendBatch::new(ExpectedVersion::NoStream, vec![event("a")?]),
+    ///     AppendBatch::new(ExpectedVersion::NoStream, vec![event("b")?, event("b")?]),
+    /// ])?;
+    /// assert_eq!((results[1].first_position, results[1].last_version), (2, 2));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     ///
     /// As [`EventLog::append`], plus [`EventLogError::Append`] with
@@ -559,6 +578,23 @@ impl EventLog {
     /// Loads aggregate `aggregate_id` as it was at `version`: from the newest snapshot at or
     /// below it, then the events up to it. Never saves a snapshot.
     ///
+    /// # Example
+    ///
+    /// ```
+    /// use eventlog::{Cache, CacheHit, EventContext, EventLog, EventLogConfig, ExpectedVersion};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let log = EventLog::open(EventLogConfig::new(dir.path()).snapshot_every(Some(2)))?;
+    /// let hit = CacheHit { cache_key: "k".into(), cache_type: "memory".into(), response_time: 0.001 };
+    /// for _ in 0..5 {
+    ///     log.append_event("c1", ExpectedVersion::Any, &hit, EventContext::default())?;
+    /// }
+    /// assert!(log.load::<Cache>("c1")?.snapshot_saved); // a snapshot at version 5
+    /// let then = log.load_at::<Cache>("c1", 3)?; // before that snapshot: from the events
+    /// assert_eq!((then.version, then.state.hits, then.from_snapshot), (3, 3, None));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     ///
     /// [`EventLogError::VersionNotReached`] when the aggregate is below `version`; otherwise as
@@ -613,6 +649,28 @@ impl EventLog {
     ///
     /// The JSON is the [`Loaded`] value: `aggregate_type`, `aggregate_id`, `version`,
     /// `from_snapshot`, `events_applied`, `snapshot_saved` and `state`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use eventlog::{EventContext, EventLog, EventLogConfig, ExpectedVersion, RetryAttempted};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let log = EventLog::open(EventLogConfig::new(dir.path()))?;
+    /// let attempt = RetryAttempted {
+    ///     operation: "api_call".into(),
+    ///     attempt_number: 2,
+    ///     max_attempts: 3,
+    ///     delay_seconds: 1.0,
+    ///     error_message: "Connection timeout".into(),
+    /// };
+    /// log.append_event("retry-9", ExpectedVersion::NoStream, &attempt, EventContext::default())?;
+    /// let json = log.load_omni_state("retry", "retry-9", None)?.ok_or("no events")?;
+    /// assert_eq!(json["version"], 1);
+    /// assert_eq!(json["state"]["status"], "retrying");
+    /// assert_eq!(json["state"]["last_error"], "Connection timeout");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     ///
@@ -792,6 +850,31 @@ impl EventLog {
     /// at-least-once across crashes, exactly once while the process lives. For effects that must
     /// be applied exactly once across crashes, keep them in the store with
     /// [`EventLog::project`]. One durable subscription or projection per name runs at a time.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use eventlog::{
+    ///     CacheMiss, EventContext, EventLog, EventLogConfig, ExpectedVersion, RecordedEvent,
+    ///     SubscriptionFilter,
+    /// };
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let miss = CacheMiss { cache_key: "k".into(), cache_type: "memory".into(), reason: "expired".into() };
+    /// let log = EventLog::open(EventLogConfig::new(dir.path()))?;
+    /// log.subscribe_durable("warmer", SubscriptionFilter::all(), |_: &RecordedEvent| Ok::<(), String>(()))?;
+    /// log.append_event("c1", ExpectedVersion::Any, &miss, EventContext::default())?;
+    /// log.close()?;
+    ///
+    /// // After a restart it resumes after position 1: only the new event is handled.
+    /// let log = EventLog::open(EventLogConfig::new(dir.path()))?;
+    /// assert_eq!(log.consumer("warmer")?.map(|c| c.position), Some(1));
+    /// log.append_event("c1", ExpectedVersion::Any, &miss, EventContext::default())?;
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// log.subscribe_durable("warmer", SubscriptionFilter::all(), move |e: &RecordedEvent| tx.send(e.position))?;
+    /// assert_eq!(rx.recv()?, 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     ///
@@ -1075,6 +1158,20 @@ impl EventLog {
     }
 
     /// The store's metrics, every subscription's health and the aggregate load counters.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use eventlog::{EventLog, EventLogConfig};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let log = EventLog::open(EventLogConfig::new(dir.path()))?;
+    /// let json = serde_json::to_value(log.metrics()?)?;
+    /// assert_eq!(json["store"]["total_events_stored"], 0);
+    /// assert_eq!(json["bus"]["subscriptions"], 0);
+    /// assert_eq!(json["aggregates"]["snapshot_every"], 1000);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     ///

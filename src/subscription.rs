@@ -298,6 +298,26 @@ pub(crate) fn release(names: &ConsumerNames, name: &str) {
 
 /// A running subscription. Dropping the handle does not stop it: it runs until
 /// [`Subscription::unsubscribe`] or until the event log closes.
+///
+/// # Example
+///
+/// ```
+/// use eventlog::{CacheHit, EventContext, EventLog, EventLogConfig, ExpectedVersion, RecordedEvent};
+///
+/// let dir = tempfile::tempdir()?;
+/// let log = EventLog::open(EventLogConfig::new(dir.path()))?;
+/// let (tx, rx) = std::sync::mpsc::channel();
+/// let subscription = log.subscribe("watcher", eventlog::SubscriptionFilter::all(), move |e: &RecordedEvent| {
+///     tx.send(e.position)
+/// })?;
+/// let hit = CacheHit { cache_key: "k".into(), cache_type: "memory".into(), response_time: 0.001 };
+/// log.append_event("c1", ExpectedVersion::Any, &hit, EventContext::default())?;
+/// assert_eq!(rx.recv()?, 1);
+/// assert!(subscription.health().is_some());
+/// let report = subscription.unsubscribe()?;
+/// assert_eq!((report.name.as_str(), report.counts.delivered), ("watcher", 1));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct Subscription {
     pub(crate) id: SubscriberId,
     pub(crate) name: String,

@@ -19,7 +19,10 @@ fn metrics_json_has_store_bus_and_aggregate_sections() {
         log.append(ExpectedVersion::Any, vec![cache_hit("c", n)])
             .unwrap();
     }
-    assert!(wait_until(Duration::from_secs(10), || seen.len() == 5));
+    // Counted once the handler has returned.
+    assert!(wait_until(Duration::from_secs(10), || {
+        seen.len() == 5 && log.health()[0].last_sequence == 5
+    }));
     assert_eq!(log.load::<Cache>("c").unwrap().state.hits, 5);
 
     let json = serde_json::to_value(log.metrics().unwrap()).unwrap();

@@ -48,7 +48,8 @@ fn slow_subscriber_lags_without_blocking_the_writer_then_catches_up() {
     assert!(wait_until(Duration::from_secs(30), || seen.len() as u64 >= EVENTS));
     assert_eq!(seen.positions(), one_to(EVENTS));
     assert!(wait_until(Duration::from_secs(5), || {
-        log.health()[0].state == SubscriberState::Live
+        let health = &log.health()[0];
+        health.state == SubscriberState::Live && health.lag == 0
     }));
     let health = &log.health()[0];
     assert!(health.counts.catch_ups > 0, "{health:?}");
