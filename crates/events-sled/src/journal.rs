@@ -1,24 +1,31 @@
-//! The durability journal: in durable mode, each group's records are appended to
+//! The durability journal: in durable mode, each group's record is written to
 //! `<store>/journal/journal.wal` and `fdatasync`ed before the group is acknowledged, and applied to
 //! sled without waiting for sled's flush. sled's own flush (`db.flush()` + `fdatasync`, about
-//! 0.5 ms here) then runs every `flush_interval`, after which the journal is emptied. One
+//! 0.5 ms here) then runs every `flush_interval`, after which the journal starts a new epoch. One
 //! `fdatasync` per group instead of a sled flush plus an `fdatasync` is what makes durable appends
 //! fast.
 //!
-//! ## Entry layout
+//! ## File layout
 //!
-//! `len u32 BE · crc32 u32 BE · (record_len u32 BE · record bytes)*` — one entry per group, so a
-//! torn write loses a whole group, never part of one. `len` counts the bytes after the CRC.
+//! `"EVLJRNL1" · epoch u64 BE` then entries from byte 16:
+//! `len u32 BE · crc32 u32 BE · epoch u64 BE · (record_len u32 BE · record bytes)*` — one entry per
+//! group, so a torn write loses a whole group, never part of one. `len` counts the bytes after the
+//! CRC; the CRC covers them. A new epoch (after each sled flush) rewrites the header, which retires
+//! every older entry at once, and writing starts again at the front: like SQLite's WAL, the file
+//! is reused in place, so once it has reached the size of one flush interval's writes, an
+//! `fdatasync` flushes data only, not the file's size.
 //!
 //! ## Recovery
 //!
-//! On open, entries whose records continue the log exactly (next position, matching chain hash) are
-//! applied to sled; entries already in sled are skipped; a torn or damaged tail (never
-//! acknowledged: acknowledgement follows the `fdatasync`) ends the replay. sled is then flushed and
-//! the journal emptied.
+//! On open, entries of the current epoch whose records continue the log exactly (next position,
+//! matching chain hash) are applied to sled; entries already in sled are skipped; the first entry
+//! that is torn, damaged, zero or of another epoch ends the replay (such a tail was never
+//! acknowledged: acknowledgement follows the `fdatasync`). sled is then flushed and a new epoch
+//! begins.
 
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
+use std::io::Read;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use crate::error::OpenError;
@@ -28,20 +35,43 @@ use crate::record::{Hash, Record, record_hash};
 /// The journal's directory inside a store.
 pub(crate) const JOURNAL_DIR: &str = "journal";
 const JOURNAL_FILE: &str = "journal.wal";
+const MAGIC: &[u8; 8] = b"EVLJRNL1";
+const HEADER_LEN: u64 = 16;
+const ENTRY_HEADER_LEN: usize = 16;
 
 /// The open journal file of a durable store.
 #[derive(Debug)]
 pub(crate) struct Journal {
     file: File,
     buffer: Vec<u8>,
-    len: u64,
+    epoch: u64,
+    offset: u64,
 }
 
 fn journal_path(store: &Path) -> PathBuf {
     store.join(JOURNAL_DIR).join(JOURNAL_FILE)
 }
 
+fn header(epoch: u64) -> [u8; HEADER_LEN as usize] {
+    let mut header = [0; HEADER_LEN as usize];
+    header[..8].copy_from_slice(MAGIC);
+    header[8..].copy_from_slice(&epoch.to_be_bytes());
+    header
+}
+
+/// The epoch in a journal file's header, if the header is intact.
+fn read_epoch(bytes: &[u8]) -> Option<u64> {
+    let header = bytes.get(..HEADER_LEN as usize)?;
+    if &header[..8] != MAGIC {
+        return None;
+    }
+    let mut epoch = [0; 8];
+    epoch.copy_from_slice(&header[8..]);
+    Some(u64::from_be_bytes(epoch))
+}
+
 impl Journal {
+    /// Opens the journal for writing, creating it if needed, and starts a new epoch (everything in it has been replayed into sled by the time the writer starts).
     pub(crate) fn open(store: &Path) -> std::io::Result<Self> {
         let path = journal_path(store);
         if let Some(dir) = path.parent() {
@@ -49,20 +79,32 @@ impl Journal {
         }
         let file = OpenOptions::new()
             .create(true)
+            .truncate(false)
             .read(true)
-            .append(true)
+            .write(true)
             .open(&path)?;
-        let len = file.metadata()?.len();
-        Ok(Self {
+        let mut existing = [0; HEADER_LEN as usize];
+        let epoch = match file.read_exact_at(&mut existing, 0) {
+            Ok(()) => read_epoch(&existing).unwrap_or(0),
+            Err(_) => 0,
+        };
+        let mut journal = Self {
             file,
             buffer: Vec::new(),
-            len,
-        })
+            epoch,
+            offset: HEADER_LEN,
+        };
+        journal.reset()?;
+        if let Some(dir) = path.parent() {
+            // Makes the file's creation durable.
+            File::open(dir)?.sync_all()?;
+        }
+        Ok(journal)
     }
 
-    /// Appends one group's records as one entry and makes it durable.
+    /// Writes one group's records as one entry and makes it durable.
     pub(crate) fn append(&mut self, records: &[&[u8]]) -> std::io::Result<()> {
-        let body_len: usize = records.iter().map(|r| 4 + r.len()).sum();
+        let body_len: usize = 8 + records.iter().map(|r| 4 + r.len()).sum::<usize>();
         let len = u32::try_from(body_len).map_err(|_| {
             std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,
@@ -73,6 +115,7 @@ impl Journal {
         self.buffer.reserve(8 + body_len);
         self.buffer.extend_from_slice(&len.to_be_bytes());
         self.buffer.extend_from_slice(&[0; 4]);
+        self.buffer.extend_from_slice(&self.epoch.to_be_bytes());
         for record in records {
             self.buffer
                 .extend_from_slice(&(record.len() as u32).to_be_bytes());
@@ -80,19 +123,19 @@ impl Journal {
         }
         let crc = crc32fast::hash(&self.buffer[8..]);
         self.buffer[4..8].copy_from_slice(&crc.to_be_bytes());
-        self.file.write_all(&self.buffer)?;
+        self.file.write_all_at(&self.buffer, self.offset)?;
         self.file.sync_data()?;
-        self.len += self.buffer.len() as u64;
+        self.offset += self.buffer.len() as u64;
         Ok(())
     }
 
-    /// Empties the journal once sled holds everything in it durably.
+    /// Starts a new epoch once sled holds everything in the journal durably: every older entry is
+    /// retired by the header, and writing starts again at the front.
     pub(crate) fn reset(&mut self) -> std::io::Result<()> {
-        if self.len > 0 {
-            self.file.set_len(0)?;
-            self.file.sync_data()?;
-            self.len = 0;
-        }
+        self.epoch += 1;
+        self.file.write_all_at(&header(self.epoch), 0)?;
+        self.file.sync_data()?;
+        self.offset = HEADER_LEN;
         Ok(())
     }
 }
@@ -101,9 +144,15 @@ fn corrupted(detail: String) -> OpenError {
     OpenError::Corrupted { detail }
 }
 
+fn be_u32(bytes: &[u8]) -> u32 {
+    let mut array = [0; 4];
+    array.copy_from_slice(&bytes[..4]);
+    u32::from_be_bytes(array)
+}
+
 /// Applies to sled the journal entries that continue the log after `last_position` (whose last
-/// record hashes to `chain_head`), then flushes sled and empties the journal. Returns how many
-/// records were applied.
+/// record hashes to `chain_head`) and flushes sled. Returns how many records were applied. The
+/// writer's [`Journal::open`] then starts a new epoch.
 pub(crate) fn replay(
     store: &Path,
     db: &sled::Db,
@@ -125,38 +174,37 @@ pub(crate) fn replay(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
         Err(source) => return Err(OpenError::Io { path, source }),
     }
-    let mut offset = 0;
+    let Some(epoch) = read_epoch(&bytes) else {
+        return Ok(0); // never written, or the header itself was torn before any entry counted
+    };
+    let mut offset = HEADER_LEN as usize;
     let mut applied = 0;
-    while bytes.len() - offset >= 8 {
-        let len = u32::from_be_bytes([
-            bytes[offset],
-            bytes[offset + 1],
-            bytes[offset + 2],
-            bytes[offset + 3],
-        ]) as usize;
-        let crc = u32::from_be_bytes([
-            bytes[offset + 4],
-            bytes[offset + 5],
-            bytes[offset + 6],
-            bytes[offset + 7],
-        ]);
+    while bytes.len().saturating_sub(offset) >= ENTRY_HEADER_LEN {
+        let len = be_u32(&bytes[offset..]) as usize;
+        let crc = be_u32(&bytes[offset + 4..]);
+        if len < 8 {
+            break; // zeros: the end of what this epoch wrote
+        }
         let Some(body) = bytes.get(offset + 8..offset + 8 + len) else {
             break; // torn tail
         };
         if crc32fast::hash(body) != crc {
             break; // torn or damaged tail: never acknowledged
         }
+        let mut entry_epoch = [0; 8];
+        entry_epoch.copy_from_slice(&body[..8]);
+        if u64::from_be_bytes(entry_epoch) != epoch {
+            break; // left over from an earlier epoch
+        }
         let mut records = Vec::new();
-        let mut at = 0;
+        let mut at = 8;
         while at < body.len() {
             let Some(len_bytes) = body.get(at..at + 4) else {
                 return Err(corrupted(format!(
                     "journal entry at byte {offset} is malformed"
                 )));
             };
-            let record_len =
-                u32::from_be_bytes([len_bytes[0], len_bytes[1], len_bytes[2], len_bytes[3]])
-                    as usize;
+            let record_len = be_u32(len_bytes) as usize;
             let Some(record) = body.get(at + 4..at + 4 + record_len) else {
                 return Err(corrupted(format!(
                     "journal entry at byte {offset} is malformed"
@@ -204,6 +252,7 @@ pub(crate) fn replay(
             "journal replayed into the log"
         );
     }
+    // Retire what was replayed, whatever mode the store opens in next.
     let file = OpenOptions::new()
         .write(true)
         .open(&path)
@@ -211,7 +260,7 @@ pub(crate) fn replay(
             path: path.clone(),
             source,
         })?;
-    file.set_len(0)
+    file.write_all_at(&header(epoch + 1), 0)
         .and_then(|()| file.sync_data())
         .map_err(|source| OpenError::Io { path, source })?;
     Ok(applied)
@@ -268,10 +317,11 @@ mod tests {
             log.get(log_key(4)).unwrap().unwrap().as_ref(),
             second.as_slice()
         );
-        assert_eq!(
-            std::fs::metadata(journal_path(dir.path())).unwrap().len(),
-            0
-        );
+        // A new writer starts a new epoch: nothing is replayed twice.
+        drop(journal);
+        let _journal = Journal::open(dir.path()).unwrap();
+        let again = replay(dir.path(), &db, &log, &data_file, 5, record_hash(&second)).unwrap();
+        assert_eq!(again, 0);
     }
 
     #[test]
@@ -285,13 +335,16 @@ mod tests {
         journal.append(&[&first]).unwrap();
         // One group of two records, torn in the middle of the second.
         journal.append(&[&second, &third]).unwrap();
+        // Tear the second entry: zero its last bytes, as a write cut short would leave them.
         let path = journal_path(dir.path());
-        let len = std::fs::metadata(&path).unwrap().len();
+        let torn_end = HEADER_LEN as usize
+            + (ENTRY_HEADER_LEN + 4 + first.len())
+            + (ENTRY_HEADER_LEN + 8 + second.len() + third.len());
         OpenOptions::new()
             .write(true)
             .open(&path)
             .unwrap()
-            .set_len(len - 10)
+            .write_all_at(&[0; 10], (torn_end - 10) as u64)
             .unwrap();
         let applied = replay(dir.path(), &db, &log, &data_file, 0, GENESIS).unwrap();
         assert_eq!(applied, 1, "only the complete first group");
@@ -299,6 +352,21 @@ mod tests {
             log.get(log_key(3)).unwrap().is_none(),
             "no part of the torn group"
         );
+    }
+
+    #[test]
+    fn entries_of_an_earlier_epoch_are_not_replayed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, log, data_file) = sled_at(dir.path());
+        let first = record(&GENESIS, 1, 2);
+        let mut journal = Journal::open(dir.path()).unwrap();
+        journal.append(&[&first]).unwrap();
+        journal.reset().unwrap();
+        assert_eq!(
+            replay(dir.path(), &db, &log, &data_file, 0, GENESIS).unwrap(),
+            0
+        );
+        assert!(log.get(log_key(1)).unwrap().is_none());
     }
 
     #[test]
