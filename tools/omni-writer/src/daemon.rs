@@ -39,6 +39,92 @@ fn random_seed() -> u64 {
     u64::from(u32::from_be_bytes(bytes))
 }
 
+/// The helper threads around the workers: checkpoints, signals, progress.
+struct Helpers {
+    checkpointer: Option<Checkpointer>,
+    signals: SignalThread,
+    reporter: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Helpers {
+    /// Starts them; on a failure, the ones already started are stopped and joined.
+    fn start(
+        args: &Args,
+        log: &EventLog,
+        control: &Arc<Control>,
+        counters: &Arc<Counters>,
+        taken: &Arc<Taken>,
+        slot: &BarSlot,
+    ) -> anyhow::Result<Self> {
+        let every = args.checkpoint_every.map(Duration::from_secs_f64);
+        let checkpointer = Checkpointer::spawn(log.clone(), every, Arc::clone(taken))?;
+        let signals = match SignalThread::spawn(Arc::clone(control), checkpointer.sender()) {
+            Ok(signals) => signals,
+            Err(error) => {
+                checkpointer.stop();
+                return Err(error);
+            }
+        };
+        let mut helpers = Self {
+            checkpointer: Some(checkpointer),
+            signals,
+            reporter: None,
+        };
+        let reporter = Reporter {
+            log: log.clone(),
+            counters: Arc::clone(counters),
+            control: Arc::clone(control),
+            pipelines: args.pipelines,
+            every: Duration::from_secs_f64(args.progress_every),
+            slot: slot.clone(),
+        };
+        match reporter.spawn() {
+            Ok(handle) => helpers.reporter = Some(handle),
+            Err(error) => {
+                helpers.finish();
+                return Err(error);
+            }
+        }
+        Ok(helpers)
+    }
+
+    /// Joins the progress thread (it ends once a stop is requested) and clears the bar.
+    fn stop_progress(&mut self) {
+        if let Some(handle) = self.reporter.take()
+            && handle.join().is_err()
+        {
+            tracing::error!(name: "omni_writer_progress_panicked", "the progress thread panicked");
+        }
+    }
+
+    /// Joins the checkpoint thread, after the checkpoint it may be taking.
+    fn stop_checkpoints(&mut self) {
+        if let Some(checkpointer) = self.checkpointer.take() {
+            checkpointer.stop();
+        }
+    }
+
+    /// Joins every helper (a stop must have been requested).
+    fn finish(mut self) {
+        self.stop_progress();
+        self.stop_checkpoints();
+        self.signals.close();
+    }
+}
+
+/// Runs the workers until the end; returns why they stopped and the first worker error.
+fn work(args: &Args, shared: &Arc<Shared>, started: Instant) -> (String, anyhow::Result<()>) {
+    let result = runner::spawn_workers(shared, args.workers).and_then(|workers| {
+        let deadline = args
+            .duration
+            .map(|secs| started + Duration::from_secs_f64(secs));
+        shared.control.wait_for_workers(workers.len(), deadline);
+        runner::join_workers(workers)
+    });
+    shared.control.stop("--pipelines reached");
+    (shared.control.reason().unwrap_or_default(), result)
+}
+
 /// Runs the daemon as `args` say.
 ///
 /// # Errors
@@ -54,6 +140,11 @@ pub fn run(args: &Args, slot: &BarSlot) -> anyhow::Result<Summary> {
     let log = EventLog::open(config)
         .with_context(|| format!("opening the store at {}", args.store.display()))?;
     let first = runner::next_pipeline_number(&log)?;
+    let control = Arc::new(Control::default());
+    let counters = Arc::new(Counters::default());
+    let taken = Arc::new(Taken::default());
+    let helpers = Helpers::start(args, &log, &control, &counters, &taken, slot)?;
+    // Logged once the signal handlers are installed: from here a SIGTERM stops cleanly.
     tracing::info!(
         name: "omni_writer_started",
         store = %args.store.display(),
@@ -65,22 +156,6 @@ pub fn run(args: &Args, slot: &BarSlot) -> anyhow::Result<Summary> {
         "omni-writer started; generation is SIMULATED (no language model is called)"
     );
 
-    let control = Arc::new(Control::default());
-    let counters = Arc::new(Counters::default());
-    let taken = Arc::new(Taken::default());
-    let checkpoint_every = args.checkpoint_every.map(Duration::from_secs_f64);
-    let checkpointer = Checkpointer::spawn(log.clone(), checkpoint_every, Arc::clone(&taken))?;
-    let signals = SignalThread::spawn(Arc::clone(&control), checkpointer.sender())?;
-    let reporter = Reporter {
-        log: log.clone(),
-        counters: Arc::clone(&counters),
-        control: Arc::clone(&control),
-        pipelines: args.pipelines,
-        every: Duration::from_secs_f64(args.progress_every),
-        slot: slot.clone(),
-    }
-    .spawn()?;
-
     let shared = Arc::new(Shared {
         log: log.clone(),
         control: Arc::clone(&control),
@@ -91,29 +166,23 @@ pub fn run(args: &Args, slot: &BarSlot) -> anyhow::Result<Summary> {
         end: args.pipelines.map(|n| first + n),
     });
     counters.last_pipeline.store(first - 1, Ordering::Relaxed);
-    let workers = runner::spawn_workers(&shared, args.workers)?;
-    let deadline = args
-        .duration
-        .map(|secs| started + Duration::from_secs_f64(secs));
-    control.wait_for_workers(workers.len(), deadline);
-    let worked = runner::join_workers(workers);
-    control.stop("--pipelines reached");
-    let stopped_by = control.reason().unwrap_or_default();
+    let (stopped_by, worked) = work(args, &shared, started);
+    drop(shared);
 
     // Shut down in order: progress off screen, everything on disk, checkpoint, close.
-    if reporter.join().is_err() {
-        tracing::error!(name: "omni_writer_progress_panicked", "the progress thread panicked");
-    }
-    let durable_position = log.flush().context("flushing the store")?;
-    checkpointer.stop();
-    if args.checkpoint_every.is_some() || args.checkpoint_on_exit {
+    let mut helpers = helpers;
+    helpers.stop_progress();
+    let flushed = log.flush().context("flushing the store");
+    helpers.stop_checkpoints();
+    if flushed.is_ok() && (args.checkpoint_every.is_some() || args.checkpoint_on_exit) {
         checkpoints::take(&log, "exit", &taken);
     }
     let last_position = log.last_position()?;
-    drop(shared);
-    log.close().context("closing the store")?;
-    signals.close();
+    helpers.finish();
+    let closed = log.close().context("closing the store");
     worked?;
+    let durable_position = flushed?;
+    closed?;
 
     let elapsed = started.elapsed().as_secs_f64();
     let events = counters.events.load(Ordering::Relaxed);

@@ -33,6 +33,32 @@ fn spawn(args: &[&str]) -> Child {
         .expect("starting omni-writer")
 }
 
+/// Reads the child's stderr until the daemon says it started (its signal handlers are then
+/// installed), and keeps draining it on a thread, whose handle returns everything read.
+fn wait_started(child: &mut Child) -> std::thread::JoinHandle<String> {
+    use std::io::BufRead;
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let drain = std::thread::Builder::new()
+        .name("test-stderr".into())
+        .spawn(move || {
+            let mut all = String::new();
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if line.contains("omni-writer started") {
+                    let _ = tx.send(());
+                }
+                all.push_str(&line);
+                all.push('\n');
+            }
+            all
+        })
+        .expect("starting the stderr thread");
+    rx.recv_timeout(Duration::from_secs(60))
+        .expect("the daemon did not start within 60 s");
+    drain
+}
+
 fn signal(child: &Child, name: &str) {
     let status = Command::new("kill")
         .arg(format!("-{name}"))
@@ -283,7 +309,7 @@ fn one_worker_and_one_seed_give_the_same_log() {
 fn sigterm_finishes_the_work_in_flight_and_exits_zero() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
-    let child = spawn(&[
+    let mut child = spawn(&[
         "--store",
         s(&store),
         "--json",
@@ -292,7 +318,8 @@ fn sigterm_finishes_the_work_in_flight_and_exits_zero() {
         "--seed",
         "1",
     ]);
-    std::thread::sleep(Duration::from_millis(800));
+    let _logs = wait_started(&mut child);
+    std::thread::sleep(Duration::from_millis(300));
     signal(&child, "TERM");
     let output = child.wait_with_output().unwrap();
     let out = summary(&output);
@@ -319,7 +346,7 @@ fn sigterm_finishes_the_work_in_flight_and_exits_zero() {
 fn sigusr1_and_exit_take_verifiable_checkpoints() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
-    let child = spawn(&[
+    let mut child = spawn(&[
         "--store",
         s(&store),
         "--json",
@@ -327,7 +354,7 @@ fn sigusr1_and_exit_take_verifiable_checkpoints() {
         "2000",
         "--checkpoint-on-exit",
     ]);
-    std::thread::sleep(Duration::from_millis(500));
+    let _logs = wait_started(&mut child);
     signal(&child, "USR1");
     assert!(
         wait_for(Duration::from_secs(20), || !checkpoint_files(&store)

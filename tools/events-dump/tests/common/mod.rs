@@ -67,6 +67,32 @@ pub fn spawn_writer(args: &[&str]) -> Child {
         .expect("starting omni-writer")
 }
 
+/// Reads the child's stderr until the daemon says it started (its signal handlers are then
+/// installed), and keeps draining it on a thread, whose handle returns everything read.
+pub fn wait_started(child: &mut Child) -> std::thread::JoinHandle<String> {
+    use std::io::BufRead;
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let drain = std::thread::Builder::new()
+        .name("test-stderr".into())
+        .spawn(move || {
+            let mut all = String::new();
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if line.contains("omni-writer started") {
+                    let _ = tx.send(());
+                }
+                all.push_str(&line);
+                all.push('\n');
+            }
+            all
+        })
+        .expect("starting the stderr thread");
+    rx.recv_timeout(Duration::from_secs(60))
+        .expect("the daemon did not start within 60 s");
+    drain
+}
+
 /// Sends `signal` (`TERM`, `USR1`, ...) to `child` with kill(1).
 pub fn signal(child: &Child, signal: &str) {
     let status = Command::new("kill")
@@ -110,7 +136,12 @@ pub fn json_lines(output: &Output) -> Vec<Value> {
 /// The one JSON object on stdout.
 pub fn json_object(output: &Output) -> Value {
     let lines = json_lines(output);
-    assert_eq!(lines.len(), 1, "one JSON object expected: {}", stdout(output));
+    assert_eq!(
+        lines.len(),
+        1,
+        "one JSON object expected: {}",
+        stdout(output)
+    );
     lines.into_iter().next().expect("one line")
 }
 
