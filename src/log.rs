@@ -158,7 +158,10 @@ impl Drop for Inner {
 /// durable mode) to the bus, in log order; the bus gives every subscription its own thread and
 /// bounded queue. So an event is delivered only once it is committed, to each subscription in
 /// global position order, exactly once while the process lives (a failing handler is retried
-/// by its [`FailurePolicy`](crate::FailurePolicy)). With the default
+/// by its [`FailurePolicy`](crate::FailurePolicy)). In [`Durability::Buffered`] mode "committed"
+/// means written to sled, not yet flushed: a crash can lose the last events of the log after
+/// they were delivered (their positions then go to new events). Durable mode has no such
+/// window. With the default
 /// [`Backpressure::CatchUp`](crate::Backpressure::CatchUp) a slow subscription never slows the
 /// writer: it falls behind and reads what it missed from the store. A
 /// [`Backpressure::Block`](crate::Backpressure::Block) subscription with a full queue holds up
