@@ -110,7 +110,8 @@ impl EventLogConfig {
     /// Default backpressure of a subscription. Default = [`Backpressure::CatchUp`]: the writer
     /// never waits for a subscriber; one that falls behind reads what it missed from the store.
     /// [`Backpressure::Block`] makes a full subscriber hold up the store's writer thread, and so
-    /// every append.
+    /// every append; the handler of a `Block` subscription must therefore not append to (nor
+    /// close) the same event log, which would wait for the writer that waits for it.
     #[must_use]
     pub fn subscriber_backpressure(mut self, backpressure: Backpressure) -> Self {
         self.subscriber_backpressure = backpressure;

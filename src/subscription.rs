@@ -215,6 +215,8 @@ impl SubscriptionOptions {
 
     /// What the writer does when the queue is full. Default =
     /// [`EventLogConfig::subscriber_backpressure`] (itself [`Backpressure::CatchUp`] by default).
+    /// A [`Backpressure::Block`] subscription holds up every append while its queue is full; its
+    /// handler must not append to the same event log.
     #[must_use]
     pub fn backpressure(mut self, backpressure: Backpressure) -> Self {
         self.backpressure = Some(backpressure);
