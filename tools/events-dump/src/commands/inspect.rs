@@ -91,7 +91,6 @@ pub fn info(source: &Source, verify: bool, json: bool, out: &mut Out) -> anyhow:
         ))?;
     }
     out.line(format!("bytes on disk     {}", s.bytes_on_disk))?;
-    out.line(format!("durability        {:?}", s.durability).to_lowercase())?;
     out.line(format!(
         "snapshots         {} created since open, last {}",
         s.snapshots_created,
