@@ -33,6 +33,7 @@ pub use consumer::ConsumerCheckpoint;
 pub use error::{AppendError, CheckpointError, OpenError, ReadError, SnapshotError, StoreError};
 pub use metrics::StoreMetrics;
 pub use read::{LogEvents, StreamEvents, TypeEvents};
+pub use record::EventRef;
 pub use snapshot::Snapshot;
 pub use state::CommitListener;
 pub use store::{STORE_FORMAT, Store, data_dir};

@@ -152,20 +152,106 @@ pub(crate) struct Record {
     count: u64,
     prev_hash: Hash,
     base_micros: i64,
-    /// `(start, len)` of each string in `bytes`.
-    strings: Vec<(u32, u32)>,
+    /// The string table, concatenated and checked to be UTF-8 once, so each use is a slice.
+    table: String,
+    /// `(start, end)` of each string in `table`.
+    ranges: Vec<(u32, u32)>,
     /// Byte offset of the first event's length prefix.
     events_start: usize,
+    /// Byte offset of every event's length prefix, built on the first random access.
+    offsets: Option<Vec<u32>>,
 }
 
-/// The fields of an event that the indexes need, borrowed from its record.
+/// An event borrowed from the record (or memory) it lives in: every field of a
+/// [`RecordedEvent`] without a single allocation. Read with [`crate::Store::scan_log`]; turn it
+/// into an owned event with [`EventRef::to_owned`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct EventSummary<'a> {
-    pub(crate) position: u64,
-    pub(crate) event_id: Uuid,
-    pub(crate) aggregate_type: &'a str,
-    pub(crate) aggregate_id: &'a str,
-    pub(crate) version: u64,
+pub struct EventRef<'a> {
+    /// Position in the global log.
+    pub position: u64,
+    /// Unique id of the event.
+    pub event_id: Uuid,
+    /// The event type's name.
+    pub event_type: &'a str,
+    /// The aggregate's type.
+    pub aggregate_type: &'a str,
+    /// The aggregate's id.
+    pub aggregate_id: &'a str,
+    /// The event's version within its aggregate.
+    pub version: u64,
+    /// When the event was created, in microseconds since the Unix epoch (UTC).
+    pub timestamp_micros: i64,
+    /// Distributed trace id.
+    pub trace_id: Option<&'a str>,
+    /// The user on whose behalf the event happened.
+    pub user_id: Option<&'a str>,
+    /// The session it happened in.
+    pub session_id: Option<&'a str>,
+    /// The component that produced the event.
+    pub source: &'a str,
+    /// Groups every event of one business operation.
+    pub correlation_id: Option<&'a str>,
+    /// The id of the event or command that caused this one.
+    pub causation_id: Option<&'a str>,
+    /// The schema version of the payload.
+    pub schema_version: u16,
+    /// The encoded payload.
+    pub payload: &'a [u8],
+}
+
+impl<'a> EventRef<'a> {
+    /// The timestamp as a UTC time, when it is in chrono's range (it always is for events the
+    /// store wrote).
+    pub fn timestamp(&self) -> Option<DateTime<Utc>> {
+        DateTime::<Utc>::from_timestamp_micros(self.timestamp_micros)
+    }
+
+    /// The owned event. An out-of-range timestamp (never written by the store) becomes the epoch.
+    pub fn to_owned(&self) -> RecordedEvent {
+        let own = |s: Option<&str>| s.map(str::to_owned);
+        RecordedEvent {
+            position: self.position,
+            metadata: EventMetadata {
+                event_id: self.event_id,
+                event_type: self.event_type.to_owned(),
+                aggregate_id: self.aggregate_id.to_owned(),
+                aggregate_type: self.aggregate_type.to_owned(),
+                version: self.version,
+                timestamp: self.timestamp().unwrap_or_default(),
+                trace_id: own(self.trace_id),
+                user_id: own(self.user_id),
+                session_id: own(self.session_id),
+                source: self.source.to_owned(),
+                correlation_id: own(self.correlation_id),
+                causation_id: own(self.causation_id),
+                schema_version: self.schema_version,
+            },
+            payload: self.payload.to_vec(),
+        }
+    }
+}
+
+impl<'a> From<&'a RecordedEvent> for EventRef<'a> {
+    fn from(event: &'a RecordedEvent) -> Self {
+        let m = &event.metadata;
+        Self {
+            position: event.position,
+            event_id: m.event_id,
+            event_type: &m.event_type,
+            aggregate_type: &m.aggregate_type,
+            aggregate_id: &m.aggregate_id,
+            version: m.version,
+            timestamp_micros: m.timestamp.timestamp_micros(),
+            trace_id: m.trace_id.as_deref(),
+            user_id: m.user_id.as_deref(),
+            session_id: m.session_id.as_deref(),
+            source: &m.source,
+            correlation_id: m.correlation_id.as_deref(),
+            causation_id: m.causation_id.as_deref(),
+            schema_version: m.schema_version,
+            payload: &event.payload,
+        }
+    }
 }
 
 impl Record {
@@ -190,12 +276,29 @@ impl Record {
                 offset: reader.offset(),
             });
         }
-        // Strings are checked to be UTF-8 when an event uses them, once per use.
-        let mut strings = Vec::with_capacity(string_count);
+        let table_start = reader.offset();
+        let mut table = Vec::with_capacity(string_count * 16);
+        let mut ranges = Vec::with_capacity(string_count);
         for _ in 0..string_count {
             let text = reader.bytes("record string")?;
-            let start = reader.offset() - text.len();
-            strings.push((start as u32, text.len() as u32));
+            let start = table.len() as u32;
+            table.extend_from_slice(text);
+            ranges.push((start, table.len() as u32));
+        }
+        // Each string must be UTF-8 on its own: checking the concatenation and every boundary
+        // is the same as checking each.
+        let table = String::from_utf8(table).map_err(|_| Malformed {
+            what: "record string utf-8",
+            offset: table_start,
+        })?;
+        if ranges
+            .iter()
+            .any(|&(start, _)| !table.is_char_boundary(start as usize))
+        {
+            return Err(Malformed {
+                what: "record string utf-8",
+                offset: table_start,
+            });
         }
         let events_start = reader.offset();
         if count == 0 || count > reader.remaining() as u64 || first_position == 0 {
@@ -209,8 +312,10 @@ impl Record {
             count,
             prev_hash,
             base_micros,
-            strings,
+            table,
+            ranges,
             events_start,
+            offsets: None,
             bytes,
         })
     }
@@ -235,159 +340,89 @@ impl Record {
         position >= self.first_position && position <= self.last_position()
     }
 
-    fn string(&self, reader: &mut Reader<'_>) -> Result<&str, Malformed> {
-        let offset = reader.offset();
+    /// The byte offset of the first event (pass it to [`Record::view`]).
+    pub(crate) fn start(&self) -> usize {
+        self.events_start
+    }
+
+    fn string(&self, reader: &mut Reader<'_>, base: usize) -> Result<&str, Malformed> {
+        let offset = base + reader.offset();
         let ix = reader.varint_usize("string index")?;
-        let &(start, len) = self.strings.get(ix).ok_or(Malformed {
-            what: "string index",
-            offset,
-        })?;
-        let bytes = &self.bytes[start as usize..(start + len) as usize];
-        std::str::from_utf8(bytes).map_err(|_| Malformed {
-            what: "string utf-8",
-            offset,
-        })
-    }
-
-    /// The byte range of each event, in order; checks that exactly `count` events fill the record.
-    fn event_slices(&self) -> EventSlices<'_> {
-        EventSlices {
-            reader: Reader::new(&self.bytes[self.events_start..]),
-            left: self.count,
-            base: self.events_start,
-        }
-    }
-
-    /// Every event, decoded.
-    pub(crate) fn events(&self) -> impl Iterator<Item = Result<RecordedEvent, Malformed>> + '_ {
-        (self.first_position..)
-            .zip(self.event_slices())
-            .map(|(position, slice)| slice.and_then(|(_, bytes)| self.decode(position, bytes)))
-    }
-
-    /// The event at `position`, skipping the ones before it without decoding them.
-    pub(crate) fn event(&self, position: u64) -> Result<RecordedEvent, Malformed> {
-        let skip = position.checked_sub(self.first_position).ok_or(Malformed {
-            what: "position outside record",
-            offset: 0,
-        })?;
-        let slice = self
-            .event_slices()
-            .nth(usize::try_from(skip).unwrap_or(usize::MAX))
+        self.ranges
+            .get(ix)
+            .and_then(|&(start, end)| self.table.get(start as usize..end as usize))
             .ok_or(Malformed {
-                what: "position outside record",
-                offset: 0,
-            })??;
-        self.decode(position, slice.1)
-    }
-
-    /// The index fields of every event, without decoding payloads.
-    pub(crate) fn summaries(&self) -> impl Iterator<Item = Result<EventSummary<'_>, Malformed>> {
-        (self.first_position..)
-            .zip(self.event_slices())
-            .map(|(position, slice)| slice.and_then(|(_, bytes)| self.summary(position, bytes)))
-    }
-
-    /// Checks that every event decodes and that nothing trails the last one.
-    pub(crate) fn check_all(&self) -> Result<(), Malformed> {
-        let mut slices = self.event_slices();
-        for (position, slice) in (self.first_position..).zip(&mut slices) {
-            let (_, bytes) = slice?;
-            self.decode(position, bytes)?;
-        }
-        if slices.reader.is_empty() {
-            Ok(())
-        } else {
-            Err(Malformed {
-                what: "bytes after the last event",
-                offset: slices.base + slices.reader.offset(),
+                what: "string index",
+                offset,
             })
-        }
     }
 
-    fn summary<'s>(&'s self, position: u64, bytes: &[u8]) -> Result<EventSummary<'s>, Malformed> {
-        let mut reader = Reader::new(bytes);
-        let event_id = Uuid::from_bytes(reader.array("event id")?);
-        let flags = reader.u8("event flags")?;
-        let _event_type = self.string(&mut reader)?;
-        let aggregate_type = self.string(&mut reader)?;
-        let aggregate_id = self.string(&mut reader)?;
-        let _source = self.string(&mut reader)?;
-        for flag in [
-            HAS_TRACE,
-            HAS_USER,
-            HAS_SESSION,
-            HAS_CORRELATION,
-            HAS_CAUSATION,
-        ] {
-            if flags & flag != 0 {
-                self.string(&mut reader)?;
-            }
-        }
-        let version = reader.varint("event version")?;
-        Ok(EventSummary {
-            position,
-            event_id,
-            aggregate_type,
-            aggregate_id,
-            version,
-        })
-    }
-
-    fn decode(&self, position: u64, bytes: &[u8]) -> Result<RecordedEvent, Malformed> {
-        let mut reader = Reader::new(bytes);
+    /// The event whose length prefix is at `offset`, with the offset of the next event.
+    pub(crate) fn view(
+        &self,
+        position: u64,
+        offset: usize,
+    ) -> Result<(EventRef<'_>, usize), Malformed> {
+        let mut outer = Reader::new(self.bytes.get(offset..).unwrap_or_default());
+        let body = outer.bytes("event length").map_err(|mut e| {
+            e.offset += offset;
+            e
+        })?;
+        let next = offset + outer.offset();
+        let base = next - body.len();
+        let mut reader = Reader::new(body);
         let event_id = Uuid::from_bytes(reader.array("event id")?);
         let flags = reader.u8("event flags")?;
         if flags & !KNOWN_FLAGS != 0 {
             return Err(Malformed {
                 what: "event flags",
-                offset: 16,
+                offset: base + 16,
             });
         }
-        let event_type = self.string(&mut reader)?.to_owned();
-        let aggregate_type = self.string(&mut reader)?.to_owned();
-        let aggregate_id = self.string(&mut reader)?.to_owned();
-        let source = self.string(&mut reader)?.to_owned();
-        let optional = |flag: u8, reader: &mut Reader<'_>| -> Result<Option<String>, Malformed> {
-            if flags & flag == 0 {
-                Ok(None)
-            } else {
-                self.string(reader).map(|s| Some(s.to_owned()))
+        let event_type = self.string(&mut reader, base)?;
+        let aggregate_type = self.string(&mut reader, base)?;
+        let aggregate_id = self.string(&mut reader, base)?;
+        let source = self.string(&mut reader, base)?;
+        let mut optional = [None; 5];
+        for (slot, flag) in optional.iter_mut().zip([
+            HAS_TRACE,
+            HAS_USER,
+            HAS_SESSION,
+            HAS_CORRELATION,
+            HAS_CAUSATION,
+        ]) {
+            if flags & flag != 0 {
+                *slot = Some(self.string(&mut reader, base)?);
             }
-        };
-        let trace_id = optional(HAS_TRACE, &mut reader)?;
-        let user_id = optional(HAS_USER, &mut reader)?;
-        let session_id = optional(HAS_SESSION, &mut reader)?;
-        let correlation_id = optional(HAS_CORRELATION, &mut reader)?;
-        let causation_id = optional(HAS_CAUSATION, &mut reader)?;
+        }
         let version = reader.varint("event version")?;
-        let offset = reader.offset();
-        let delta = reader.zigzag("event timestamp")?;
-        let timestamp = self
+        let at = base + reader.offset();
+        let timestamp_micros = self
             .base_micros
-            .checked_add(delta)
-            .and_then(DateTime::<Utc>::from_timestamp_micros)
+            .checked_add(reader.zigzag("event timestamp")?)
+            .filter(|micros| DateTime::<Utc>::from_timestamp_micros(*micros).is_some())
             .ok_or(Malformed {
                 what: "event timestamp",
-                offset,
+                offset: at,
             })?;
         let schema_version = reader.varint_u16("event schema version")?;
-        let payload = reader.bytes("event payload")?.to_vec();
+        let payload = reader.bytes("event payload")?;
         if !reader.is_empty() {
             return Err(Malformed {
                 what: "bytes after event payload",
-                offset: reader.offset(),
+                offset: base + reader.offset(),
             });
         }
-        Ok(RecordedEvent {
-            position,
-            metadata: EventMetadata {
+        let [trace_id, user_id, session_id, correlation_id, causation_id] = optional;
+        Ok((
+            EventRef {
+                position,
                 event_id,
                 event_type,
-                aggregate_id,
                 aggregate_type,
+                aggregate_id,
                 version,
-                timestamp,
+                timestamp_micros,
                 trace_id,
                 user_id,
                 session_id,
@@ -395,34 +430,81 @@ impl Record {
                 correlation_id,
                 causation_id,
                 schema_version,
+                payload,
             },
-            payload,
+            next,
+        ))
+    }
+
+    /// Every event, borrowed, in order.
+    pub(crate) fn views(&self) -> impl Iterator<Item = Result<EventRef<'_>, Malformed>> + '_ {
+        let mut offset = self.events_start;
+        let mut failed = false;
+        (self.first_position..=self.last_position()).map_while(move |position| {
+            if failed {
+                return None;
+            }
+            match self.view(position, offset) {
+                Ok((event, next)) => {
+                    offset = next;
+                    Some(Ok(event))
+                }
+                Err(e) => {
+                    failed = true;
+                    Some(Err(e))
+                }
+            }
         })
     }
-}
 
-struct EventSlices<'a> {
-    reader: Reader<'a>,
-    left: u64,
-    base: usize,
-}
+    /// Every event, owned.
+    #[cfg(test)]
+    pub(crate) fn events(&self) -> impl Iterator<Item = Result<RecordedEvent, Malformed>> + '_ {
+        self.views().map(|view| view.map(|v| v.to_owned()))
+    }
 
-impl<'a> Iterator for EventSlices<'a> {
-    type Item = Result<(usize, &'a [u8]), Malformed>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.left == 0 {
-            return None;
-        }
-        self.left -= 1;
-        let start = self.base + self.reader.offset();
-        match self.reader.bytes("event length") {
-            Ok(bytes) => Some(Ok((start, bytes))),
-            Err(mut e) => {
-                self.left = 0;
-                e.offset += self.base;
-                Some(Err(e))
+    /// The event at `position`: the first call builds a table of every event's offset, so
+    /// reading a record's events in any order costs one pass over it.
+    pub(crate) fn event(&mut self, position: u64) -> Result<RecordedEvent, Malformed> {
+        let outside = Malformed {
+            what: "position outside record",
+            offset: 0,
+        };
+        let index = position
+            .checked_sub(self.first_position)
+            .ok_or(outside.clone())?;
+        if self.offsets.is_none() {
+            let mut offsets = Vec::with_capacity(usize::try_from(self.count).unwrap_or(0));
+            let mut reader = Reader::new(self.bytes.get(self.events_start..).unwrap_or_default());
+            for _ in 0..self.count {
+                offsets.push((self.events_start + reader.offset()) as u32);
+                reader.bytes("event length")?;
             }
+            self.offsets = Some(offsets);
+        }
+        let offset = self
+            .offsets
+            .as_ref()
+            .and_then(|o| o.get(usize::try_from(index).ok()?))
+            .copied()
+            .ok_or(outside)?;
+        self.view(position, offset as usize)
+            .map(|(event, _)| event.to_owned())
+    }
+
+    /// Checks that every event decodes and that nothing trails the last one.
+    pub(crate) fn check_all(&self) -> Result<(), Malformed> {
+        let mut offset = self.events_start;
+        for position in self.first_position..=self.last_position() {
+            offset = self.view(position, offset)?.1;
+        }
+        if offset == self.bytes.len() {
+            Ok(())
+        } else {
+            Err(Malformed {
+                what: "bytes after the last event",
+                offset,
+            })
         }
     }
 }
@@ -572,7 +654,7 @@ mod tests {
     fn records_round_trip() {
         let events = sample();
         let bytes = encode_record(&GENESIS, &events);
-        let record = Record::parse(IVec::from(bytes)).unwrap();
+        let mut record = Record::parse(IVec::from(bytes)).unwrap();
         assert_eq!(record.first_position(), 5);
         assert_eq!(record.last_position(), 7);
         let back: Vec<_> = record.events().map(Result::unwrap).collect();
@@ -581,7 +663,7 @@ mod tests {
         assert!(record.event(8).is_err());
         assert!(record.event(4).is_err());
         record.check_all().unwrap();
-        let summaries: Vec<_> = record.summaries().map(Result::unwrap).collect();
+        let summaries: Vec<_> = record.views().map(Result::unwrap).collect();
         assert_eq!(summaries[2].aggregate_id, "a");
         assert_eq!(summaries[2].version, 2);
         assert_eq!(summaries[1].event_id, events[1].metadata.event_id);

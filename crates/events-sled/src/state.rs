@@ -226,12 +226,12 @@ impl Shared {
                     .ok_or_else(|| corrupted(format!("position {position} is beyond the log")));
             }
         }
-        if let Some(record) = cache.as_ref().filter(|r| r.contains(position)) {
+        if let Some(record) = cache.as_mut().filter(|r| r.contains(position)) {
             return record
                 .event(position)
                 .map_err(|e| corrupted(format!("event at position {position}: {e}")));
         }
-        let record = self.record_at(position)?;
+        let mut record = self.record_at(position)?;
         let event = record
             .event(position)
             .map_err(|e| corrupted(format!("event at position {position}: {e}")))?;

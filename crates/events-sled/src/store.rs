@@ -268,7 +268,7 @@ fn recover(log: &sled::Tree) -> Result<Recovered, OpenError> {
             }
             expected = Some(record.last_position() + 1);
             prev_hash = Some(record_hash(record.bytes()));
-            for summary in record.summaries() {
+            for summary in record.views() {
                 let summary = summary.map_err(|e| {
                     open_corrupted(format!(
                         "record at position {}: {e}",

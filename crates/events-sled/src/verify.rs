@@ -173,7 +173,7 @@ impl Store {
                         e.to_string(),
                     );
                 }
-                for summary in record.summaries() {
+                for summary in record.views() {
                     let summary = match summary {
                         Ok(s) => s,
                         Err(e) => {

@@ -323,7 +323,15 @@ fn run(ops: Vec<Op>, durability: Durability) -> Result<(), TestCaseError> {
                     .take(limit.unwrap_or(usize::MAX))
                     .map(|e| (e.position, e.event_id))
                     .collect();
-                prop_assert_eq!(got, want);
+                prop_assert_eq!(&got, &want);
+                let mut scanned = Vec::new();
+                h.store()
+                    .scan_log(from, limit, |e| {
+                        scanned.push((e.position, e.event_id));
+                        std::ops::ControlFlow::Continue(())
+                    })
+                    .unwrap();
+                prop_assert_eq!(scanned, want);
             }
             Op::ReadType { thing, from, limit } => {
                 let aggregate_type = if thing { "thing" } else { "cache" };
