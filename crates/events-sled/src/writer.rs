@@ -37,6 +37,8 @@ pub(crate) struct Writer {
     since_index_flush: u64,
     last_flush: Instant,
     dirty: bool,
+    /// When the group now forming was first seen (buffered mode's grouping window).
+    window_start: Option<Instant>,
 }
 
 /// Approximate bytes an event takes in a record (for cutting records and backpressure).
@@ -105,6 +107,7 @@ impl Writer {
             since_index_flush,
             last_flush: Instant::now(),
             dirty: false,
+            window_start: None,
         };
         std::thread::Builder::new()
             .name("eventlog-writer".into())
@@ -151,6 +154,27 @@ impl Writer {
             }
             let available = state.unwritten.len() - state.taken;
             if available > 0 {
+                // Buffered mode: let a small group grow for up to `group_delay` — fewer, larger
+                // records cost fewer sled keys and fewer bytes per event.
+                let window = shared.config.group_delay;
+                if shared.config.durability == Durability::Buffered
+                    && !window.is_zero()
+                    && !state.closing
+                    && state.flush_target <= state.durable_upto
+                    && state.unwritten_bytes < shared.config.record_target_bytes
+                {
+                    let now = Instant::now();
+                    let deadline = *self.window_start.get_or_insert(now) + window;
+                    if now < deadline {
+                        state = shared
+                            .writer_wake
+                            .wait_timeout(state, deadline - now)
+                            .map(|(guard, _)| guard)
+                            .unwrap_or_else(|poisoned| poisoned.into_inner().0);
+                        continue;
+                    }
+                }
+                self.window_start = None;
                 let mut cut = 0;
                 let mut bytes = 0;
                 for (n, pending) in state.unwritten.iter().skip(state.taken).enumerate() {
