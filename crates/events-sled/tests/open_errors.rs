@@ -57,7 +57,7 @@ fn a_newer_format_is_refused() {
     {
         let db = sled::Config::new()
             .path(dir.path().join("data"))
-            .segment_size(8 << 20)
+            .segment_size(1 << 20)
             .open()
             .unwrap();
         db.open_tree("log")
@@ -86,7 +86,7 @@ fn indexes_beyond_the_log_are_corruption() {
     {
         let db = sled::Config::new()
             .path(dir.path().join("data"))
-            .segment_size(8 << 20)
+            .segment_size(1 << 20)
             .open()
             .unwrap();
         db.open_tree("log")

@@ -26,7 +26,7 @@ fn build(dir: &tempfile::TempDir) {
 fn raw(dir: &tempfile::TempDir) -> (sled::Db, sled::Tree) {
     let db = sled::Config::new()
         .path(dir.path().join("data"))
-        .segment_size(8 << 20)
+        .segment_size(1 << 20)
         .open()
         .unwrap();
     let log = db.open_tree("log").unwrap();
