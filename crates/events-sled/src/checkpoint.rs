@@ -156,17 +156,20 @@ fn sync_dir(dir: &Path) {
 }
 
 impl Shared {
+    /// The position an export starting now covers: everything acknowledged so far.
+    fn export_position(&self) -> Result<u64, CheckpointError> {
+        self.wait_written()
+            .map_err(|reason| CheckpointError::NotWriting { reason })
+    }
+
     pub(crate) fn export_checkpoint(
         &self,
         path: &Path,
+        position: u64,
         progress: Option<Progress<'_>>,
     ) -> Result<CheckpointManifest, CheckpointError> {
         let started = Instant::now();
         let created_at = Utc::now();
-        // Everything acknowledged before the export began is in it.
-        let position = self
-            .wait_written()
-            .map_err(|reason| CheckpointError::NotWriting { reason })?;
         let parent = path
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
@@ -747,7 +750,8 @@ impl Store {
     /// [`CheckpointError::Io`] when the file cannot be written; [`CheckpointError::Read`] when the
     /// store cannot be read.
     pub fn export_checkpoint(&self, path: &Path) -> Result<CheckpointManifest, CheckpointError> {
-        self.shared.export_checkpoint(path, None)
+        let position = self.shared.export_position()?;
+        self.shared.export_checkpoint(path, position, None)
     }
 
     /// [`Store::export_checkpoint`] reporting progress in events.
@@ -760,7 +764,9 @@ impl Store {
         path: &Path,
         progress: Progress<'_>,
     ) -> Result<CheckpointManifest, CheckpointError> {
-        self.shared.export_checkpoint(path, Some(progress))
+        let position = self.shared.export_position()?;
+        self.shared
+            .export_checkpoint(path, position, Some(progress))
     }
 
     /// Exports a checkpoint into the configured checkpoint directory, named by time and position.
@@ -793,9 +799,9 @@ impl Store {
 
 impl Shared {
     fn checkpoint_now(&self) -> Result<(PathBuf, CheckpointManifest), CheckpointError> {
-        let position = lock(&self.state).next_position - 1;
+        let position = self.export_position()?;
         let path = self.config.checkpoint_dir().join(checkpoint_name(position));
-        let manifest = self.export_checkpoint(&path, None)?;
+        let manifest = self.export_checkpoint(&path, position, None)?;
         Ok((path, manifest))
     }
 

@@ -38,4 +38,4 @@ pub use snapshot::Snapshot;
 pub use state::CommitListener;
 pub use store::{STORE_FORMAT, Store, data_dir};
 pub use types::{AggregateInfo, AppendBatch, AppendResult, Direction, ExpectedVersion, StreamRead};
-pub use verify::{VerifyIssue, VerifyReport};
+pub use verify::{ChainHead, VerifyIssue, VerifyReport};

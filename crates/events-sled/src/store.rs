@@ -602,7 +602,8 @@ impl Store {
 }
 
 impl Shared {
-    /// Waits until every event acknowledged so far is written to sled; returns that position.
+    /// Waits until every event acknowledged so far is written to sled; returns the written
+    /// position then (at least what was acknowledged, and always the end of a record).
     pub(crate) fn wait_written(&self) -> Result<u64, String> {
         let mut state = lock(&self.state);
         let target = state.next_position - 1;
@@ -619,7 +620,7 @@ impl Shared {
                 .wait(state)
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
         }
-        Ok(target)
+        Ok(state.written_upto)
     }
 
     pub(crate) fn shutdown(&self) -> Result<(), StoreError> {

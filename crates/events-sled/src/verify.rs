@@ -92,7 +92,42 @@ fn hex(hash: &Hash) -> String {
     hash.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The head of the log's hash chain: the hash of the last record, and the position it ends at.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChainHead {
+    /// The last position the chain covers.
+    pub position: u64,
+    /// BLAKE3 hash of the last record, hex (all zeros for an empty log).
+    pub hash: String,
+}
+
 impl Store {
+    /// The head of the hash chain over everything acknowledged so far (it waits until that is
+    /// written). Recording it elsewhere pins the whole history before it: `verify()` and checkpoint
+    /// manifests report the same value.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Failed`] or [`StoreError::Closed`] when the store is not writing;
+    /// [`StoreError::Storage`] or [`StoreError::Corrupted`] when the last record cannot be read.
+    pub fn chain_head(&self) -> Result<ChainHead, StoreError> {
+        let shared = &self.shared;
+        let position = shared
+            .wait_written()
+            .map_err(|reason| StoreError::Failed { reason })?;
+        if position == 0 {
+            return Ok(ChainHead {
+                position,
+                hash: hex(&GENESIS),
+            });
+        }
+        let record = shared.record_at(position)?;
+        Ok(ChainHead {
+            position: record.last_position(),
+            hash: hex(&record_hash(record.bytes())),
+        })
+    }
+
     /// Checks the hash chain, every aggregate's versions against the log, every index and every
     /// snapshot, and reports exactly what is wrong and where. Appends may continue meanwhile; the
     /// check covers the log as written when it starts.

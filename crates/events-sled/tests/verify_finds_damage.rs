@@ -122,3 +122,25 @@ fn garbage_in_a_record_is_corruption_on_read_not_a_panic() {
     ));
     assert!(!store.verify().unwrap().ok);
 }
+
+#[test]
+fn the_chain_head_matches_verify_and_checkpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    build(&dir);
+    let store = open(&dir);
+    let head = store.chain_head().unwrap();
+    assert_eq!(head.position, 300);
+    let report = store.verify().unwrap();
+    assert_eq!(report.chain_head, head.hash);
+    let (path, manifest) = store.checkpoint().unwrap();
+    assert_eq!(manifest.chain_head, head.hash);
+    assert!(
+        path.to_string_lossy()
+            .contains(&format!("{:012}", manifest.last_position)),
+        "the file name carries the manifest's position: {}",
+        path.display()
+    );
+    let empty_dir = tempfile::tempdir().unwrap();
+    let empty = open(&empty_dir);
+    assert_eq!(empty.chain_head().unwrap().hash, "0".repeat(64));
+}
