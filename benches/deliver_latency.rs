@@ -4,9 +4,10 @@
 //! in all, for `SECONDS` s). A time stamp is taken right before each `append` call; each
 //! subscription's handler records `now − stamp` into its own HDR histogram on delivery. The
 //! figures are the p50/p99/p99.9/max over every delivery of every subscription; the `append`
-//! call's own latency is recorded too. Both durability modes: in durable mode an event is
-//! delivered only after the group holding it is on disk, so the latency includes its group's
-//! `fdatasync`.
+//! call's own latency is recorded too. Three store modes: buffered with its default 500 µs
+//! `group_delay` (the writer lets a small group grow that long), buffered without it, and
+//! durable, where an event is delivered only after the group holding it is on disk, so the
+//! latency includes its group's `fdatasync`.
 //!
 //! A baseline row (`store`, 0 subscriptions) runs the same schedule on `events_sled::Store`
 //! alone and records the time to the store's commit listener: what is left is the bus's cost
@@ -77,6 +78,38 @@ impl Clock {
     }
 }
 
+/// The store settings a run uses.
+#[derive(Debug, Clone, Copy)]
+enum Mode {
+    /// Buffered, default settings (the writer lets a small group grow for `group_delay`, 500 µs).
+    Buffered,
+    /// Buffered with `group_delay` 0: each group is written as soon as the writer is free.
+    BufferedNoDelay,
+    /// Durable, default settings (group commit, one `fdatasync` per group).
+    Durable,
+}
+
+impl Mode {
+    fn label(self) -> &'static str {
+        match self {
+            Mode::Buffered => "buffered",
+            Mode::BufferedNoDelay => "buffered, group_delay 0",
+            Mode::Durable => "durable",
+        }
+    }
+
+    fn store(self, config: StoreConfig) -> StoreConfig {
+        let config = config.cache_capacity(64 << 20);
+        match self {
+            Mode::Buffered => config.durability(Durability::Buffered),
+            Mode::BufferedNoDelay => config
+                .durability(Durability::Buffered)
+                .group_delay(Duration::ZERO),
+            Mode::Durable => config.durability(Durability::Durable),
+        }
+    }
+}
+
 struct Outcome {
     deliver: Histogram<u64>,
     append: Histogram<u64>,
@@ -130,14 +163,9 @@ fn drive(clock: &Arc<Clock>, append: &Append, rate: u64, total: u64) -> (Histogr
     (latencies, total as f64 / start.elapsed().as_secs_f64())
 }
 
-fn run_facade(durability: Durability, subscribers: usize, rate: u64, seconds: u64) -> Outcome {
+fn run_facade(mode: Mode, subscribers: usize, rate: u64, seconds: u64) -> Outcome {
     let dir = tempfile::tempdir().unwrap();
-    let log = EventLog::open(
-        EventLogConfig::new(dir.path())
-            .durability(durability)
-            .store(|s| s.cache_capacity(64 << 20)),
-    )
-    .unwrap();
+    let log = EventLog::open(EventLogConfig::new(dir.path()).store(|s| mode.store(s))).unwrap();
     let total = rate * seconds;
     let clock = Clock::new(total);
     let histograms: Vec<Arc<Mutex<Histogram<u64>>>> = (0..subscribers)
@@ -178,14 +206,9 @@ fn run_facade(durability: Durability, subscribers: usize, rate: u64, seconds: u6
 }
 
 /// The same schedule on the store alone, timed to its commit listener.
-fn run_store(durability: Durability, rate: u64, seconds: u64) -> Outcome {
+fn run_store(mode: Mode, rate: u64, seconds: u64) -> Outcome {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(
-        StoreConfig::new(dir.path())
-            .durability(durability)
-            .cache_capacity(64 << 20),
-    )
-    .unwrap();
+    let store = Store::open(mode.store(StoreConfig::new(dir.path()))).unwrap();
     let total = rate * seconds;
     let clock = Clock::new(total);
     let hist = Arc::new(Mutex::new(histogram()));
@@ -235,25 +258,26 @@ fn main() {
         "publish -> deliver latency, {rate} appends/s (1 event each, {APPENDERS} appender threads) for {seconds} s, µs"
     );
     println!(
-        "| durability | subscriptions | achieved rate/s | deliveries | deliver p50 | p99 | p99.9 | max | append p50 | append p99 |"
+        "| store mode | subscriptions | achieved rate/s | deliveries | deliver p50 | p99 | p99.9 | max | append p50 | append p99 |"
     );
     println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
-    for durability in [Durability::Buffered, Durability::Durable] {
+    for mode in [Mode::Buffered, Mode::BufferedNoDelay, Mode::Durable] {
         for subscribers in [0, 1, 4, 16] {
             let (label, o) = if subscribers == 0 {
                 (
                     "0 (store → commit listener)".to_string(),
-                    run_store(durability, rate, seconds),
+                    run_store(mode, rate, seconds),
                 )
             } else {
                 (
                     subscribers.to_string(),
-                    run_facade(durability, subscribers, rate, seconds),
+                    run_facade(mode, subscribers, rate, seconds),
                 )
             };
             assert_eq!(o.delivered, rate * seconds * subscribers.max(1) as u64);
             println!(
-                "| {durability:?} | {label} | {:.0} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} |",
+                "| {} | {label} | {:.0} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} |",
+                mode.label(),
                 o.achieved_rate,
                 o.delivered,
                 micros(o.deliver.value_at_quantile(0.5)),
