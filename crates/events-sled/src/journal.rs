@@ -1,9 +1,11 @@
-//! The durability journal: in durable mode, each group's record is written to
-//! `<store>/journal/journal.wal` and `fdatasync`ed before the group is acknowledged, and applied to
-//! sled without waiting for sled's flush. sled's own flush (`db.flush()` + `fdatasync`, about
-//! 0.5 ms here) then runs every `flush_interval`, after which the journal starts a new epoch. One
-//! `fdatasync` per group instead of a sled flush plus an `fdatasync` is what makes durable appends
-//! fast.
+//! The durability journal: in durable mode, each group's record is written to the active one of
+//! `<store>/journal/journal-{a,b}.wal` and `fdatasync`ed before the group is acknowledged, and
+//! applied to sled without waiting for sled's flush. sled's own flush (`db.flush()` +
+//! `fdatasync`, about 0.5 ms here) runs every `flush_interval` on the flusher thread: it swaps the
+//! two files first, so the retired one holds only groups already in sled, and starts a new epoch
+//! in it once sled is flushed. One `fdatasync` per group instead of a sled flush plus an
+//! `fdatasync` is what makes durable appends fast; two files let the writer go on while sled
+//! flushes.
 //!
 //! ## File layout
 //!
@@ -17,11 +19,12 @@
 //!
 //! ## Recovery
 //!
-//! On open, entries of the current epoch whose records continue the log exactly (next position,
-//! matching chain hash) are applied to sled; entries already in sled are skipped; the first entry
-//! that is torn, damaged, zero or of another epoch ends the replay (such a tail was never
-//! acknowledged: acknowledgement follows the `fdatasync`). sled is then flushed and a new epoch
-//! begins.
+//! On open, the current epoch's intact entries of both files are read (in each file, the first
+//! entry that is torn, damaged, zero or of another epoch ends it: such a tail was never
+//! acknowledged, since acknowledgement follows the `fdatasync`); their records are sorted by
+//! position and those that continue the log exactly (next position, matching chain hash) are
+//! applied to sled; records already in sled are skipped. sled is then flushed and new epochs
+//! begin.
 
 use std::fs::{File, OpenOptions};
 use std::io::Read;
@@ -34,7 +37,7 @@ use crate::record::{Hash, Record, record_hash};
 
 /// The journal's directory inside a store.
 pub(crate) const JOURNAL_DIR: &str = "journal";
-const JOURNAL_FILE: &str = "journal.wal";
+const JOURNAL_FILES: [&str; 2] = ["journal-a.wal", "journal-b.wal"];
 const MAGIC: &[u8; 8] = b"EVLJRNL1";
 const HEADER_LEN: u64 = 16;
 const ENTRY_HEADER_LEN: usize = 16;
@@ -48,8 +51,8 @@ pub(crate) struct Journal {
     offset: u64,
 }
 
-fn journal_path(store: &Path) -> PathBuf {
-    store.join(JOURNAL_DIR).join(JOURNAL_FILE)
+fn journal_path(store: &Path, which: usize) -> PathBuf {
+    store.join(JOURNAL_DIR).join(JOURNAL_FILES[which % 2])
 }
 
 fn header(epoch: u64) -> [u8; HEADER_LEN as usize] {
@@ -72,8 +75,8 @@ fn read_epoch(bytes: &[u8]) -> Option<u64> {
 
 impl Journal {
     /// Opens the journal for writing, creating it if needed, and starts a new epoch (everything in it has been replayed into sled by the time the writer starts).
-    pub(crate) fn open(store: &Path) -> std::io::Result<Self> {
-        let path = journal_path(store);
+    pub(crate) fn open(store: &Path, which: usize) -> std::io::Result<Self> {
+        let path = journal_path(store, which);
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
@@ -150,35 +153,31 @@ fn be_u32(bytes: &[u8]) -> u32 {
     u32::from_be_bytes(array)
 }
 
-/// Applies to sled the journal entries that continue the log after `last_position` (whose last
-/// record hashes to `chain_head`) and flushes sled. Returns how many records were applied. The
-/// writer's [`Journal::open`] then starts a new epoch.
-pub(crate) fn replay(
-    store: &Path,
-    db: &sled::Db,
-    log: &sled::Tree,
-    data_file: &File,
-    mut last_position: u64,
-    mut chain_head: Hash,
-) -> Result<u64, OpenError> {
-    let path = journal_path(store);
+/// The records of the current epoch's intact entries in one journal file, in file order, each
+/// with the byte offset of its entry (for messages). A missing file has none.
+fn journal_records(path: &Path) -> Result<Vec<(usize, Vec<u8>)>, OpenError> {
     let mut bytes = Vec::new();
-    match File::open(&path) {
+    match File::open(path) {
         Ok(mut file) => {
             file.read_to_end(&mut bytes)
                 .map_err(|source| OpenError::Io {
-                    path: path.clone(),
+                    path: path.to_path_buf(),
                     source,
                 })?;
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
-        Err(source) => return Err(OpenError::Io { path, source }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => {
+            return Err(OpenError::Io {
+                path: path.to_path_buf(),
+                source,
+            });
+        }
     }
     let Some(epoch) = read_epoch(&bytes) else {
-        return Ok(0); // never written, or the header itself was torn before any entry counted
+        return Ok(Vec::new()); // never written past its header
     };
+    let mut records = Vec::new();
     let mut offset = HEADER_LEN as usize;
-    let mut applied = 0;
     while bytes.len().saturating_sub(offset) >= ENTRY_HEADER_LEN {
         let len = be_u32(&bytes[offset..]) as usize;
         let crc = be_u32(&bytes[offset + 4..]);
@@ -196,53 +195,82 @@ pub(crate) fn replay(
         if u64::from_be_bytes(entry_epoch) != epoch {
             break; // left over from an earlier epoch
         }
-        let mut records = Vec::new();
         let mut at = 8;
         while at < body.len() {
             let Some(len_bytes) = body.get(at..at + 4) else {
                 return Err(corrupted(format!(
-                    "journal entry at byte {offset} is malformed"
+                    "journal entry at byte {offset} of {} is malformed",
+                    path.display()
                 )));
             };
             let record_len = be_u32(len_bytes) as usize;
             let Some(record) = body.get(at + 4..at + 4 + record_len) else {
                 return Err(corrupted(format!(
-                    "journal entry at byte {offset} is malformed"
+                    "journal entry at byte {offset} of {} is malformed",
+                    path.display()
                 )));
             };
-            records.push(record);
+            records.push((offset, record.to_vec()));
             at += 4 + record_len;
         }
-        let mut batch = sled::Batch::default();
-        let mut entry_records = 0;
-        for record_bytes in records {
-            let record = Record::parse(sled::IVec::from(record_bytes))
-                .map_err(|e| corrupted(format!("journal record at byte {offset}: {e}")))?;
-            if record.last_position() <= last_position {
-                continue; // already in sled
-            }
-            if record.first_position() != last_position + 1 || *record.prev_hash() != chain_head {
-                return Err(corrupted(format!(
-                    "the journal holds positions from {} but the log ends at {last_position}",
-                    record.first_position()
-                )));
-            }
-            record
-                .check_all()
-                .map_err(|e| corrupted(format!("journal record at byte {offset}: {e}")))?;
-            batch.insert(&log_key(record.first_position()), record_bytes);
-            last_position = record.last_position();
-            chain_head = record_hash(record_bytes);
-            entry_records += 1;
-        }
-        log.apply_batch(batch).map_err(OpenError::Storage)?;
-        applied += entry_records;
         offset += 8 + len;
+    }
+    Ok(records)
+}
+
+/// Applies to sled the journal records (from both files) that continue the log after
+/// `last_position` (whose last record hashes to `chain_head`), in position order, and flushes
+/// sled. Returns how many records were applied. The writer's [`Journals::open`] then starts new
+/// epochs.
+pub(crate) fn replay(
+    store: &Path,
+    db: &sled::Db,
+    log: &sled::Tree,
+    data_file: &File,
+    mut last_position: u64,
+    mut chain_head: Hash,
+) -> Result<u64, OpenError> {
+    let mut records = Vec::new();
+    for which in 0..2 {
+        let path = journal_path(store, which);
+        for (offset, bytes) in journal_records(&path)? {
+            let record = Record::parse(sled::IVec::from(bytes)).map_err(|e| {
+                corrupted(format!(
+                    "journal record at byte {offset} of {}: {e}",
+                    path.display()
+                ))
+            })?;
+            records.push(record);
+        }
+    }
+    records.sort_by_key(Record::first_position);
+    let mut applied = 0;
+    for record in records {
+        if record.last_position() <= last_position {
+            continue; // already in sled
+        }
+        if record.first_position() != last_position + 1 || *record.prev_hash() != chain_head {
+            return Err(corrupted(format!(
+                "the journal holds positions from {} but the log ends at {last_position}",
+                record.first_position()
+            )));
+        }
+        record.check_all().map_err(|e| {
+            corrupted(format!(
+                "journal record for position {}: {e}",
+                record.first_position()
+            ))
+        })?;
+        log.insert(log_key(record.first_position()), record.bytes().clone())
+            .map_err(OpenError::Storage)?;
+        last_position = record.last_position();
+        chain_head = record_hash(record.bytes());
+        applied += 1;
     }
     if applied > 0 {
         db.flush().map_err(OpenError::Storage)?;
         data_file.sync_data().map_err(|source| OpenError::Io {
-            path: path.clone(),
+            path: store.join(JOURNAL_DIR),
             source,
         })?;
         tracing::info!(
@@ -253,17 +281,47 @@ pub(crate) fn replay(
         );
     }
     // Retire what was replayed, whatever mode the store opens in next.
-    let file = OpenOptions::new()
-        .write(true)
-        .open(&path)
-        .map_err(|source| OpenError::Io {
-            path: path.clone(),
-            source,
-        })?;
-    file.write_all_at(&header(epoch + 1), 0)
-        .and_then(|()| file.sync_data())
-        .map_err(|source| OpenError::Io { path, source })?;
+    for which in 0..2 {
+        let path = journal_path(store, which);
+        let file = match OpenOptions::new().read(true).write(true).open(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(source) => return Err(OpenError::Io { path, source }),
+        };
+        let mut existing = [0; HEADER_LEN as usize];
+        let epoch = file
+            .read_exact_at(&mut existing, 0)
+            .ok()
+            .and_then(|()| read_epoch(&existing))
+            .unwrap_or(0);
+        file.write_all_at(&header(epoch + 1), 0)
+            .and_then(|()| file.sync_data())
+            .map_err(|source| OpenError::Io { path, source })?;
+    }
     Ok(applied)
+}
+
+/// The two journal files of a durable store: the writer appends to the active one; a sled flush
+/// swaps them (under the same lock the writer holds from a group's journal entry to its sled
+/// insert, so everything in the retired file is in sled), flushes sled, then starts a new epoch
+/// in the retired file.
+#[derive(Debug)]
+pub(crate) struct Journals {
+    pub(crate) active: Journal,
+    pub(crate) spare: Journal,
+}
+
+impl Journals {
+    pub(crate) fn open(store: &Path) -> std::io::Result<Self> {
+        Ok(Self {
+            active: Journal::open(store, 0)?,
+            spare: Journal::open(store, 1)?,
+        })
+    }
+
+    pub(crate) fn swap(&mut self) {
+        std::mem::swap(&mut self.active, &mut self.spare);
+    }
 }
 
 #[cfg(test)]
@@ -308,7 +366,7 @@ mod tests {
         let second = record(&record_hash(&first), 4, 2);
         // The first group reached sled, the second only the journal.
         log.insert(log_key(1), first.clone()).unwrap();
-        let mut journal = Journal::open(dir.path()).unwrap();
+        let mut journal = Journal::open(dir.path(), 0).unwrap();
         journal.append(&[&first]).unwrap();
         journal.append(&[&second]).unwrap();
         let applied = replay(dir.path(), &db, &log, &data_file, 3, record_hash(&first)).unwrap();
@@ -319,7 +377,7 @@ mod tests {
         );
         // A new writer starts a new epoch: nothing is replayed twice.
         drop(journal);
-        let _journal = Journal::open(dir.path()).unwrap();
+        let _journal = Journal::open(dir.path(), 0).unwrap();
         let again = replay(dir.path(), &db, &log, &data_file, 5, record_hash(&second)).unwrap();
         assert_eq!(again, 0);
     }
@@ -331,12 +389,12 @@ mod tests {
         let first = record(&GENESIS, 1, 2);
         let second = record(&record_hash(&first), 3, 2);
         let third = record(&record_hash(&second), 5, 2);
-        let mut journal = Journal::open(dir.path()).unwrap();
+        let mut journal = Journal::open(dir.path(), 0).unwrap();
         journal.append(&[&first]).unwrap();
         // One group of two records, torn in the middle of the second.
         journal.append(&[&second, &third]).unwrap();
         // Tear the second entry: zero its last bytes, as a write cut short would leave them.
-        let path = journal_path(dir.path());
+        let path = journal_path(dir.path(), 0);
         let torn_end = HEADER_LEN as usize
             + (ENTRY_HEADER_LEN + 4 + first.len())
             + (ENTRY_HEADER_LEN + 8 + second.len() + third.len());
@@ -359,7 +417,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (db, log, data_file) = sled_at(dir.path());
         let first = record(&GENESIS, 1, 2);
-        let mut journal = Journal::open(dir.path()).unwrap();
+        let mut journal = Journal::open(dir.path(), 0).unwrap();
         journal.append(&[&first]).unwrap();
         journal.reset().unwrap();
         assert_eq!(
@@ -374,7 +432,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (db, log, data_file) = sled_at(dir.path());
         let late = record(&GENESIS, 10, 1);
-        let mut journal = Journal::open(dir.path()).unwrap();
+        let mut journal = Journal::open(dir.path(), 0).unwrap();
         journal.append(&[&late]).unwrap();
         assert!(matches!(
             replay(dir.path(), &db, &log, &data_file, 0, GENESIS),

@@ -9,6 +9,7 @@ mod checkpoint;
 mod config;
 mod consumer;
 mod error;
+mod flusher;
 mod index;
 mod journal;
 mod keys;

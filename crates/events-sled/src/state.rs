@@ -14,6 +14,7 @@ use crate::error::ReadError;
 use crate::index::{
     Memtable, PageError, StreamEntry, page_position, persisted_head, stream_page_at,
 };
+use crate::journal::Journals;
 use crate::keys::{StreamKey, log_key};
 use crate::record::{PersistedCounters, Record};
 
@@ -44,8 +45,6 @@ pub(crate) struct State {
     pub(crate) written_upto: u64,
     /// Every position up to here is flushed to disk.
     pub(crate) durable_upto: u64,
-    /// A flush was asked for up to here.
-    pub(crate) flush_target: u64,
     /// The indexes after the watermark.
     pub(crate) memtable: Memtable,
     /// The persisted indexes reach this position.
@@ -131,6 +130,13 @@ pub(crate) struct Shared {
     pub(crate) writer: Mutex<Option<JoinHandle<()>>>,
     pub(crate) checkpointer: Mutex<Option<JoinHandle<()>>>,
     pub(crate) checkpoint_wake: Condvar,
+    /// Durable mode's journal files; the writer holds this from a group's journal entry to its
+    /// sled insert.
+    pub(crate) journals: Mutex<Option<Journals>>,
+    /// Serialises sled flushes; holds the written position the last flush covered.
+    pub(crate) flushed: Mutex<u64>,
+    pub(crate) flusher: Mutex<Option<JoinHandle<()>>>,
+    pub(crate) flusher_wake: Condvar,
 }
 
 impl std::fmt::Debug for Shared {
@@ -162,6 +168,18 @@ impl From<PageError> for ReadError {
 }
 
 impl Shared {
+    /// Stops all writing after a storage failure: every waiting and later append fails.
+    pub(crate) fn fail(&self, reason: String) {
+        tracing::error!(name: "event_store_write_failed", error = %reason, "event store stopped writing");
+        let mut state = lock(&self.state);
+        if state.failed.is_none() {
+            state.failed = Some(reason);
+        }
+        self.progress.notify_all();
+        self.flusher_wake.notify_all();
+        self.checkpoint_wake.notify_all();
+    }
+
     /// The stream's entry, loading its head from the persisted pages if memory does not hold it.
     pub(crate) fn entry<'s>(
         &self,

@@ -13,6 +13,7 @@ use events_core::{EventValidator, NewEvent, RecordedEvent, ValidationError};
 use crate::config::{Durability, StoreConfig};
 use crate::error::{AppendError, OpenError, ReadError, StoreError};
 use crate::index::{Memtable, StreamEntry, persisted_head, push_position};
+use crate::journal::Journals;
 use crate::keys::{COUNTERS_KEY, FORMAT_KEY, StreamKey, WATERMARK_KEY, log_key};
 use crate::record::{GENESIS, Hash, Record, decode_counters, record_hash};
 use crate::state::{CommitListener, Counters, Pending, Shared, State, lock};
@@ -428,6 +429,17 @@ impl Store {
             validator = validator.with_registry(Arc::clone(registry));
         }
         let last_position = recovered.last_position;
+        let journals = match config.durability {
+            Durability::Durable => {
+                Some(
+                    Journals::open(&config.path).map_err(|source| OpenError::Io {
+                        path: config.path.join(crate::journal::JOURNAL_DIR),
+                        source,
+                    })?,
+                )
+            }
+            Durability::Buffered => None,
+        };
         let shared = Arc::new(Shared {
             validator,
             db,
@@ -442,7 +454,6 @@ impl Store {
                 taken: 0,
                 written_upto: last_position,
                 durable_upto: last_position,
-                flush_target: 0,
                 memtable: recovered.memtable,
                 watermark: recovered.watermark,
                 failed: None,
@@ -458,6 +469,10 @@ impl Store {
             writer: Mutex::new(None),
             checkpointer: Mutex::new(None),
             checkpoint_wake: Condvar::new(),
+            journals: Mutex::new(journals),
+            flushed: Mutex::new(last_position),
+            flusher: Mutex::new(None),
+            flusher_wake: Condvar::new(),
             config,
         });
         let writer = Writer::spawn(
@@ -470,6 +485,10 @@ impl Store {
             source,
         })?;
         *lock(&shared.writer) = Some(writer);
+        crate::flusher::start(&shared).map_err(|source| OpenError::Io {
+            path: shared.config.path.clone(),
+            source,
+        })?;
         crate::checkpoint::start_automatic(&shared).map_err(|source| OpenError::Io {
             path: shared.config.path.clone(),
             source,
@@ -559,25 +578,12 @@ impl Store {
     /// [`StoreError::Failed`] or [`StoreError::Closed`] when the store is not writing.
     pub fn flush(&self) -> Result<u64, StoreError> {
         let shared = &self.shared;
-        let mut state = lock(&shared.state);
-        let target = state.next_position - 1;
-        state.flush_target = state.flush_target.max(target);
-        shared.writer_wake.notify_all();
-        while state.durable_upto < target {
-            if let Some(reason) = &state.failed {
-                return Err(StoreError::Failed {
-                    reason: reason.clone(),
-                });
-            }
-            if state.writer_done {
-                return Err(StoreError::Closed);
-            }
-            state = shared
-                .progress
-                .wait(state)
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-        }
-        Ok(state.durable_upto)
+        shared
+            .wait_written()
+            .map_err(|reason| StoreError::Failed { reason })?;
+        shared
+            .flush_sled()
+            .map_err(|reason| StoreError::Failed { reason })
     }
 
     /// Sets the function called with each committed group of events, in log order, on the writer
@@ -636,15 +642,24 @@ impl Shared {
         {
             tracing::error!(name: "event_store_writer_panicked", "the writer thread panicked");
         }
+        self.flusher_wake.notify_all();
+        let flusher = lock(&self.flusher).take();
+        if let Some(handle) = flusher {
+            let _ = handle.join();
+        }
         let checkpointer = lock(&self.checkpointer).take();
         if let Some(handle) = checkpointer {
             let _ = handle.join();
         }
-        let state = lock(&self.state);
-        if let Some(reason) = &state.failed {
-            return Err(StoreError::Failed {
-                reason: reason.clone(),
-            });
+        let failed = lock(&self.state).failed.clone();
+        if let Some(reason) = failed {
+            return Err(StoreError::Failed { reason });
+        }
+        // The writer has drained and stopped: one last flush makes everything durable.
+        let unflushed = *lock(&self.flushed) < self.written_upto.load(Ordering::Acquire);
+        if unflushed && let Err(reason) = self.flush_sled() {
+            self.fail(reason.clone());
+            return Err(StoreError::Failed { reason });
         }
         Ok(())
     }

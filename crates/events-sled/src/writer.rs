@@ -1,8 +1,8 @@
 //! The writer thread: the only writer of the `log` tree. It takes acknowledged events in commit
-//! order, cuts them into hash-chained records, persists the indexes every `index_flush_events`,
-//! in durable mode appends each group to the journal and `fdatasync`s it, applies each group as one
-//! atomic sled batch, flushes sled every `flush_interval`, and hands the committed events to the
-//! commit listener.
+//! order, turns each group into one hash-chained record, in durable mode appends it to the journal
+//! and `fdatasync`s it, inserts it into sled, persists the indexes every `index_flush_events`, and
+//! hands the committed events to the commit listener. sled flushes happen on the flusher thread
+//! (see `flusher.rs`), so the writer never waits for one.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
@@ -17,26 +17,20 @@ use crate::index::{
     PageError, drop_runs_upto, drop_stream_runs_upto, persist_stream_runs, persist_type_runs,
     runs_upto, stream_runs_upto,
 };
-use crate::journal::Journal;
 use crate::keys::{COUNTERS_KEY, WATERMARK_KEY, log_key};
 use crate::record::{Hash, encode_counters, encode_record, record_hash};
 use crate::state::{Shared, lock};
 
 enum Work {
     Write(Vec<Arc<RecordedEvent>>),
-    Flush,
     Close,
     Stop,
 }
 
 pub(crate) struct Writer {
     shared: Arc<Shared>,
-    /// In durable mode, where each group is made durable before it is acknowledged.
-    journal: Option<Journal>,
     chain_head: Hash,
     since_index_flush: u64,
-    last_flush: Instant,
-    dirty: bool,
     /// When the group now forming was first seen (buffered mode's grouping window).
     window_start: Option<Instant>,
 }
@@ -96,17 +90,10 @@ impl Writer {
         chain_head: Hash,
         since_index_flush: u64,
     ) -> std::io::Result<JoinHandle<()>> {
-        let journal = match shared.config.durability {
-            Durability::Durable => Some(Journal::open(&shared.config.path)?),
-            Durability::Buffered => None,
-        };
         let writer = Self {
-            journal,
             shared,
             chain_head,
             since_index_flush,
-            last_flush: Instant::now(),
-            dirty: false,
             window_start: None,
         };
         std::thread::Builder::new()
@@ -118,7 +105,6 @@ impl Writer {
         loop {
             let outcome = match self.next_work() {
                 Work::Write(events) => self.write(events),
-                Work::Flush => self.flush(),
                 Work::Close => {
                     let outcome = self.close();
                     if let Err(e) = outcome {
@@ -139,10 +125,7 @@ impl Writer {
     }
 
     fn fail(&self, error: &WriteError) {
-        tracing::error!(name: "event_store_write_failed", error = %error, "event store stopped writing");
-        let mut state = lock(&self.shared.state);
-        state.failed = Some(error.to_string());
-        self.shared.progress.notify_all();
+        self.shared.fail(error.to_string());
     }
 
     fn next_work(&mut self) -> Work {
@@ -160,7 +143,6 @@ impl Writer {
                 if shared.config.durability == Durability::Buffered
                     && !window.is_zero()
                     && !state.closing
-                    && state.flush_target <= state.durable_upto
                     && state.unwritten_bytes < shared.config.record_target_bytes
                 {
                     let now = Instant::now();
@@ -197,26 +179,13 @@ impl Writer {
                     return Work::Write(events);
                 }
             }
-            if state.taken == 0 && state.flush_target > state.durable_upto {
-                return Work::Flush;
-            }
             if state.closing && state.taken == 0 {
                 return Work::Close;
             }
-            let wait = if self.dirty {
-                let due = self.last_flush + shared.config.flush_interval;
-                let now = Instant::now();
-                if now >= due {
-                    return Work::Flush;
-                }
-                due - now
-            } else {
-                Duration::from_secs(3600)
-            };
             state.writer_idle = true;
             state = shared
                 .writer_wake
-                .wait_timeout(state, wait)
+                .wait_timeout(state, Duration::from_secs(1))
                 .map(|(guard, _)| guard)
                 .unwrap_or_else(|poisoned| poisoned.into_inner().0);
             state.writer_idle = false;
@@ -234,10 +203,16 @@ impl Writer {
         // `apply_batch`, does not force sled to write out its I/O buffer.
         let record = encode_record(&self.chain_head, &events);
         self.chain_head = record_hash(&record);
-        if let Some(journal) = self.journal.as_mut() {
-            journal.append(&[&record]).map_err(WriteError::Io)?;
+        let durable = shared.config.durability == Durability::Durable;
+        {
+            // Held from the journal entry to the sled insert: a flush that swaps the journals
+            // then knows everything in the retired one is in sled.
+            let mut journals = lock(&shared.journals);
+            if let Some(journals) = journals.as_mut() {
+                journals.active.append(&[&record]).map_err(WriteError::Io)?;
+            }
+            shared.log.insert(log_key(first_position), record)?;
         }
-        shared.log.insert(log_key(first_position), record)?;
         self.since_index_flush += events.len() as u64;
         let created = events.iter().filter(|e| e.metadata.version == 1).count() as u64;
         shared
@@ -252,10 +227,6 @@ impl Writer {
             self.add_index_flush(&mut batch, last_position)?;
             shared.log.apply_batch(batch)?;
         }
-        // Durable mode: the journal already holds the group durably; sled is flushed on the
-        // same schedule as in buffered mode.
-        let durable = self.journal.is_some();
-        self.dirty = true;
         {
             let mut state = lock(&shared.state);
             for _ in 0..events.len() {
@@ -384,38 +355,13 @@ impl Writer {
         state.memtable.evict(max_streams);
     }
 
-    /// sled's flush writes its buffers and `sync_file_range`s them; `fdatasync` on the data file
-    /// then flushes the drive's cache, which `sync_file_range` does not.
-    fn sync(&mut self) -> Result<(), WriteError> {
-        self.shared.db.flush()?;
-        self.shared.data_file.sync_data().map_err(WriteError::Io)?;
-        if let Some(journal) = self.journal.as_mut() {
-            journal.reset().map_err(WriteError::Io)?;
-        }
-        self.shared.counters.flushes.fetch_add(1, Ordering::Relaxed);
-        self.last_flush = Instant::now();
-        self.dirty = false;
-        Ok(())
-    }
-
-    fn flush(&mut self) -> Result<(), WriteError> {
-        let written = lock(&self.shared.state).written_upto;
-        self.sync()?;
-        let mut state = lock(&self.shared.state);
-        state.durable_upto = state.durable_upto.max(written);
-        self.shared.progress.notify_all();
-        Ok(())
-    }
-
     fn close(&mut self) -> Result<(), WriteError> {
         let upto = lock(&self.shared.state).written_upto;
         let mut batch = sled::Batch::default();
         self.add_index_flush(&mut batch, upto)?;
         self.shared.log.apply_batch(batch)?;
-        {
-            let mut state = lock(&self.shared.state);
-            Self::drop_persisted_runs(&mut state, upto, self.shared.config.max_cached_streams);
-        }
-        self.flush()
+        let mut state = lock(&self.shared.state);
+        Self::drop_persisted_runs(&mut state, upto, self.shared.config.max_cached_streams);
+        Ok(())
     }
 }
