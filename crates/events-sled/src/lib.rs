@@ -40,3 +40,40 @@ pub use state::CommitListener;
 pub use store::{STORE_FORMAT, Store, data_dir};
 pub use types::{AggregateInfo, AppendBatch, AppendResult, Direction, ExpectedVersion, StreamRead};
 pub use verify::{ChainHead, VerifyIssue, VerifyReport};
+
+/// Entry points for fuzzing the decoders of stored bytes. Not part of the stable API.
+#[doc(hidden)]
+pub mod fuzz {
+    /// Decodes `bytes` as a log record, every event, the way reads and `verify` do; returns the
+    /// number of events or the decode error. Must never panic.
+    pub fn decode_record(bytes: &[u8]) -> Result<u64, String> {
+        let record =
+            crate::record::Record::parse(sled::IVec::from(bytes)).map_err(|e| e.to_string())?;
+        record.check_all().map_err(|e| e.to_string())?;
+        let mut count = 0;
+        for view in record.views() {
+            let view = view.map_err(|e| e.to_string())?;
+            let _ = view.to_owned();
+            count += 1;
+        }
+        let mut record = record;
+        for position in record.first_position()..=record.last_position() {
+            record.event(position).map_err(|e| e.to_string())?;
+        }
+        Ok(count)
+    }
+
+    /// Decodes `bytes` as an index page; returns the number of runs or the decode error.
+    pub fn decode_page(bytes: &[u8]) -> Result<usize, String> {
+        crate::record::decode_page(bytes)
+            .map(|runs| runs.len())
+            .map_err(|e| e.to_string())
+    }
+
+    /// Decodes `bytes` as a snapshot entry (`key`, `value`); returns the state's length.
+    pub fn decode_snapshot(key: &[u8], value: &[u8]) -> Result<usize, String> {
+        crate::snapshot::decode_snapshot(key, value)
+            .map(|s| s.state.len())
+            .map_err(|e| e.to_string())
+    }
+}
