@@ -41,9 +41,33 @@ pub use store::{STORE_FORMAT, Store, data_dir};
 pub use types::{AggregateInfo, AppendBatch, AppendResult, Direction, ExpectedVersion, StreamRead};
 pub use verify::{ChainHead, VerifyIssue, VerifyReport};
 
-/// Entry points for fuzzing the decoders of stored bytes. Not part of the stable API.
+/// Entry points for fuzzing and benchmarking the byte layouts. Not part of the stable API.
 #[doc(hidden)]
 pub mod fuzz {
+    use events_core::RecordedEvent;
+
+    /// The key of the log record starting at `position`.
+    pub fn log_key(position: u64) -> [u8; 9] {
+        crate::keys::log_key(position)
+    }
+
+    /// The key of an aggregate's index page starting at `first_version`.
+    pub fn stream_page_key(
+        aggregate_type: &str,
+        aggregate_id: &str,
+        first_version: u64,
+    ) -> Vec<u8> {
+        crate::keys::stream_page_key(
+            &crate::keys::StreamKey::new(aggregate_type, aggregate_id),
+            first_version,
+        )
+    }
+
+    /// Encodes consecutive events as one log record (first record of a chain).
+    pub fn encode_record(events: &[RecordedEvent]) -> Vec<u8> {
+        crate::record::encode_record(&crate::record::GENESIS, events)
+    }
+
     /// Decodes `bytes` as a log record, every event, the way reads and `verify` do; returns the
     /// number of events or the decode error. Must never panic.
     pub fn decode_record(bytes: &[u8]) -> Result<u64, String> {

@@ -513,6 +513,11 @@ impl Store {
         &self.shared.config.path
     }
 
+    /// The durability mode the store was opened with.
+    pub fn durability(&self) -> Durability {
+        self.shared.config.durability
+    }
+
     /// The configuration the store was opened with.
     pub fn config(&self) -> &StoreConfig {
         &self.shared.config
