@@ -58,6 +58,13 @@ pub struct Args {
     #[arg(long)]
     pub checkpoint_on_exit: bool,
 
+    /// For crash testing: append one line per append call to FILE, `begin COUNT FIRST_EVENT_ID
+    /// HASH` before the call and `ack FIRST_POSITION LAST_POSITION COUNT HASH` once it returned
+    /// (HASH: BLAKE3, hex, of the event ids' 16 bytes in append order). An `ack` line is written
+    /// only for an acknowledged append; `tools/torture` checks them after killing the daemon.
+    #[arg(long, value_name = "FILE")]
+    pub ack_log: Option<PathBuf>,
+
     /// Print the final summary as one JSON object on stdout.
     #[arg(long)]
     pub json: bool,

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use eventlog::{Durability, EventLog, EventLogConfig};
 
+use crate::acklog::AckLog;
 use crate::checkpoints::{self, Checkpointer, Taken};
 use crate::cli::{Args, DurabilityArg};
 use crate::control::Control;
@@ -140,6 +141,7 @@ pub fn run(args: &Args, slot: &BarSlot) -> anyhow::Result<Summary> {
     let log = EventLog::open(config)
         .with_context(|| format!("opening the store at {}", args.store.display()))?;
     let first = runner::next_pipeline_number(&log)?;
+    let ack_log = args.ack_log.as_deref().map(AckLog::open).transpose()?;
     let control = Arc::new(Control::default());
     let counters = Arc::new(Counters::default());
     let taken = Arc::new(Taken::default());
@@ -164,6 +166,7 @@ pub fn run(args: &Args, slot: &BarSlot) -> anyhow::Result<Summary> {
         seed,
         next: AtomicU64::new(first),
         end: args.pipelines.map(|n| first + n),
+        ack_log,
     });
     counters.last_pipeline.store(first - 1, Ordering::Relaxed);
     let (stopped_by, worked) = work(args, &shared, started);

@@ -1,6 +1,7 @@
 //! `omni-writer`: the Omni Writer daemon, with simulated generation, recording every operation
 //! in an embedded eventlog store. See `omni-writer --help`.
 
+mod acklog;
 mod checkpoints;
 mod cli;
 mod content;

@@ -8,6 +8,7 @@ use std::thread::JoinHandle;
 use anyhow::Context as _;
 use eventlog::{AppendBatch, EventLog, PIPELINE};
 
+use crate::acklog::{AckLog, AppendIds};
 use crate::control::Control;
 use crate::emitter::parse_pipeline_id;
 use crate::rate::RateLimiter;
@@ -75,6 +76,8 @@ pub struct Shared {
     pub next: AtomicU64,
     /// One past the last pipeline number to run (`--pipelines`).
     pub end: Option<u64>,
+    /// `--ack-log`.
+    pub ack_log: Option<AckLog>,
 }
 
 impl Shared {
@@ -101,16 +104,28 @@ impl Sink for StoreSink<'_> {
                 &self.shared.control,
             );
         }
-        let last_position = if step.len() == 1 {
+        let ack = match &self.shared.ack_log {
+            Some(log) => {
+                let ids = AppendIds::of(&step);
+                log.begin(&ids)?;
+                Some((log, ids))
+            }
+            None => None,
+        };
+        let (first_position, last_position) = if step.len() == 1 {
             let batch = step.remove(0);
-            self.shared
-                .log
-                .append(batch.expected, batch.events)?
-                .last_position
+            let result = self.shared.log.append(batch.expected, batch.events)?;
+            (result.first_position, result.last_position)
         } else {
             let results = self.shared.log.append_batches(step)?;
-            results.last().map_or(0, |r| r.last_position)
+            (
+                results.first().map_or(0, |r| r.first_position),
+                results.last().map_or(0, |r| r.last_position),
+            )
         };
+        if let Some((log, ids)) = ack {
+            log.ack(&ids, first_position, last_position)?;
+        }
         let counters = &self.shared.counters;
         counters.events.fetch_add(events as u64, Ordering::Relaxed);
         counters.appends.fetch_add(1, Ordering::Relaxed);
