@@ -361,8 +361,10 @@ impl EventRegistry {
         (registration.to_json)(event_type, &bytes)
     }
 
-    /// A recorded event as one flat JSON object: `position`, every metadata field, `schema_version`
-    /// (that of the payload shown, the current one) and the decoded `payload`.
+    /// A recorded event as one flat JSON object: `position`, `event_id`, `event_type`,
+    /// `aggregate_type`, `aggregate_id`, `version`, `timestamp`, `trace_id`, `user_id`,
+    /// `session_id`, `source`, `correlation_id`, `causation_id`, `schema_version` (that of the
+    /// payload shown: the current one) and the decoded `payload`, in that order.
     ///
     /// # Errors
     ///
@@ -373,13 +375,29 @@ impl EventRegistry {
             event.metadata.schema_version,
             &event.payload,
         )?;
-        let mut metadata = event.metadata.clone();
-        metadata.schema_version = self.registration(&metadata.event_type)?.schema_version;
-        to_json_value(&RecordedJson {
-            position: event.position,
-            metadata,
-            payload,
-        })
+        let schema_version = self
+            .registration(&event.metadata.event_type)?
+            .schema_version;
+        to_json_value(&RecordedJson::new(event, schema_version, payload))
+    }
+
+    /// As [`EventRegistry::event_to_json`], but an event whose payload cannot be decoded (an
+    /// unregistered type, a damaged payload, a schema this build does not know) keeps its stored
+    /// `schema_version`, shows its payload as `{"hex": "...", "len": N}` and says why in
+    /// `payload_error`. For inspection tools: it never fails.
+    pub fn event_to_json_lossy(&self, event: &RecordedEvent) -> Value {
+        match self.event_to_json(event) {
+            Ok(json) => json,
+            Err(error) => {
+                let mut payload = serde_json::Map::new();
+                payload.insert("hex".into(), hex(&event.payload).into());
+                payload.insert("len".into(), event.payload.len().into());
+                let mut json =
+                    RecordedJson::new(event, event.metadata.schema_version, Value::Object(payload));
+                json.payload_error = Some(error.to_string());
+                to_json_value(&json).unwrap_or(Value::Null)
+            }
+        }
     }
 
     /// Reads back an event written by [`EventRegistry::event_to_json`].
@@ -391,14 +409,20 @@ impl EventRegistry {
     /// [`RegistryError::InvalidPayload`].
     pub fn event_from_json(&self, json: Value) -> Result<RecordedEvent, RegistryError> {
         let parsed: RecordedJson = from_json_value(json)?;
+        if let Some(error) = &parsed.payload_error {
+            return Err(RegistryError::InvalidEnvelope {
+                reason: format!("the payload was not decoded when exported: {error}"),
+            });
+        }
+        let metadata = parsed.metadata();
         let payload = self.current_payload_from_json(
-            &parsed.metadata.event_type,
-            parsed.metadata.schema_version,
+            &metadata.event_type,
+            metadata.schema_version,
             parsed.payload,
         )?;
         Ok(RecordedEvent {
             position: parsed.position,
-            metadata: parsed.metadata,
+            metadata,
             payload,
         })
     }
@@ -468,12 +492,79 @@ impl EventRegistry {
     }
 }
 
+/// The JSON shape of a recorded event: fields in the order the dump tool prints them.
 #[derive(Serialize, Deserialize)]
 struct RecordedJson {
     position: u64,
-    #[serde(flatten)]
-    metadata: EventMetadata,
+    event_id: uuid::Uuid,
+    event_type: String,
+    aggregate_type: String,
+    aggregate_id: String,
+    version: u64,
+    timestamp: chrono::DateTime<chrono::Utc>,
+    trace_id: Option<String>,
+    user_id: Option<String>,
+    session_id: Option<String>,
+    source: String,
+    correlation_id: Option<String>,
+    causation_id: Option<String>,
+    schema_version: u16,
     payload: Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    payload_error: Option<String>,
+}
+
+impl RecordedJson {
+    fn new(event: &RecordedEvent, schema_version: u16, payload: Value) -> Self {
+        let m = &event.metadata;
+        Self {
+            position: event.position,
+            event_id: m.event_id,
+            event_type: m.event_type.clone(),
+            aggregate_type: m.aggregate_type.clone(),
+            aggregate_id: m.aggregate_id.clone(),
+            version: m.version,
+            timestamp: m.timestamp,
+            trace_id: m.trace_id.clone(),
+            user_id: m.user_id.clone(),
+            session_id: m.session_id.clone(),
+            source: m.source.clone(),
+            correlation_id: m.correlation_id.clone(),
+            causation_id: m.causation_id.clone(),
+            schema_version,
+            payload,
+            payload_error: None,
+        }
+    }
+
+    fn metadata(&self) -> EventMetadata {
+        EventMetadata {
+            event_id: self.event_id,
+            event_type: self.event_type.clone(),
+            aggregate_id: self.aggregate_id.clone(),
+            aggregate_type: self.aggregate_type.clone(),
+            version: self.version,
+            timestamp: self.timestamp,
+            trace_id: self.trace_id.clone(),
+            user_id: self.user_id.clone(),
+            session_id: self.session_id.clone(),
+            source: self.source.clone(),
+            correlation_id: self.correlation_id.clone(),
+            causation_id: self.causation_id.clone(),
+            schema_version: self.schema_version,
+        }
+    }
+}
+
+/// Lower-case hex digits of `bytes`.
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        out.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        out.push(char::from(DIGITS[usize::from(byte & 0xf)]));
+    }
+    out
 }
 
 #[derive(Serialize, Deserialize)]
@@ -747,6 +838,46 @@ mod tests {
             registry.decode::<CacheMiss>(&event).unwrap().reason,
             "expired"
         );
+    }
+
+    #[test]
+    fn lossy_json_shows_undecodable_payloads_as_hex() {
+        let registry = EventRegistry::omni_writer();
+        let event = NewEvent::from_parts(
+            "made_up",
+            "thing",
+            "t-1",
+            3,
+            vec![0, 15, 255],
+            EventContext::default(),
+        )
+        .into_recorded(1, 7);
+        assert!(registry.event_to_json(&event).is_err());
+        let json = registry.event_to_json_lossy(&event);
+        assert_eq!(json["payload"]["hex"], "000fff");
+        assert_eq!(json["payload"]["len"], 3);
+        assert_eq!(json["schema_version"], 3);
+        assert!(json["payload_error"].as_str().unwrap().contains("made_up"));
+        let keys: Vec<&str> = json
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            &keys[..5],
+            &[
+                "position",
+                "event_id",
+                "event_type",
+                "aggregate_type",
+                "aggregate_id"
+            ]
+        );
+        assert!(matches!(
+            registry.event_from_json(json),
+            Err(RegistryError::InvalidEnvelope { .. })
+        ));
     }
 
     #[test]

@@ -1,89 +1,14 @@
 //! Events as JSON objects with a fixed field order, and as one-line table rows.
 
 use eventlog::{EventLog, RecordedEvent};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
-/// The metadata fields of an event line, in the order printed (the payload follows).
-pub const FIELDS: [&str; 14] = [
-    "position",
-    "event_id",
-    "event_type",
-    "aggregate_type",
-    "aggregate_id",
-    "version",
-    "timestamp",
-    "trace_id",
-    "user_id",
-    "session_id",
-    "source",
-    "correlation_id",
-    "causation_id",
-    "schema_version",
-];
-
-/// An event as one JSON object: [`FIELDS`] in order, then `payload` decoded through the
-/// registry (upcast to the current schema). An event the registry cannot decode keeps its
-/// stored schema version and gets `payload: {"hex", "len"}` and `payload_error`.
+/// An event as one JSON object, fields in the order the issue lists them, then `payload` decoded
+/// through the registry (upcast to the current schema). An event the registry cannot decode keeps
+/// its stored schema version and gets `payload: {"hex", "len"}` and `payload_error` (see
+/// `EventRegistry::event_to_json_lossy`).
 pub fn event_json(log: &EventLog, event: &RecordedEvent) -> Value {
-    match log.event_to_json(event) {
-        Ok(Value::Object(mut decoded)) => {
-            let mut ordered = Map::new();
-            for field in FIELDS.iter().chain(&["payload"]) {
-                if let Some(value) = decoded.remove(*field) {
-                    ordered.insert((*field).to_string(), value);
-                }
-            }
-            ordered.extend(decoded);
-            Value::Object(ordered)
-        }
-        Ok(other) => other,
-        Err(error) => undecoded(event, &error.to_string()),
-    }
-}
-
-fn undecoded(event: &RecordedEvent, error: &str) -> Value {
-    let m = &event.metadata;
-    let text = |s: &Option<String>| s.as_ref().map_or(Value::Null, |s| Value::from(s.as_str()));
-    let mut ordered = Map::new();
-    let fields: [(&str, Value); 14] = [
-        ("position", event.position.into()),
-        ("event_id", m.event_id.to_string().into()),
-        ("event_type", m.event_type.as_str().into()),
-        ("aggregate_type", m.aggregate_type.as_str().into()),
-        ("aggregate_id", m.aggregate_id.as_str().into()),
-        ("version", m.version.into()),
-        (
-            "timestamp",
-            serde_json::to_value(m.timestamp).unwrap_or(Value::Null),
-        ),
-        ("trace_id", text(&m.trace_id)),
-        ("user_id", text(&m.user_id)),
-        ("session_id", text(&m.session_id)),
-        ("source", m.source.as_str().into()),
-        ("correlation_id", text(&m.correlation_id)),
-        ("causation_id", text(&m.causation_id)),
-        ("schema_version", m.schema_version.into()),
-    ];
-    for (name, value) in fields {
-        ordered.insert(name.to_string(), value);
-    }
-    let mut payload = Map::new();
-    payload.insert("hex".into(), hex(&event.payload).into());
-    payload.insert("len".into(), event.payload.len().into());
-    ordered.insert("payload".into(), Value::Object(payload));
-    ordered.insert("payload_error".into(), error.into());
-    Value::Object(ordered)
-}
-
-/// Lower-case hex digits of `bytes`.
-pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for byte in bytes {
-        out.push(char::from(DIGITS[usize::from(byte >> 4)]));
-        out.push(char::from(DIGITS[usize::from(byte & 0xf)]));
-    }
-    out
+    log.registry().event_to_json_lossy(event)
 }
 
 /// Column headers of event rows.
@@ -148,11 +73,6 @@ fn shorten(text: &str, max: usize) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
-
-    #[test]
-    fn hex_is_lower_case_pairs() {
-        assert_eq!(hex(&[0, 15, 16, 255]), "000f10ff");
-    }
 
     #[test]
     fn summaries_keep_scalars_and_shorten() {
