@@ -284,25 +284,7 @@ impl Store {
             expected.insert(event.stream, event.version);
         }
         let mut paged: HashMap<StreamKey, u64> = HashMap::new();
-        let start = [TAG_STREAM];
-        for entry in self.shared.log.range(start.to_vec()..prefix_end(&start)) {
-            let (key, value) = entry?;
-            report.index_pages += 1;
-            let location = show_key(&key);
-            let (stream, first_version) = match parse_stream_page_key(&key) {
-                Ok(parsed) => parsed,
-                Err(e) => {
-                    report.issue("stream_index", location, e.to_string());
-                    continue;
-                }
-            };
-            let runs = match decode_page(&value) {
-                Ok(runs) => runs,
-                Err(e) => {
-                    report.issue("stream_index", location, e.to_string());
-                    continue;
-                }
-            };
+        self.for_each_page(report, TAG_STREAM, "stream_index", parse_stream_page_key, |report, location, (stream, first_version), runs| {
             let reached = paged.entry(stream.clone()).or_insert(0);
             if first_version != *reached + 1 {
                 report.issue(
@@ -342,7 +324,7 @@ impl Store {
                     version += 1;
                 }
             }
-        }
+        })?;
         for (stream, (id, _)) in streams {
             let want = expected.get(id).copied().unwrap_or(0);
             let have = paged.get(stream).copied().unwrap_or(0);
@@ -372,52 +354,42 @@ impl Store {
             *expected.entry(event.aggregate_type).or_default() += 1;
         }
         let mut paged: HashMap<String, u64> = HashMap::new();
-        let start = [TAG_TYPE];
-        for entry in self.shared.log.range(start.to_vec()..prefix_end(&start)) {
-            let (key, value) = entry?;
-            report.index_pages += 1;
-            let location = show_key(&key);
-            let (aggregate_type, first) = match parse_type_page_key(&key) {
-                Ok(parsed) => parsed,
-                Err(e) => {
-                    report.issue("type_index", location, e.to_string());
-                    continue;
+        self.for_each_page(
+            report,
+            TAG_TYPE,
+            "type_index",
+            parse_type_page_key,
+            |report, location, (aggregate_type, first), runs| {
+                if runs.first().is_some_and(|r| r.position != first) {
+                    report.issue(
+                        "type_index",
+                        location.clone(),
+                        "page key and first run disagree",
+                    );
                 }
-            };
-            let runs = match decode_page(&value) {
-                Ok(runs) => runs,
-                Err(e) => {
-                    report.issue("type_index", location, e.to_string());
-                    continue;
-                }
-            };
-            if runs.first().is_some_and(|r| r.position != first) {
-                report.issue(
-                    "type_index",
-                    location.clone(),
-                    "page key and first run disagree",
-                );
-            }
-            let id = types.get(&aggregate_type).copied();
-            for run in &runs {
-                for position in run.position..run.end() {
-                    if position > covered {
-                        continue;
-                    }
-                    *paged.entry(aggregate_type.clone()).or_default() += 1;
-                    let logged = usize::try_from(position - 1)
-                        .ok()
-                        .and_then(|i| events.get(i));
-                    if logged.map(|e| Some(e.aggregate_type)) != Some(id) {
-                        report.issue(
-                            "type_index",
-                            location.clone(),
-                            format!("position {position} does not hold a `{aggregate_type}` event"),
-                        );
+                let id = types.get(&aggregate_type).copied();
+                for run in &runs {
+                    for position in run.position..run.end() {
+                        if position > covered {
+                            continue;
+                        }
+                        *paged.entry(aggregate_type.clone()).or_default() += 1;
+                        let logged = usize::try_from(position - 1)
+                            .ok()
+                            .and_then(|i| events.get(i));
+                        if logged.map(|e| Some(e.aggregate_type)) != Some(id) {
+                            report.issue(
+                                "type_index",
+                                location.clone(),
+                                format!(
+                                    "position {position} does not hold a `{aggregate_type}` event"
+                                ),
+                            );
+                        }
                     }
                 }
-            }
-        }
+            },
+        )?;
         for (name, id) in types {
             let want = expected.get(id).copied().unwrap_or(0);
             let have = paged.get(name).copied().unwrap_or(0);
@@ -427,6 +399,29 @@ impl Store {
                     name.clone(),
                     format!("pages list {have} events up to the watermark, the log has {want}"),
                 );
+            }
+        }
+        Ok(())
+    }
+
+    /// Calls `check` with every index page under `tag` that decodes (its location, parsed key and
+    /// runs); pages whose key or value does not decode are reported as `kind` issues.
+    fn for_each_page<K>(
+        &self,
+        report: &mut VerifyReport,
+        tag: u8,
+        kind: &'static str,
+        parse_key: impl Fn(&[u8]) -> Result<K, crate::varint::Malformed>,
+        mut check: impl FnMut(&mut VerifyReport, String, K, Vec<crate::record::Run>),
+    ) -> Result<(), StoreError> {
+        let start = [tag];
+        for entry in self.shared.log.range(start.to_vec()..prefix_end(&start)) {
+            let (key, value) = entry?;
+            report.index_pages += 1;
+            let location = show_key(&key);
+            match (parse_key(&key), decode_page(&value)) {
+                (Ok(parsed), Ok(runs)) => check(report, location, parsed, runs),
+                (Err(e), _) | (_, Err(e)) => report.issue(kind, location, e.to_string()),
             }
         }
         Ok(())
