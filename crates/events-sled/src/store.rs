@@ -174,7 +174,8 @@ fn u64_value(bytes: &[u8], what: &str) -> Result<u64, OpenError> {
     Ok(u64::from_be_bytes(array))
 }
 
-/// The log's last position and chain head (0 and the genesis hash when empty).
+/// The log's last position and chain head (0 and the genesis hash when empty), checking that the
+/// last record decodes whole.
 fn log_end(log: &sled::Tree) -> Result<(u64, Hash), OpenError> {
     let last = log
         .range(log_key(1)..=log_key(u64::MAX))
@@ -185,6 +186,9 @@ fn log_end(log: &sled::Tree) -> Result<(u64, Hash), OpenError> {
         None => Ok((0, GENESIS)),
         Some((_, bytes)) => {
             let record = Record::parse(bytes)
+                .map_err(|e| open_corrupted(format!("last log record: {e}")))?;
+            record
+                .check_all()
                 .map_err(|e| open_corrupted(format!("last log record: {e}")))?;
             Ok((record.last_position(), record_hash(record.bytes())))
         }
@@ -199,12 +203,8 @@ fn recover(log: &sled::Tree) -> Result<Recovered, OpenError> {
         Some(bytes) => u64_value(&bytes, "the index watermark")?,
         None => 0,
     };
-    let last = log
-        .range(log_key(1)..=log_key(u64::MAX))
-        .next_back()
-        .transpose()
-        .map_err(OpenError::Storage)?;
-    let Some((_, last_bytes)) = last else {
+    let (last_position, chain_head) = log_end(log)?;
+    if last_position == 0 {
         if watermark > 0 {
             return Err(open_corrupted(format!(
                 "the indexes reach position {watermark} but the log is empty"
@@ -218,14 +218,7 @@ fn recover(log: &sled::Tree) -> Result<Recovered, OpenError> {
             replayed: 0,
             new_aggregates: 0,
         });
-    };
-    let last_record =
-        Record::parse(last_bytes).map_err(|e| open_corrupted(format!("last log record: {e}")))?;
-    last_record
-        .check_all()
-        .map_err(|e| open_corrupted(format!("last log record: {e}")))?;
-    let last_position = last_record.last_position();
-    let chain_head = record_hash(last_record.bytes());
+    }
     if watermark > last_position {
         return Err(open_corrupted(format!(
             "the indexes reach position {watermark}, beyond the log's end at {last_position}"
