@@ -107,7 +107,7 @@ impl StoreConfig {
             cache_capacity: 256 << 20,
             durability: Durability::default(),
             flush_interval: Duration::from_millis(200),
-            group_delay: Duration::from_micros(500),
+            group_delay: Duration::ZERO,
             checkpoints: CheckpointPolicy::default(),
             limits: StoreLimits::default(),
             registry: None,
@@ -147,9 +147,11 @@ impl StoreConfig {
     }
 
     /// In buffered mode, how long the writer lets a small group grow before writing it (a group
-    /// is written at once when it reaches `record_target_bytes`). Larger groups mean fewer sled
-    /// keys and fewer bytes per event; the cost is that much extra delay before events reach sled
-    /// and subscribers. Zero disables it; durable mode never waits. Default = 500 µs.
+    /// is written at once when it reaches `record_target_bytes`). Under a moderate append rate,
+    /// larger groups mean fewer sled keys and fewer bytes per event; the cost is that much extra
+    /// delay before events reach sled and subscribers (measured: 500 µs moved the median
+    /// append→delivery latency from ~35 µs to ~600 µs). Under a high rate the writer is busy and
+    /// groups grow anyway. Durable mode never waits. Default = zero (write at once).
     #[must_use]
     pub fn group_delay(mut self, delay: Duration) -> Self {
         self.group_delay = delay;
