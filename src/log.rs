@@ -256,8 +256,7 @@ impl EventLog {
         let _entered = span.enter();
         let store_config = config.store.clone().registry(Arc::clone(&config.registry));
         let store = open_store(store_config, config.lock_wait)?;
-        // `StoreConfig` has no getter for its mode; the metrics name it (read once, at open).
-        let durable = store.metrics().durability == Durability::Durable;
+        let durable = store.durability() == Durability::Durable;
         let last = store.last_position();
         let source = Arc::new(LogSource::new(store.clone()));
         // The bus starts after the store's last event: nothing is appended before the listener
