@@ -2,19 +2,22 @@
 //! `run-one` subcommand. It prints one JSON line, an [`Outcome`].
 
 use std::path::{Path, PathBuf};
-use std::sync::Barrier;
-use std::time::Instant;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Barrier, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, ensure};
+use eventlog::{RecordedEvent, SubscriptionFilter};
+use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
-use crate::input::Input;
+use crate::input::{Input, payload_json_bytes};
 use crate::measure::{disk_usage, proc_status_bytes};
 use crate::systems::eventlog::Eventlog;
 use crate::systems::raw_sled::RawSled;
 use crate::systems::sqlite::Sqlite;
 use crate::systems::{System, SystemName, Writer};
-use crate::workload::{Append, BATCH, SUBSCRIBERS, Scale, Shape, Workload};
+use crate::workload::{Append, BATCH, SNAPSHOT_EVERY, SUBSCRIBERS, Scale, Shape, Workload};
 
 /// What one run measured. `events_per_s` is `None` where the workload is not available.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -45,6 +48,52 @@ pub struct Outcome {
     pub input_rss_bytes: Option<u64>,
     /// Anything a reader of the figures should know.
     pub note: Option<String>,
+    /// Bytes of one payload's JSON form (the stored payload is the codec's, 200 bytes).
+    pub payload_json_bytes: Option<usize>,
+    /// W-load, W-load-snapshot: the loads.
+    pub load: Option<LoadFigures>,
+    /// W-subscribe: publish→deliver latency.
+    pub deliver: Option<LatencyFigures>,
+}
+
+/// What W-load and W-load-snapshot measured.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct LoadFigures {
+    /// Loads timed.
+    pub loads: usize,
+    /// The first load after reopening, milliseconds.
+    pub first_ms: f64,
+    /// Median of every timed load (the first included), milliseconds.
+    pub median_ms: f64,
+    /// Fastest load, milliseconds.
+    pub min_ms: f64,
+    /// The snapshot the loads started from.
+    pub from_snapshot: Option<u64>,
+    /// Events each load applied.
+    pub events_applied: u64,
+    /// W-load-snapshot: median load time once a snapshot at the head was saved (nothing to
+    /// apply: the best case), milliseconds.
+    pub head_snapshot_median_ms: Option<f64>,
+}
+
+/// Publish→deliver latency over every delivery of every subscriber, microseconds.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct LatencyFigures {
+    /// Subscriptions.
+    pub subscribers: usize,
+    /// Deliveries recorded (events × subscribers).
+    pub deliveries: u64,
+    /// Median.
+    pub p50_us: f64,
+    /// 99th percentile.
+    pub p99_us: f64,
+    /// 99.9th percentile.
+    pub p99_9_us: f64,
+    /// Largest.
+    pub max_us: f64,
+    /// Seconds after the last append was acknowledged until every subscriber had handled it
+    /// (closing the log waits for that).
+    pub drain_secs: f64,
 }
 
 /// Where `system` keeps the store of `workload` under the run's directory.
@@ -67,10 +116,24 @@ pub fn run_one(
     durable_events: Option<usize>,
 ) -> anyhow::Result<Outcome> {
     let shape = Shape::of(workload, scale, durable_events);
-    let mut outcome = match system {
-        SystemName::Eventlog => run::<Eventlog>(workload, system, root, shape, scale),
-        SystemName::Sqlite => run::<Sqlite>(workload, system, root, shape, scale),
-        SystemName::RawSled => run::<RawSled>(workload, system, root, shape, scale),
+    let mut outcome = match (workload, system) {
+        (Workload::Subscribe, SystemName::Eventlog) => {
+            subscribe_workload(&store_dir(root, system, workload), shape)
+        }
+        (Workload::Subscribe, _) => Ok(Outcome {
+            events: shape.events,
+            writers: shape.writers,
+            note: Some(
+                "no push delivery (a subscriber would have to poll the table/keys): reported as null"
+                    .into(),
+            ),
+            ..Outcome::default()
+        }),
+        _ => match system {
+            SystemName::Eventlog => run::<Eventlog>(workload, system, root, shape, scale),
+            SystemName::Sqlite => run::<Sqlite>(workload, system, root, shape, scale),
+            SystemName::RawSled => run::<RawSled>(workload, system, root, shape, scale),
+        },
     }?;
     outcome.peak_rss_bytes = proc_status_bytes("VmHWM");
     Ok(outcome)
@@ -83,8 +146,17 @@ fn run<S: System>(
     shape: Shape,
     scale: Scale,
 ) -> anyhow::Result<Outcome> {
-    if workload.needs_facade() {
-        return facade_workload::<S>(workload, &store_dir(root, system, workload), shape);
+    if matches!(workload, Workload::Load | Workload::LoadSnapshot) {
+        return load_workload::<S>(
+            &store_dir(root, system, workload),
+            shape,
+            workload == Workload::LoadSnapshot,
+            if scale == Scale::Full {
+                Duration::from_secs(2)
+            } else {
+                Duration::from_millis(200)
+            },
+        );
     }
     if workload.reads_batch_store() {
         return read_workload::<S>(workload, system, root, shape, scale);
@@ -95,39 +167,6 @@ fn run<S: System>(
         std::fs::write(batch_marker(root, system), shape.events.to_string())?;
     }
     Ok(outcome)
-}
-
-/// **To fill in once the `eventlog` facade exists** (aggregate loading with snapshots,
-/// subscriptions): `W-load`, `W-load-snapshot` and `W-subscribe`, for every system. Until then
-/// they report no figure rather than a made-up one.
-///
-/// To implement: build an aggregate of `shape.events` events in `dir` (and a snapshot for
-/// `W-load-snapshot`), reopen, time the load; for `W-subscribe`, run W-append-single with
-/// [`SUBSCRIBERS`] subscribers and record p50/p99 publish→deliver latency in extra `Outcome`
-/// fields. Each needs a method on [`System`] that every system implements.
-fn facade_workload<S: System>(
-    workload: Workload,
-    _dir: &Path,
-    shape: Shape,
-) -> anyhow::Result<Outcome> {
-    let what = match workload {
-        Workload::Load => "loading an aggregate by replaying its events",
-        Workload::LoadSnapshot => "loading an aggregate from a snapshot",
-        _ => "subscriptions",
-    };
-    let what = if workload == Workload::Subscribe {
-        format!("{what}: publish→deliver latency p50/p99 with {SUBSCRIBERS} subscribers")
-    } else {
-        what.to_string()
-    };
-    Ok(Outcome {
-        events: shape.events,
-        writers: shape.writers,
-        note: Some(format!(
-            "not yet available (needs the eventlog facade: {what})"
-        )),
-        ..Outcome::default()
-    })
 }
 
 fn fresh_dir(dir: &Path) -> anyhow::Result<()> {
@@ -179,6 +218,7 @@ fn append_workload<S: System>(dir: &Path, shape: Shape) -> anyhow::Result<Outcom
         bytes_apparent: Some(disk.apparent),
         bytes_per_event: Some(disk.allocated as f64 / shape.events as f64),
         input_rss_bytes: input_rss,
+        payload_json_bytes: payload_json_bytes(input.payload(0)).ok(),
         ..Outcome::default()
     })
 }
@@ -237,10 +277,24 @@ fn read_workload<S: System>(
     }
     let input_rss = proc_status_bytes("VmRSS");
     let opening = Instant::now();
-    let store = S::open(&dir, false)?;
+    let store = if workload.zero_copy() {
+        S::open_scan(&dir)?
+    } else {
+        S::open(&dir, false)?
+    };
     let open_secs = opening.elapsed().as_secs_f64();
     let started = Instant::now();
     let count = match workload {
+        Workload::ReadAllScan => {
+            let scanned = store.scan_all()?;
+            ensure!(
+                scanned.payload_bytes == scanned.events * crate::input::PAYLOAD_BYTES as u64,
+                "the scan saw {} payload bytes in {} events",
+                scanned.payload_bytes,
+                scanned.events
+            );
+            scanned.events
+        }
         Workload::ReadStream => {
             let mut total = 0;
             for aggregate in 0..shape.aggregates as u32 {
@@ -275,6 +329,233 @@ fn read_workload<S: System>(
         bytes_per_event: Some(disk.allocated as f64 / shape.events as f64),
         input_rss_bytes: input_rss,
         note,
+        ..Outcome::default()
+    })
+}
+
+/// Median of `values` (sorted in place).
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    match values.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => values[n / 2],
+        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
+}
+
+/// Times `load` at least 5 times and for at least `budget` (2 s at full scale, 0.2 s otherwise), at most 1 000 times; returns the
+/// durations in milliseconds.
+fn time_loads(
+    mut load: impl FnMut() -> anyhow::Result<()>,
+    budget: Duration,
+) -> anyhow::Result<Vec<f64>> {
+    let started = Instant::now();
+    let mut times = Vec::new();
+    while times.len() < 5 || (started.elapsed() < budget && times.len() < 1_000) {
+        let at = Instant::now();
+        load()?;
+        times.push(at.elapsed().as_secs_f64() * 1e3);
+    }
+    Ok(times)
+}
+
+/// W-load / W-load-snapshot: builds aggregate `gen-0` of `shape.events` events (appends of
+/// [`BATCH`]), with a snapshot every [`SNAPSHOT_EVERY`] events up to `events - SNAPSHOT_EVERY`
+/// when `with_snapshots`; closes and reopens; times loads of it.
+fn load_workload<S: System>(
+    dir: &Path,
+    shape: Shape,
+    with_snapshots: bool,
+    budget: Duration,
+) -> anyhow::Result<Outcome> {
+    fresh_dir(dir)?;
+    let input = Input::generate(shape.events)?;
+    let plans = shape.plan();
+    let plan = plans.first().context("no plan")?;
+    let last_snapshot = shape.events.saturating_sub(SNAPSHOT_EVERY);
+    let system = S::open(dir, false)?;
+    {
+        let mut writer = system.writer()?;
+        for append in plan {
+            writer.append(&input, append)?;
+            let version = append.first + append.count;
+            if with_snapshots && version.is_multiple_of(SNAPSHOT_EVERY) && version <= last_snapshot
+            {
+                let at = system.snapshot(append.aggregate)?;
+                ensure!(at == version as u64, "snapshot at {at}, expected {version}");
+            }
+        }
+    }
+    system.flush()?;
+    system.close()?;
+    let disk = disk_usage(dir)?;
+    let input_rss = proc_status_bytes("VmRSS");
+    drop(input);
+
+    let opening = Instant::now();
+    let system = S::open(dir, false)?;
+    let open_secs = opening.elapsed().as_secs_f64();
+    let expected_snapshot =
+        (with_snapshots && last_snapshot >= SNAPSHOT_EVERY).then_some(last_snapshot as u64);
+    let mut first = None;
+    let mut applied = 0;
+    let check = |system: &S, snapshot: Option<u64>| -> anyhow::Result<u64> {
+        let outcome = system.load(0)?;
+        ensure!(
+            outcome.version == shape.events as u64,
+            "loaded version {}, expected {}",
+            outcome.version,
+            shape.events
+        );
+        ensure!(
+            outcome.from_snapshot == snapshot,
+            "loaded from snapshot {:?}, expected {snapshot:?}",
+            outcome.from_snapshot
+        );
+        Ok(outcome.events_applied)
+    };
+    let mut times = time_loads(
+        || {
+            let at = Instant::now();
+            applied = check(&system, expected_snapshot)?;
+            first.get_or_insert(at.elapsed().as_secs_f64() * 1e3);
+            Ok(())
+        },
+        budget,
+    )?;
+    let events_applied = applied;
+    let loads = times.len();
+    let min_ms = times.iter().copied().fold(f64::INFINITY, f64::min);
+    let median_ms = median(&mut times);
+    let head_snapshot_median_ms = if with_snapshots {
+        system.snapshot(0)?;
+        let mut times = time_loads(
+            || check(&system, Some(shape.events as u64)).map(drop),
+            budget,
+        )?;
+        Some(median(&mut times))
+    } else {
+        None
+    };
+    system.close()?;
+    let secs = median_ms / 1e3;
+    Ok(Outcome {
+        events: shape.events,
+        writers: 1,
+        durable: false,
+        events_per_s: Some(shape.events as f64 / secs),
+        secs: Some(secs),
+        open_secs: Some(open_secs),
+        bytes_on_disk: Some(disk.allocated),
+        bytes_apparent: Some(disk.apparent),
+        bytes_per_event: Some(disk.allocated as f64 / shape.events as f64),
+        input_rss_bytes: input_rss,
+        load: Some(LoadFigures {
+            loads,
+            first_ms: first.unwrap_or(f64::NAN),
+            median_ms,
+            min_ms,
+            from_snapshot: expected_snapshot,
+            events_applied,
+            head_snapshot_median_ms,
+        }),
+        ..Outcome::default()
+    })
+}
+
+/// A latency histogram: 1 µs to 10 min, 3 significant digits, in nanoseconds.
+pub fn latency_histogram() -> anyhow::Result<Histogram<u64>> {
+    Ok(Histogram::new_with_bounds(1_000, 600_000_000_000, 3)?)
+}
+
+/// W-subscribe (eventlog only): W-append-single with [`SUBSCRIBERS`] live subscriptions; each
+/// records, on delivery, the time since its event's `append` call began.
+fn subscribe_workload(dir: &Path, shape: Shape) -> anyhow::Result<Outcome> {
+    fresh_dir(dir)?;
+    let input = Input::generate(shape.events)?;
+    let plans = shape.plan();
+    let plan = plans.first().context("no plan")?;
+    let input_rss = proc_status_bytes("VmRSS");
+    let system = Eventlog::open(dir, false)?;
+    let epoch = Instant::now();
+    let sent: Arc<Vec<AtomicU64>> =
+        Arc::new((0..shape.events).map(|_| AtomicU64::new(0)).collect());
+    let mut histograms = Vec::new();
+    for k in 0..SUBSCRIBERS {
+        let histogram = Arc::new(Mutex::new(latency_histogram()?));
+        histograms.push(Arc::clone(&histogram));
+        let sent = Arc::clone(&sent);
+        system.log()?.subscribe(
+            format!("w-subscriber-{k}"),
+            SubscriptionFilter::all(),
+            move |event: &RecordedEvent| -> Result<(), String> {
+                let now = epoch.elapsed().as_nanos() as u64;
+                // A fresh store and one writer: position p holds input event p - 1.
+                let index = event.position.checked_sub(1).ok_or("position 0")? as usize;
+                let at = sent
+                    .get(index)
+                    .ok_or_else(|| format!("position {} beyond the input", event.position))?
+                    .load(Ordering::Acquire);
+                histogram
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .saturating_record(now.saturating_sub(at).max(1_000));
+                Ok(())
+            },
+        )?;
+    }
+    let mut writer = system.writer()?;
+    let started = Instant::now();
+    for append in plan {
+        sent[append.first].store(epoch.elapsed().as_nanos() as u64, Ordering::Release);
+        writer.append(&input, append)?;
+    }
+    let acked = started.elapsed();
+    system.flush()?;
+    let total = started.elapsed();
+    drop(writer);
+    let closing = Instant::now();
+    let reports = system.log()?.clone().close()?;
+    let drain_secs = closing.elapsed().as_secs_f64();
+    drop(system);
+    let delivered: u64 = reports.iter().map(|r| r.counts.delivered).sum();
+    ensure!(
+        delivered == (shape.events * SUBSCRIBERS) as u64,
+        "{delivered} deliveries, expected {}",
+        shape.events * SUBSCRIBERS
+    );
+    let mut all = latency_histogram()?;
+    for histogram in &histograms {
+        all.add(&*histogram.lock().unwrap_or_else(PoisonError::into_inner))?;
+    }
+    ensure!(
+        all.len() == delivered,
+        "{} latencies recorded for {delivered} deliveries",
+        all.len()
+    );
+    let us = |ns: u64| ns as f64 / 1e3;
+    let disk = disk_usage(dir)?;
+    let secs = total.as_secs_f64();
+    Ok(Outcome {
+        events: shape.events,
+        writers: 1,
+        durable: false,
+        events_per_s: Some(shape.events as f64 / secs),
+        secs: Some(secs),
+        ack_secs: Some(acked.as_secs_f64()),
+        bytes_on_disk: Some(disk.allocated),
+        bytes_apparent: Some(disk.apparent),
+        bytes_per_event: Some(disk.allocated as f64 / shape.events as f64),
+        input_rss_bytes: input_rss,
+        deliver: Some(LatencyFigures {
+            subscribers: SUBSCRIBERS,
+            deliveries: delivered,
+            p50_us: us(all.value_at_quantile(0.5)),
+            p99_us: us(all.value_at_quantile(0.99)),
+            p99_9_us: us(all.value_at_quantile(0.999)),
+            max_us: us(all.max()),
+            drain_secs,
+        }),
         ..Outcome::default()
     })
 }

@@ -1,9 +1,15 @@
 //! The events of workload W, generated before any timing starts: the same bytes for every system.
 //!
+//! Every payload is a real `article_generation_started` event: an `ArticleGenerationStarted`
+//! encoded by the events-core codec (format byte + bincode), exactly 200 bytes, whose prompt text
+//! is seeded pseudo-words (so it does not compress trivially). Every system stores these very
+//! bytes; the eventlog can fold them into its `ArticleGeneration` aggregate (W-load).
+//!
 //! Everything is derived from one fixed seed, so two runs (and the three systems within a run)
 //! append exactly the same event ids, timestamps and payloads.
 
 use chrono::{DateTime, Utc};
+use events_core::{ArticleGenerationStarted, GenerationConfig, PromptInput, codec};
 use uuid::Uuid;
 
 /// Bytes of every payload.
@@ -63,24 +69,10 @@ const SYLLABLES: &[&str] = &[
 const MODELS: &[&str] = &["openai", "deepseek", "claude", "llama", "mistral", "gemini"];
 const LANGUAGES: &[&str] = &["pt-BR", "en-US", "es-ES", "fr-FR", "de-DE"];
 
-/// One payload: about 80 bytes of JSON structure around random pseudo-words, exactly
-/// [`PAYLOAD_BYTES`] bytes of valid JSON.
-fn payload(rng: &mut Rng, out: &mut Vec<u8>) {
-    let head = format!(
-        r#"{{"config":{{"model_type":"{}","temperature":0.{:02},"max_tokens":{},"language":"{}"}},"prompt":{{"text":""#,
-        rng.pick(MODELS),
-        rng.below(100),
-        256 + rng.below(3840),
-        rng.pick(LANGUAGES),
-    );
-    let tail = format!(
-        r#"","index":{}}},"variation":{}}}"#,
-        rng.below(1000),
-        rng.below(10)
-    );
-    let text_len = PAYLOAD_BYTES.saturating_sub(head.len() + tail.len());
-    let mut text = String::with_capacity(text_len + 16);
-    while text.len() < text_len {
+/// The payload's text: seeded pseudo-words, exactly `len` bytes (ASCII).
+fn words(rng: &mut Rng, len: usize) -> String {
+    let mut text = String::with_capacity(len + 16);
+    while text.len() < len {
         if !text.is_empty() {
             text.push(' ');
         }
@@ -88,14 +80,48 @@ fn payload(rng: &mut Rng, out: &mut Vec<u8>) {
             text.push_str(rng.pick(SYLLABLES));
         }
     }
-    text.truncate(text_len);
+    text.truncate(len);
     if text.ends_with(' ') {
         text.pop();
         text.push('a');
     }
-    out.extend_from_slice(head.as_bytes());
-    out.extend_from_slice(text.as_bytes());
-    out.extend_from_slice(tail.as_bytes());
+    text
+}
+
+/// One payload: a valid `ArticleGenerationStarted` (the real event type of W) encoded by the
+/// events-core codec, exactly [`PAYLOAD_BYTES`] bytes: the prompt's text (random pseudo-words)
+/// takes whatever the other fields leave. Its JSON form (`payload_json_bytes`) is about 260
+/// bytes. `started_at` is the event's timestamp.
+fn payload(rng: &mut Rng, started_at: DateTime<Utc>) -> anyhow::Result<Vec<u8>> {
+    let mut event = ArticleGenerationStarted {
+        config: GenerationConfig {
+            model_type: rng.pick(MODELS).to_string(),
+            temperature: rng.below(100) as f64 / 100.0,
+            max_tokens: 256 + rng.below(3840) as u32,
+            language: rng.pick(LANGUAGES).to_string(),
+        },
+        prompt: PromptInput {
+            text: String::new(),
+            index: rng.below(1000) as u32,
+        },
+        variation: rng.below(10) as u32,
+        started_at,
+    };
+    // The text's length prefix is one byte below 251 bytes (bincode varint), so the encoding
+    // without text plus the text is the exact size.
+    let without_text = codec::encode_payload(&event)?.len();
+    let text_len = PAYLOAD_BYTES
+        .checked_sub(without_text)
+        .filter(|&n| n < 251)
+        .ok_or_else(|| anyhow::anyhow!("the payload's fixed fields take {without_text} bytes"))?;
+    event.prompt.text = words(rng, text_len);
+    Ok(codec::encode_payload(&event)?)
+}
+
+/// The JSON form of payload `bytes` (for the record: how big W's payload is as JSON).
+pub fn payload_json_bytes(bytes: &[u8]) -> anyhow::Result<usize> {
+    let event: ArticleGenerationStarted = codec::decode_payload(bytes)?;
+    Ok(serde_json::to_vec(&event)?.len())
 }
 
 /// The ids, timestamps and payloads of `count` events, in one allocation each.
@@ -123,13 +149,13 @@ impl Input {
                 DateTime::from_timestamp_micros(micros)
                     .ok_or_else(|| anyhow::anyhow!("timestamp {micros} µs out of range"))?,
             );
-            let before = payloads.len();
-            payload(&mut rng, &mut payloads);
+            let bytes = payload(&mut rng, timestamps[i])?;
             anyhow::ensure!(
-                payloads.len() - before == PAYLOAD_BYTES,
+                bytes.len() == PAYLOAD_BYTES,
                 "payload {i} is {} bytes, not {PAYLOAD_BYTES}",
-                payloads.len() - before
+                bytes.len()
             );
+            payloads.extend_from_slice(&bytes);
         }
         Ok(Self {
             ids,
@@ -153,7 +179,7 @@ impl Input {
         self.timestamps[i]
     }
 
-    /// Event `i`'s payload: [`PAYLOAD_BYTES`] bytes of JSON.
+    /// Event `i`'s payload: [`PAYLOAD_BYTES`] bytes, an encoded `ArticleGenerationStarted`.
     pub fn payload(&self, i: usize) -> &[u8] {
         &self.payloads[i * PAYLOAD_BYTES..(i + 1) * PAYLOAD_BYTES]
     }
@@ -166,15 +192,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn payloads_are_200_bytes_of_valid_distinct_json_and_deterministic() {
+    fn payloads_are_200_bytes_of_distinct_started_events_and_deterministic() {
         let a = Input::generate(2_000).unwrap();
         let b = Input::generate(2_000).unwrap();
         let mut seen = std::collections::HashSet::new();
         for i in 0..a.len() {
             let p = a.payload(i);
             assert_eq!(p.len(), PAYLOAD_BYTES);
-            let value: serde_json::Value = serde_json::from_slice(p).unwrap();
-            assert!(value["prompt"]["text"].as_str().unwrap().len() > 60);
+            let event: ArticleGenerationStarted = codec::decode_payload(p).unwrap();
+            assert!(event.prompt.text.len() > 100, "{}", event.prompt.text.len());
+            assert_eq!(event.started_at, a.timestamp(i));
+            let json = payload_json_bytes(p).unwrap();
+            assert!((230..300).contains(&json), "{json}");
             assert_eq!(p, b.payload(i));
             assert_eq!(a.id(i), b.id(i));
             assert_eq!(a.id(i).get_version_num(), 4);

@@ -91,6 +91,19 @@ pub fn progress(result: &anyhow::Result<Outcome>) -> String {
     }
 }
 
+/// Milliseconds, to 3 significant digits or so.
+fn ms(x: f64) -> String {
+    if !x.is_finite() {
+        "?".into()
+    } else if x < 1.0 {
+        format!("{x:.3}")
+    } else if x < 100.0 {
+        format!("{x:.2}")
+    } else {
+        format!("{x:.0}")
+    }
+}
+
 fn mb(bytes: u64) -> f64 {
     bytes as f64 / (1 << 20) as f64
 }
@@ -208,10 +221,15 @@ impl Report {
                 self.ratio(workload, baseline)
                     .map_or_else(|| "-".into(), |r| format!("{r:.2}x"))
             };
+            let name = if workload.zero_copy() {
+                format!("{}*", workload.name())
+            } else {
+                workload.name().to_string()
+            };
             let _ = writeln!(
                 out,
                 "{:<22} {:>9} {:>12} {:>12} {:>12} {:>10} {:>12}",
-                workload.name(),
+                name,
                 num(shape.events as f64),
                 rates[0],
                 rates[1],
@@ -220,6 +238,16 @@ impl Report {
                 ratio(SystemName::RawSled),
             );
         }
+        if self.info.workloads.iter().any(|w| w.zero_copy()) {
+            let _ = writeln!(
+                out,
+                "  * zero-copy: every event visited as a borrowed view (eventlog Store::scan_log, \
+                 SQLite row.get_ref, raw sled slices); the other reads materialise owned values."
+            );
+        }
+        out.push_str(&self.durable_table());
+        out.push_str(&self.load_table());
+        out.push_str(&self.subscribe_table());
         let _ = writeln!(
             out,
             "\nResources (bytes allocated on disk per event after close; peak RSS of the process, \
@@ -322,6 +350,152 @@ impl Report {
         out
     }
 
+    /// eventlog's W-durable-batch over SQLite's W-append-batch (synchronous=NORMAL): the storage
+    /// issue's target for durable 100-event appends is phrased against that baseline.
+    fn ratio_durable_batch_vs_normal(&self) -> Option<f64> {
+        let ours = self.rate(Workload::DurableBatch, SystemName::Eventlog)?;
+        let theirs = self.rate(Workload::AppendBatch, SystemName::Sqlite)?;
+        (theirs > 0.0).then(|| ours / theirs)
+    }
+
+    fn durable_table(&self) -> String {
+        let durable = [
+            Workload::Durable1,
+            Workload::Durable16,
+            Workload::DurableBatch,
+        ];
+        if !durable.iter().any(|w| self.info.workloads.contains(w)) {
+            return String::new();
+        }
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "\nDurable appends (every acknowledged append fsynced; SQLite synchronous=FULL)\n"
+        );
+        let _ = writeln!(
+            out,
+            "{:<22} {:>12} {:>12} {:>12} {:>10} {:>12}",
+            "workload", "eventlog", "sqlite FULL", "raw_sled", "el/sqlite", "el/raw_sled"
+        );
+        let ratio = |w, b| {
+            self.ratio(w, b)
+                .map_or_else(|| "-".into(), |r| format!("{r:.2}x"))
+        };
+        for workload in durable {
+            if !self.info.workloads.contains(&workload) {
+                continue;
+            }
+            let rate = |s| self.cell(workload, s, |o| o.events_per_s.map(num));
+            let _ = writeln!(
+                out,
+                "{:<22} {:>12} {:>12} {:>12} {:>10} {:>12}",
+                workload.name(),
+                rate(SystemName::Eventlog),
+                rate(SystemName::Sqlite),
+                rate(SystemName::RawSled),
+                ratio(workload, SystemName::Sqlite),
+                ratio(workload, SystemName::RawSled),
+            );
+        }
+        if let Some(r) = self.ratio_durable_batch_vs_normal() {
+            let _ = writeln!(
+                out,
+                "  W-durable-batch (eventlog, durable) / W-append-batch (SQLite synchronous=NORMAL): \
+                 {r:.2}x ({} vs {} events/s)",
+                opt(self.rate(Workload::DurableBatch, SystemName::Eventlog), num),
+                opt(self.rate(Workload::AppendBatch, SystemName::Sqlite), num),
+            );
+        }
+        out
+    }
+
+    fn load_table(&self) -> String {
+        let loads = [Workload::Load, Workload::LoadSnapshot];
+        if !loads.iter().any(|w| self.info.workloads.contains(w)) {
+            return String::new();
+        }
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "\nAggregate loads (ArticleGeneration, after reopening; ms per load: median [first])\n"
+        );
+        let _ = writeln!(
+            out,
+            "{:<18} {:>9} {:>8} {:>22} {:>22} {:>22}",
+            "workload", "events", "applied", "eventlog", "sqlite", "raw_sled"
+        );
+        for workload in loads {
+            if !self.info.workloads.contains(&workload) {
+                continue;
+            }
+            let cell = |s| {
+                self.cell(workload, s, |o| {
+                    o.load
+                        .as_ref()
+                        .map(|l| format!("{} [{}]", ms(l.median_ms), ms(l.first_ms)))
+                })
+            };
+            let applied = SystemName::all()
+                .into_iter()
+                .find_map(|s| self.outcome(workload, s)?.load.as_ref())
+                .map_or_else(|| "-".into(), |l| num(l.events_applied as f64));
+            let _ = writeln!(
+                out,
+                "{:<18} {:>9} {:>8} {:>22} {:>22} {:>22}",
+                workload.name(),
+                num(self.info.shape(workload).events as f64),
+                applied,
+                cell(SystemName::Eventlog),
+                cell(SystemName::Sqlite),
+                cell(SystemName::RawSled),
+            );
+            if workload == Workload::LoadSnapshot {
+                let head = |s| {
+                    self.cell(workload, s, |o| {
+                        o.load.as_ref()?.head_snapshot_median_ms.map(ms)
+                    })
+                };
+                let _ = writeln!(
+                    out,
+                    "{:<18} {:>9} {:>8} {:>22} {:>22} {:>22}",
+                    "  (snapshot at head)",
+                    "",
+                    "0",
+                    head(SystemName::Eventlog),
+                    head(SystemName::Sqlite),
+                    head(SystemName::RawSled),
+                );
+            }
+        }
+        out
+    }
+
+    fn subscribe_table(&self) -> String {
+        let Some(d) = self
+            .outcome(Workload::Subscribe, SystemName::Eventlog)
+            .and_then(|o| o.deliver.as_ref())
+        else {
+            return String::new();
+        };
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "\nW-subscribe (eventlog; {} subscribers during W-append-single at {} appends/s): \
+             publish→deliver p50 {} µs, p99 {} µs, p99.9 {} µs, max {} µs over {} deliveries; \
+             draining after the last append took {:.2} s. SQLite and raw sled have no push \
+             delivery: null.",
+            d.subscribers,
+            opt(self.rate(Workload::Subscribe, SystemName::Eventlog), num),
+            num(d.p50_us),
+            num(d.p99_us),
+            num(d.p99_9_us),
+            num(d.max_us),
+            num(d.deliveries as f64),
+            d.drain_secs
+        );
+        out
+    }
+
     /// The JSON object: `{"workloads": {"<W name>": {"eventlog": .., "sqlite": .., "raw_sled":
     /// .., extras}}, run facts}`.
     pub fn to_json(&self) -> Value {
@@ -378,6 +552,60 @@ impl Report {
                 per_system(&|o| o.input_rss_bytes.map(|b| round(mb(b), 1))),
             );
             entry.insert("secs".into(), per_system(&|o| o.secs.map(|s| round(s, 3))));
+            entry.insert("zero_copy".into(), json!(workload.zero_copy()));
+            if workload == Workload::DurableBatch {
+                entry.insert(
+                    "ratio_vs_sqlite_normal_batch".into(),
+                    json!(self.ratio_durable_batch_vs_normal().map(|r| round(r, 3))),
+                );
+            }
+            if matches!(workload, Workload::Load | Workload::LoadSnapshot) {
+                entry.insert(
+                    "load_ms".into(),
+                    per_system(&|o| o.load.as_ref().map(|l| round(l.median_ms, 4))),
+                );
+                entry.insert(
+                    "first_load_ms".into(),
+                    per_system(&|o| o.load.as_ref().map(|l| round(l.first_ms, 4))),
+                );
+                entry.insert(
+                    "events_applied".into(),
+                    per_system(&|o| o.load.as_ref().map(|l| l.events_applied as f64)),
+                );
+                if workload == Workload::LoadSnapshot {
+                    entry.insert(
+                        "head_snapshot_load_ms".into(),
+                        per_system(&|o| {
+                            o.load
+                                .as_ref()?
+                                .head_snapshot_median_ms
+                                .map(|m| round(m, 4))
+                        }),
+                    );
+                }
+            }
+            if workload == Workload::Subscribe {
+                let deliver = self
+                    .outcome(workload, SystemName::Eventlog)
+                    .and_then(|o| o.deliver.as_ref());
+                entry.insert("subscribers".into(), json!(crate::workload::SUBSCRIBERS));
+                entry.insert(
+                    "deliver_p50_us".into(),
+                    json!(deliver.map(|d| round(d.p50_us, 1))),
+                );
+                entry.insert(
+                    "deliver_p99_us".into(),
+                    json!(deliver.map(|d| round(d.p99_us, 1))),
+                );
+                entry.insert(
+                    "deliver_p99_9_us".into(),
+                    json!(deliver.map(|d| round(d.p99_9_us, 1))),
+                );
+                entry.insert(
+                    "deliver_max_us".into(),
+                    json!(deliver.map(|d| round(d.max_us, 1))),
+                );
+            }
             if let Some(by_system) = self.results.get(&workload) {
                 let mut notes = Map::new();
                 let mut errors = Map::new();

@@ -9,6 +9,8 @@ pub const BATCH: usize = 100;
 pub const MANY_WRITERS: usize = 16;
 /// Subscribers of `W-subscribe`.
 pub const SUBSCRIBERS: usize = 4;
+/// Events between two snapshots of the W-load-snapshot aggregate.
+pub const SNAPSHOT_EVERY: usize = 1_000;
 
 /// One workload of W. The order here is the order they run in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, ValueEnum, Serialize)]
@@ -29,6 +31,11 @@ pub enum Workload {
     #[value(name = "W-read-all")]
     #[serde(rename = "W-read-all")]
     ReadAll,
+    /// W-read-all without copying: every event visited as a borrowed view (eventlog:
+    /// `Store::scan_log`; SQLite: `row.get_ref`; raw sled: slices of its buffers).
+    #[value(name = "W-read-all-scan")]
+    #[serde(rename = "W-read-all-scan")]
+    ReadAllScan,
     /// W-append-single, every acknowledged append durable, one writer thread.
     #[value(name = "W-durable-1-writer")]
     #[serde(rename = "W-durable-1-writer")]
@@ -42,16 +49,18 @@ pub enum Workload {
     #[value(name = "W-durable-batch")]
     #[serde(rename = "W-durable-batch")]
     DurableBatch,
-    /// Load an aggregate of 100 000 events without snapshots (needs the facade: not yet available).
+    /// Load an `ArticleGeneration` aggregate of 100 000 events without snapshots (a full fold),
+    /// after reopening.
     #[value(name = "W-load")]
     #[serde(rename = "W-load")]
     Load,
-    /// Load an aggregate of 100 000 events from a snapshot (needs the facade: not yet available).
+    /// The same aggregate with a snapshot every 1 000 events up to 99 000: the load reads the
+    /// snapshot at 99 000 and folds the 1 000 events after it (the worst case of that interval).
     #[value(name = "W-load-snapshot")]
     #[serde(rename = "W-load-snapshot")]
     LoadSnapshot,
-    /// Publish→deliver latency p50/p99 with 4 subscribers during W-append-single (needs the
-    /// facade: not yet available).
+    /// Publish→deliver latency p50/p99 with 4 subscribers during W-append-single (the eventlog
+    /// only: the baselines have no push delivery).
     #[value(name = "W-subscribe")]
     #[serde(rename = "W-subscribe")]
     Subscribe,
@@ -70,6 +79,7 @@ impl Workload {
             Self::AppendBatch => "W-append-batch",
             Self::ReadStream => "W-read-stream",
             Self::ReadAll => "W-read-all",
+            Self::ReadAllScan => "W-read-all-scan",
             Self::Durable1 => "W-durable-1-writer",
             Self::Durable16 => "W-durable-16-writers",
             Self::DurableBatch => "W-durable-batch",
@@ -81,12 +91,12 @@ impl Workload {
 
     /// Whether the workload reads the batch store (built by `W-append-batch`).
     pub fn reads_batch_store(self) -> bool {
-        matches!(self, Self::ReadStream | Self::ReadAll)
+        matches!(self, Self::ReadStream | Self::ReadAll | Self::ReadAllScan)
     }
 
-    /// Whether the workload needs the `eventlog` facade, which does not exist yet.
-    pub fn needs_facade(self) -> bool {
-        matches!(self, Self::Load | Self::LoadSnapshot | Self::Subscribe)
+    /// Whether the workload reads without copying (borrowed views instead of owned events).
+    pub fn zero_copy(self) -> bool {
+        self == Self::ReadAllScan
     }
 }
 
@@ -168,7 +178,10 @@ impl Shape {
         let durable_single = durable_events.unwrap_or(scale.single_events());
         match workload {
             Workload::AppendSingle => single(scale.single_events(), 1, false),
-            Workload::AppendBatch | Workload::ReadStream | Workload::ReadAll => batch(false),
+            Workload::AppendBatch
+            | Workload::ReadStream
+            | Workload::ReadAll
+            | Workload::ReadAllScan => batch(false),
             Workload::Durable1 => single(durable_single, 1, true),
             Workload::Durable16 => single(durable_single, MANY_WRITERS, true),
             Workload::DurableBatch => batch(true),

@@ -46,22 +46,46 @@ fn tiny_json_run_has_the_three_keys_with_positive_numbers() {
 }
 
 #[test]
-fn unavailable_workloads_report_null() {
+fn loads_and_subscriptions_report_figures_and_null_for_baselines_without_push() {
+    let dir = tempfile::tempdir().unwrap();
     let output = Command::new(env!("CARGO_BIN_EXE_events-bench"))
         .args([
             "--tiny",
             "--json",
             "--workload",
             "W-load",
-            "--system",
-            "eventlog",
+            "--workload",
+            "W-subscribe",
+            "--workload",
+            "W-read-all-scan",
         ])
+        .arg("--dir")
+        .arg(dir.path())
         .output()
         .unwrap();
-    assert!(output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "events-bench failed:\n{stderr}");
     let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-    let load = &json["workloads"]["W-load"];
-    for system in ["eventlog", "sqlite", "raw_sled"] {
-        assert!(load[system].is_null(), "{load}");
+    for name in ["W-load", "W-read-all-scan"] {
+        let workload = &json["workloads"][name];
+        for system in ["eventlog", "sqlite", "raw_sled"] {
+            assert!(
+                workload[system].as_f64().unwrap() > 0.0,
+                "{name}: {workload}"
+            );
+        }
     }
+    assert_eq!(json["workloads"]["W-read-all-scan"]["zero_copy"], true);
+    assert!(
+        json["workloads"]["W-load"]["load_ms"]["sqlite"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
+    let subscribe = &json["workloads"]["W-subscribe"];
+    assert!(subscribe["eventlog"].as_f64().unwrap() > 0.0, "{subscribe}");
+    assert!(subscribe["sqlite"].is_null() && subscribe["raw_sled"].is_null());
+    let p50 = subscribe["deliver_p50_us"].as_f64().unwrap();
+    let p99 = subscribe["deliver_p99_us"].as_f64().unwrap();
+    assert!(p50 > 0.0 && p99 >= p50, "{subscribe}");
 }

@@ -1,63 +1,102 @@
-//! The system under test, today `events_sled::Store` directly.
+//! The system under test: the `eventlog` facade, [`EventLog`], opened the way a user opens it.
 //!
-//! **Switching to the `eventlog` facade** touches only this file: replace `Store`/`StoreConfig`
-//! with the facade's handle (`eventlog::EventLog`) and its builder, keep the same calls (append
-//! with an expected version, read a stream forwards, read the log from position 1, flush, close).
-//! Nothing else in the runner names the store's types.
+//! Its registry is the facade's default (`EventRegistry::omni_writer`): every W event is a real
+//! `article_generation_started` whose payload is a codec-encoded `ArticleGenerationStarted`, so
+//! appends are validated against the registered type and loads fold the real aggregate.
+//! Automatic snapshots are off (`snapshot_every(None)`): a measured load never writes;
+//! W-load-snapshot saves its snapshots explicitly with [`EventLog::snapshot`].
+//!
+//! The zero-copy scan goes through `events_sled::Store::scan_log`, the store the facade wraps,
+//! opened on the same directory with the same settings: the facade does not expose the scan.
 
+use std::ops::ControlFlow;
 use std::path::Path;
 
-use anyhow::{Context, ensure};
-use events_core::{EventContext, NewEvent};
-use events_sled::{Durability, ExpectedVersion, Store, StoreConfig, StreamRead};
+use anyhow::{Context, bail, ensure};
+use eventlog::{
+    ArticleGeneration, Durability, EventContext, EventLog, EventLogConfig, EventRegistry,
+    ExpectedVersion, NewEvent, StreamRead,
+};
+use events_sled::{Store, StoreConfig};
 
-use super::{SLED_CACHE_BYTES, System, Writer};
+use super::{LoadOutcome, SLED_CACHE_BYTES, Scanned, System, Writer};
 use crate::input::{AGGREGATE_TYPE, EVENT_TYPE, Input, SCHEMA_VERSION, SOURCE, aggregate_id};
 use crate::workload::Append;
 
-/// The eventlog store.
+/// The eventlog: the facade, or (for the zero-copy scan only) the store under it.
 #[derive(Debug)]
 pub struct Eventlog {
-    store: Store,
+    handle: Handle,
 }
 
-/// An append handle: a clone of the store (the store is `Send + Sync`).
+#[derive(Debug)]
+enum Handle {
+    Log(EventLog),
+    Store(Store),
+}
+
+/// An append handle: a clone of the facade handle (`EventLog` is `Send + Sync`).
 #[derive(Debug)]
 pub struct EventlogWriter {
-    store: Store,
+    log: EventLog,
+}
+
+/// The facade's configuration for W: the store's settings beside the baselines' (256 MiB sled
+/// cache), everything else the facade's defaults.
+pub fn config(dir: &Path, durable: bool) -> EventLogConfig {
+    let durability = if durable {
+        Durability::Durable
+    } else {
+        Durability::Buffered
+    };
+    EventLogConfig::new(dir)
+        .durability(durability)
+        .store(|s| s.cache_capacity(SLED_CACHE_BYTES))
+        .snapshot_every(None)
+}
+
+impl Eventlog {
+    /// The facade handle (not available on a store opened for the scan).
+    pub fn log(&self) -> anyhow::Result<&EventLog> {
+        match &self.handle {
+            Handle::Log(log) => Ok(log),
+            Handle::Store(_) => bail!("the eventlog was opened for the scan only"),
+        }
+    }
 }
 
 impl System for Eventlog {
     type Writer = EventlogWriter;
 
     fn open(dir: &Path, durable: bool) -> anyhow::Result<Self> {
-        let durability = if durable {
-            Durability::Durable
-        } else {
-            Durability::Buffered
-        };
-        let store = Store::open(
-            StoreConfig::new(dir)
-                .durability(durability)
-                .cache_capacity(SLED_CACHE_BYTES),
-        )
-        .with_context(|| format!("opening the eventlog store in {}", dir.display()))?;
-        Ok(Self { store })
+        let log = EventLog::open(config(dir, durable))
+            .with_context(|| format!("opening the event log in {}", dir.display()))?;
+        Ok(Self {
+            handle: Handle::Log(log),
+        })
     }
 
     fn writer(&self) -> anyhow::Result<EventlogWriter> {
         Ok(EventlogWriter {
-            store: self.store.clone(),
+            log: self.log()?.clone(),
         })
     }
 
     fn flush(&self) -> anyhow::Result<()> {
-        self.store.flush()?;
+        match &self.handle {
+            Handle::Log(log) => log.flush()?,
+            Handle::Store(store) => store.flush()?,
+        };
         Ok(())
     }
 
     fn close(self) -> anyhow::Result<()> {
-        self.store.close()?;
+        match self.handle {
+            Handle::Log(log) => {
+                log.close()?;
+            }
+            Handle::Store(store) => store.close()?,
+        }
         Ok(())
     }
 
@@ -65,7 +104,7 @@ impl System for Eventlog {
         let id = aggregate_id(aggregate);
         let mut count = 0;
         for event in self
-            .store
+            .log()?
             .read_stream(AGGREGATE_TYPE, &id, StreamRead::forwards())?
         {
             let event = event?;
@@ -82,7 +121,7 @@ impl System for Eventlog {
 
     fn read_all(&self) -> anyhow::Result<u64> {
         let mut count = 0;
-        for event in self.store.read_log(1, None) {
+        for event in self.log()?.read_log(1, None)? {
             let event = event?;
             count += 1;
             ensure!(
@@ -94,13 +133,76 @@ impl System for Eventlog {
         }
         Ok(count)
     }
+
+    fn open_scan(dir: &Path) -> anyhow::Result<Self> {
+        // The facade's store settings and registry, without the facade.
+        let store = Store::open(
+            StoreConfig::new(dir)
+                .durability(Durability::Buffered)
+                .cache_capacity(SLED_CACHE_BYTES)
+                .registry(EventRegistry::omni_writer()),
+        )
+        .with_context(|| format!("opening the eventlog store in {}", dir.display()))?;
+        Ok(Self {
+            handle: Handle::Store(store),
+        })
+    }
+
+    fn scan_all(&self) -> anyhow::Result<Scanned> {
+        let Handle::Store(store) = &self.handle else {
+            bail!("the scan needs the store opened with open_scan");
+        };
+        let mut scanned = Scanned::default();
+        let mut out_of_order = None;
+        store.scan_log(1, None, |event| {
+            scanned.events += 1;
+            scanned.payload_bytes += event.payload.len() as u64;
+            if event.position != scanned.events {
+                out_of_order = Some(event.position);
+                return ControlFlow::Break(());
+            }
+            std::hint::black_box((
+                event.event_id,
+                event.event_type,
+                event.aggregate_id,
+                event.version,
+                event.payload,
+            ));
+            ControlFlow::Continue(())
+        })?;
+        if let Some(position) = out_of_order {
+            bail!("scan event {} has position {position}", scanned.events);
+        }
+        Ok(scanned)
+    }
+
+    fn load(&self, aggregate: u32) -> anyhow::Result<LoadOutcome> {
+        let loaded = self
+            .log()?
+            .load::<ArticleGeneration>(&aggregate_id(aggregate))?;
+        ensure!(!loaded.snapshot_saved, "a measured load saved a snapshot");
+        std::hint::black_box(&loaded.state);
+        Ok(LoadOutcome {
+            version: loaded.version,
+            from_snapshot: loaded.from_snapshot,
+            events_applied: loaded.events_applied,
+        })
+    }
+
+    fn snapshot(&self, aggregate: u32) -> anyhow::Result<u64> {
+        let loaded = self
+            .log()?
+            .snapshot::<ArticleGeneration>(&aggregate_id(aggregate))?;
+        Ok(loaded.version)
+    }
 }
 
 impl Writer for EventlogWriter {
     fn append(&mut self, input: &Input, append: &Append) -> anyhow::Result<()> {
         let id = aggregate_id(append.aggregate);
         // What a caller does: one `NewEvent` per event, owning its fields. The id, timestamp and
-        // payload are the pre-generated ones (`NewEvent::from_parts` would draw fresh ones).
+        // payload are the pre-generated ones (`NewEvent::from_event` would draw fresh ones and
+        // encode the payload: the input holds it encoded already).
         let events = (append.first..append.first + append.count)
             .map(|i| NewEvent {
                 event_id: input.id(i),
@@ -117,7 +219,7 @@ impl Writer for EventlogWriter {
             0 => ExpectedVersion::NoStream,
             v => ExpectedVersion::Exact(v),
         };
-        let result = self.store.append(expected, events)?;
+        let result = self.log.append(expected, events)?;
         ensure!(
             result.last_version == append.expected + append.count as u64,
             "{id}: the append ended at version {}, expected {}",

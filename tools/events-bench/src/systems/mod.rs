@@ -2,12 +2,16 @@
 //!
 //! Each system is opened on a directory (created empty, or reopened), hands out one append
 //! handle per writer thread, and reads streams and the whole log back, materialising every event
-//! into owned values and returning how many it read (the runner checks the counts).
+//! into owned values and returning how many it read (the runner checks the counts). It also scans
+//! the whole store without copying (borrowed views), and loads the `ArticleGeneration` aggregate
+//! (with its own snapshots).
 
 use std::path::Path;
 
 use clap::ValueEnum;
 use serde::Serialize;
+
+use ::eventlog::{Aggregate, ArticleGeneration, EventRegistry, RecordedEvent};
 
 use crate::input::Input;
 use crate::workload::Append;
@@ -23,7 +27,7 @@ pub const SLED_CACHE_BYTES: u64 = 256 << 20;
 /// Which system.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, ValueEnum, Serialize)]
 pub enum SystemName {
-    /// The store under test (events-sled today; the `eventlog` facade later).
+    /// The store under test: the `eventlog` facade (`EventLog`), the handle a user opens.
     #[value(name = "eventlog")]
     #[serde(rename = "eventlog")]
     Eventlog,
@@ -79,6 +83,54 @@ pub trait System: Sized {
     /// Reads the whole store from the start (the global log, or for raw sled every key);
     /// returns how many events.
     fn read_all(&self) -> anyhow::Result<u64>;
+
+    /// Opens the store in `dir` for [`System::scan_all`] (the eventlog opens its store without
+    /// the facade there: the facade has no zero-copy scan).
+    fn open_scan(dir: &Path) -> anyhow::Result<Self> {
+        Self::open(dir, false)
+    }
+
+    /// Visits the whole store from the start without copying an event: every field borrowed
+    /// where it lies. Returns how many events and the sum of their payload lengths.
+    fn scan_all(&self) -> anyhow::Result<Scanned>;
+
+    /// Loads aggregate `gen-<aggregate>` as an `ArticleGeneration`: from its latest snapshot if
+    /// it has one, then the events after it.
+    fn load(&self, aggregate: u32) -> anyhow::Result<LoadOutcome>;
+
+    /// Loads aggregate `gen-<aggregate>` and saves a snapshot of its state at its version.
+    fn snapshot(&self, aggregate: u32) -> anyhow::Result<u64>;
+}
+
+/// What [`System::scan_all`] saw.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Scanned {
+    /// Events visited.
+    pub events: u64,
+    /// Sum of their payload lengths (so nothing is optimised away, and a check).
+    pub payload_bytes: u64,
+}
+
+/// What one aggregate load did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoadOutcome {
+    /// The version the state reflects.
+    pub version: u64,
+    /// The snapshot it started from.
+    pub from_snapshot: Option<u64>,
+    /// Events applied on top of it.
+    pub events_applied: u64,
+}
+
+/// The fold the baselines use: the eventlog's own `ArticleGeneration::apply`, on owned
+/// `RecordedEvent`s, so all three systems do the same work per event.
+pub fn apply(
+    state: &mut ArticleGeneration,
+    event: &RecordedEvent,
+    registry: &EventRegistry,
+) -> anyhow::Result<()> {
+    state.apply(event, registry)?;
+    Ok(())
 }
 
 /// One writer thread's append handle.
