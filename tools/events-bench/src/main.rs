@@ -13,12 +13,30 @@
 //! Each (workload, system) pair runs in a child process (the hidden `run-one` subcommand), so the
 //! peak RSS it reports is that pair's own.
 
+mod charts;
 mod child;
 mod input;
 mod measure;
 mod report;
+mod sustained;
 mod systems;
 mod workload;
+
+// The writer daemon's workload generator, compiled from its own sources (tools/omni-writer is a
+// binary crate): the sustained run and the open-time writer drive exactly the daemon's
+// pipelines. `sim.rs` names its siblings as `crate::content`, `crate::emitter`, `crate::rng`.
+#[allow(dead_code)]
+#[path = "../../omni-writer/src/content.rs"]
+mod content;
+#[allow(dead_code)]
+#[path = "../../omni-writer/src/emitter.rs"]
+mod emitter;
+#[allow(dead_code)]
+#[path = "../../omni-writer/src/rng.rs"]
+mod rng;
+#[allow(dead_code)]
+#[path = "../../omni-writer/src/sim.rs"]
+mod sim;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
@@ -53,6 +71,119 @@ enum Cmd {
     /// measure each pair's peak RSS in its own process).
     #[command(hide = true)]
     RunOne(RunOneArgs),
+    /// The sustained run: the writer daemon's workload (its pipeline generator, through the
+    /// facade, configured as the daemon configures it) until --events are written, sampled every
+    /// second (events/s, append latency percentiles, RSS, disk, the store's counters, CPU per
+    /// thread), then PNG charts.
+    Sustained(SustainedCli),
+    /// Open time of a store (typically the sustained run's): after a clean close, and after a
+    /// writer child was killed with SIGKILL.
+    OpenTime(OpenTimeCli),
+    /// Draws the sustained run's charts again from its samples file.
+    Charts(ChartsCli),
+    /// Internal: opens a store, times it, closes it, prints one JSON line.
+    #[command(hide = true)]
+    OpenChild(OpenChildCli),
+    /// Internal: writes the daemon's workload into a store until killed.
+    #[command(hide = true)]
+    WriteChild(WriteChildCli),
+}
+
+const DEFAULT_FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
+
+#[derive(Debug, Args)]
+struct SustainedCli {
+    /// Events to write.
+    #[arg(long, default_value_t = 10_000_000)]
+    events: u64,
+    /// The store directory (must be empty or absent; kept afterwards, for open-time).
+    #[arg(long, value_name = "DIR")]
+    store: PathBuf,
+    /// The samples file (CSV, one row per second).
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = "tools/events-bench/results/sustained.csv"
+    )]
+    samples: PathBuf,
+    /// Where the PNG charts go.
+    #[arg(long, value_name = "DIR", default_value = "docs")]
+    out: PathBuf,
+    /// Do not draw charts.
+    #[arg(long)]
+    no_charts: bool,
+    /// Worker threads (the daemon's default: 8).
+    #[arg(long, default_value_t = 8)]
+    workers: usize,
+    /// Buffered appends instead of the daemon's default, durable.
+    #[arg(long)]
+    buffered: bool,
+    /// The generator's seed.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Seconds between samples.
+    #[arg(long, default_value_t = 1.0)]
+    interval: f64,
+    /// A TrueType font for the charts' text.
+    #[arg(long, value_name = "TTF", default_value = DEFAULT_FONT)]
+    font: PathBuf,
+}
+
+#[derive(Debug, Args)]
+struct OpenTimeCli {
+    /// The store.
+    #[arg(long, value_name = "DIR")]
+    store: PathBuf,
+    /// Opens after a clean close.
+    #[arg(long, default_value_t = 3)]
+    clean: usize,
+    /// Seconds a writer child writes before it is SIGKILLed (repeatable; each followed by a
+    /// timed reopen).
+    #[arg(long = "kill-after", value_name = "SECS")]
+    kill_after: Vec<f64>,
+    /// The writer child's worker threads.
+    #[arg(long, default_value_t = 8)]
+    workers: usize,
+    /// Buffered mode instead of durable (the daemon's default).
+    #[arg(long)]
+    buffered: bool,
+}
+
+#[derive(Debug, Args)]
+struct ChartsCli {
+    /// The samples file.
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = "tools/events-bench/results/sustained.csv"
+    )]
+    samples: PathBuf,
+    /// Where the PNG charts go.
+    #[arg(long, value_name = "DIR", default_value = "docs")]
+    out: PathBuf,
+    /// A TrueType font for the charts' text.
+    #[arg(long, value_name = "TTF", default_value = DEFAULT_FONT)]
+    font: PathBuf,
+}
+
+#[derive(Debug, Args)]
+struct OpenChildCli {
+    #[arg(long)]
+    store: PathBuf,
+    #[arg(long)]
+    buffered: bool,
+}
+
+#[derive(Debug, Args)]
+struct WriteChildCli {
+    #[arg(long)]
+    store: PathBuf,
+    #[arg(long)]
+    buffered: bool,
+    #[arg(long, default_value_t = 8)]
+    workers: usize,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
 }
 
 #[derive(Debug, Args)]
@@ -114,6 +245,22 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Some(Cmd::RunOne(args)) => run_one(args),
+        Some(Cmd::Sustained(args)) => run_sustained(&args),
+        Some(Cmd::OpenTime(args)) => sustained::open_time(
+            &args.store,
+            args.clean,
+            &args.kill_after,
+            !args.buffered,
+            args.workers,
+        )
+        .and_then(|m| print_json(&serde_json::to_string_pretty(&m)?)),
+        Some(Cmd::Charts(args)) => sustained::read_samples(&args.samples)
+            .and_then(|samples| charts::draw_all(&samples, &args.out, &args.font)),
+        Some(Cmd::OpenChild(args)) => sustained::open_child(&args.store, !args.buffered)
+            .and_then(|f| print_json(&serde_json::to_string(&f)?)),
+        Some(Cmd::WriteChild(args)) => {
+            sustained::write_child(&args.store, !args.buffered, args.workers, args.seed)
+        }
         None => run_all(cli.run),
     };
     match result {
@@ -123,6 +270,28 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn print_json(json: &str) -> anyhow::Result<()> {
+    println!("{json}");
+    Ok(())
+}
+
+fn run_sustained(args: &SustainedCli) -> anyhow::Result<()> {
+    anyhow::ensure!(args.interval > 0.0, "--interval must be positive");
+    let summary = sustained::sustained(&sustained::SustainedArgs {
+        events: args.events,
+        store: args.store.clone(),
+        samples: args.samples.clone(),
+        charts: (!args.no_charts).then(|| args.out.clone()),
+        workers: args.workers.max(1),
+        durable: !args.buffered,
+        seed: args.seed,
+        interval: std::time::Duration::from_secs_f64(args.interval),
+        font: args.font.clone(),
+    })?;
+    println!("{}", serde_json::to_string_pretty(&summary)?);
+    Ok(())
 }
 
 fn run_one(args: RunOneArgs) -> anyhow::Result<()> {
