@@ -106,7 +106,9 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
 
 /// The segment size an existing sled directory was created with (sled refuses another).
 fn existing_segment_size(data: &Path) -> Option<usize> {
-    let conf = std::fs::read_to_string(data.join("conf")).ok()?;
+    // sled ends the file with a binary CRC: read it as bytes, not as UTF-8.
+    let bytes = std::fs::read(data.join("conf")).ok()?;
+    let conf = String::from_utf8_lossy(&bytes);
     conf.lines()
         .find_map(|line| line.strip_prefix("segment_size: "))
         .and_then(|value| value.trim().parse().ok())

@@ -131,3 +131,15 @@ fn damaged_files_give_an_error_never_a_panic() {
         }
     }
 }
+
+#[test]
+fn a_store_reopens_with_the_segment_size_it_was_created_with() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(config(&dir).segment_size(2 << 20)).unwrap();
+    store
+        .append(events_sled::ExpectedVersion::Any, vec![hit("a", 1)])
+        .unwrap();
+    store.close().unwrap();
+    let store = Store::open(config(&dir)).unwrap();
+    assert_eq!(store.last_position(), 1);
+}
