@@ -91,6 +91,11 @@ pub fn progress(result: &anyhow::Result<Outcome>) -> String {
     }
 }
 
+/// Whether the SQLite baseline runs its shared-writer variant.
+fn sqlite_shared_writer() -> bool {
+    std::env::var_os(crate::systems::sqlite::SHARED_WRITER_ENV).is_some_and(|v| v == "1")
+}
+
 /// Milliseconds, to 3 significant digits or so.
 fn ms(x: f64) -> String {
     if !x.is_finite() {
@@ -337,6 +342,14 @@ impl Report {
             "  sled page cache {} MiB for eventlog and raw_sled; SQLite uses its default cache.",
             SLED_CACHE_BYTES >> 20
         );
+        if sqlite_shared_writer() {
+            let _ = writeln!(
+                out,
+                "  SQLite VARIANT: every writer thread shares one connection behind a mutex \
+                 ({}=1), not a connection per thread.",
+                crate::systems::sqlite::SHARED_WRITER_ENV
+            );
+        }
         for note in notes {
             let _ = writeln!(out, "  {note}");
         }
@@ -641,6 +654,7 @@ impl Report {
             "sled_cache_mb": SLED_CACHE_BYTES >> 20,
             "systems": self.info.systems.iter().map(|s| s.name()).collect::<Vec<_>>(),
             "cpus": self.info.cpus,
+            "sqlite_shared_writer": sqlite_shared_writer(),
             "elapsed_secs": round(self.elapsed.as_secs_f64(), 1),
             "failures": self.failures(),
         })

@@ -12,6 +12,7 @@
 //! the JSON metadata column, which is parsed) before folding it.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use anyhow::{Context, bail, ensure};
@@ -56,12 +57,21 @@ pub struct Sqlite {
     /// The connection reads go through.
     conn: Connection,
     registry: EventRegistry,
+    /// The writer connection all threads share, in the shared-writer variant.
+    shared_writer: Option<Arc<Mutex<Connection>>>,
 }
 
-/// An append handle: its own connection.
+/// The environment variable that selects the shared-writer variant: every writer thread appends
+/// through one connection behind a `Mutex` instead of its own connection. Not the default (a
+/// typical application opens a connection per thread); measured beside it to show what SQLite's
+/// busy handler costs with 16 writers (see BENCHMARKS.md).
+pub const SHARED_WRITER_ENV: &str = "EVENTS_BENCH_SQLITE_SHARED_WRITER";
+
+/// An append handle: its own connection (or, with `EVENTS_BENCH_SQLITE_SHARED_WRITER=1`, the one
+/// writer connection every thread shares behind a mutex).
 #[derive(Debug)]
 pub struct SqliteWriter {
-    conn: Connection,
+    conn: Arc<Mutex<Connection>>,
     /// Appends retried after `SQLITE_BUSY`.
     busy_retries: u64,
 }
@@ -172,17 +182,26 @@ impl System for Sqlite {
         let path = dir.join(DB_FILE);
         let conn = connect(&path, durable)?;
         conn.execute_batch(SCHEMA)?;
+        let shared_writer = if std::env::var_os(SHARED_WRITER_ENV).is_some_and(|v| v == "1") {
+            Some(Arc::new(Mutex::new(connect(&path, durable)?)))
+        } else {
+            None
+        };
         Ok(Self {
             path,
             durable,
             conn,
             registry: EventRegistry::omni_writer(),
+            shared_writer,
         })
     }
 
     fn writer(&self) -> anyhow::Result<SqliteWriter> {
         Ok(SqliteWriter {
-            conn: connect(&self.path, self.durable)?,
+            conn: match &self.shared_writer {
+                Some(shared) => Arc::clone(shared),
+                None => Arc::new(Mutex::new(connect(&self.path, self.durable)?)),
+            },
             busy_retries: 0,
         })
     }
@@ -332,9 +351,8 @@ impl SqliteWriter {
     fn try_append(&mut self, input: &Input, append: &Append) -> anyhow::Result<()> {
         let stream = stream_id(append.aggregate);
         let id = aggregate_id(append.aggregate);
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let current: Option<i64> = tx
             .prepare_cached("SELECT MAX(version) FROM events WHERE stream_id = ?1")?
             .query_row([&stream], |r| r.get(0))
