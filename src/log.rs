@@ -13,9 +13,9 @@ use events_core::{
     PROMPT_VALIDATION, RETRY, RecordedEvent,
 };
 use events_sled::{
-    AggregateInfo, AppendBatch, AppendResult, CheckpointInfo, CheckpointManifest, CommitListener,
-    ConsumerCheckpoint, Durability, ExpectedVersion, LogEvents, OpenError, Progress, Snapshot,
-    Store, StoreConfig, StreamEvents, StreamRead, TypeEvents, VerifyReport,
+    AggregateInfo, AppendBatch, AppendResult, ChainHead, CheckpointInfo, CheckpointManifest,
+    CommitListener, ConsumerCheckpoint, Durability, ExpectedVersion, LogEvents, OpenError,
+    Progress, Snapshot, Store, StoreConfig, StreamEvents, StreamRead, TypeEvents, VerifyReport,
 };
 use serde_json::Value;
 use tracing::field::Empty;
@@ -1094,6 +1094,17 @@ impl EventLog {
     /// [`EventLogError::Closed`].
     pub fn verify(&self) -> Result<VerifyReport, EventLogError> {
         self.with_store(|s| Ok(s.verify()?))
+    }
+
+    /// The head of the log's hash chain over everything acknowledged so far: record it
+    /// elsewhere to pin the history before it (see `docs/design.md`).
+    ///
+    /// # Errors
+    ///
+    /// [`EventLogError::Store`] when the store cannot be read or is not writing;
+    /// [`EventLogError::Closed`].
+    pub fn chain_head(&self) -> Result<ChainHead, EventLogError> {
+        self.with_store(|s| Ok(s.chain_head()?))
     }
 
     /// [`EventLog::verify`] reporting progress: `(position checked, last position)`.

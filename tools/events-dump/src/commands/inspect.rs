@@ -43,11 +43,12 @@ pub fn info(source: &Source, verify: bool, json: bool, out: &mut Out) -> anyhow:
         None
     };
     // The chain head: from a verification, else from the checkpoint read (exact at its
-    // position); a store reports it only through a verification (`--verify`).
-    let chain_head = report
-        .as_ref()
-        .map(|r| r.chain_head.clone())
-        .or_else(|| source.manifest.as_ref().map(|m| m.chain_head.clone()));
+    // position), else the store's own.
+    let chain_head = match (&report, &source.manifest) {
+        (Some(report), _) => Some(report.chain_head.clone()),
+        (None, Some(manifest)) => Some(manifest.chain_head.clone()),
+        (None, None) => Some(log.chain_head()?.hash),
+    };
     let checkpoints = list_checkpoints(&checkpoint_dir(&source.store_dir)).unwrap_or_default();
     let summary = json!({
         "source": source.description,
@@ -73,9 +74,7 @@ pub fn info(source: &Source, verify: bool, json: bool, out: &mut Out) -> anyhow:
     out.line(format!("durable position  {}", s.durable_position))?;
     out.line(format!(
         "chain head        {}",
-        chain_head
-            .as_deref()
-            .unwrap_or("(run `info --verify` or `verify` to compute it)")
+        chain_head.as_deref().unwrap_or("-")
     ))?;
     if let Some(report) = &report {
         out.line(format!(
