@@ -107,6 +107,32 @@ impl AckLog {
         Ok(log)
     }
 
+    /// Cuts `path` after its last complete line. A kill can interrupt a `write` between pages, so
+    /// the last line may be partial; the next writer would append to it.
+    ///
+    /// # Errors
+    ///
+    /// When the file cannot be read or truncated.
+    pub fn drop_partial_tail(path: &Path) -> anyhow::Result<()> {
+        let bytes = match std::fs::read(path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        };
+        let complete = bytes
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |end| end + 1);
+        if complete < bytes.len() {
+            OpenOptions::new()
+                .write(true)
+                .open(path)
+                .and_then(|f| f.set_len(complete as u64))
+                .with_context(|| format!("truncating {}", path.display()))?;
+        }
+        Ok(())
+    }
+
     /// Rewrites `path` with every `begin` and the acks that end at or before `last`: appends
     /// acknowledged and then lost (buffered mode) gave their positions to later appends.
     ///

@@ -503,6 +503,7 @@ pub fn round(options: &Options, pair: &mut Pair, rng: &mut Rng) -> anyhow::Resul
     let log = EventLog::open(config(&pair.store(), pair.durable))
         .context("reopening the store after the kill")?;
     let observed = check_store(&log, pair.last, options.sample, rng)?;
+    AckLog::drop_partial_tail(&pair.acks())?;
     let ack_log = AckLog::read(&pair.acks())?;
     let acked = check_acks(&observed.ids, &ack_log, pair.durable)?;
     let appends = check_whole_appends(&observed.ids, &ack_log)?;

@@ -92,6 +92,7 @@ pub fn round(options: &Options, pair: &mut Pair, rng: &mut Rng) -> anyhow::Resul
 
     let log = EventLog::open(config(pair)).context("reopening the store after the kill")?;
     let observed = check_store(&log, pair.last, options.sample, rng)?;
+    AckLog::drop_partial_tail(&acks)?;
     let ack_log = AckLog::read(&acks)?;
     let acked = check_acks(&observed.ids, &ack_log, pair.durable)?;
     let appends = check_whole_appends(&observed.ids, &ack_log)?;
