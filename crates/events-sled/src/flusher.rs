@@ -3,11 +3,14 @@
 //! then `fdatasync` on sled's data file. In durable mode it first swaps the two journal files
 //! (under the lock the writer holds from a journal entry to its sled insert, so the retired file
 //! only holds groups already in sled) and starts a new epoch in the retired file afterwards.
-//! `Store::flush` and closing run the same procedure.
+//! After each flush it records the flushed position and its chain hash in the durable mark
+//! (`mark.rs`). `Store::flush` and closing run the same procedure.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use crate::keys::FLUSH_SEQUENCE_KEY;
+use crate::mark::Mark;
 use crate::state::{Shared, lock};
 
 impl Shared {
@@ -17,11 +20,31 @@ impl Shared {
         if let Some(journals) = lock(&self.journals).as_mut() {
             journals.swap();
         }
-        let written = lock(&self.state).written_upto;
+        let (written, hash) = {
+            let state = lock(&self.state);
+            (state.written_upto, state.written_hash)
+        };
+        let started = std::time::SystemTime::now();
+        // Everything written to sled before this point — events, snapshots, consumer
+        // positions — precedes this key in sled's log: if it survives, they do.
+        let sequence = lock(&self.mark).next_sequence();
+        self.log
+            .insert(FLUSH_SEQUENCE_KEY, &sequence.to_be_bytes())
+            .map_err(|e| format!("writing the flush sequence: {e}"))?;
         self.db.flush().map_err(|e| format!("flushing sled: {e}"))?;
+        self.sync_new_blobs()
+            .map_err(|e| format!("fsync of sled's blob files: {e}"))?;
+        *lock(&self.blobs_synced) = started;
         self.data_file
             .sync_data()
             .map_err(|e| format!("fdatasync of sled's data file: {e}"))?;
+        lock(&self.mark)
+            .write(&Mark {
+                sequence,
+                position: written,
+                hash,
+            })
+            .map_err(|e| format!("writing the durable mark: {e}"))?;
         if let Some(journals) = lock(&self.journals).as_mut() {
             journals
                 .spare
@@ -36,6 +59,43 @@ impl Shared {
         }
         self.progress.notify_all();
         Ok(written)
+    }
+}
+
+impl Shared {
+    /// sled keeps large tree nodes in files under `data/blobs` and does not `fsync` them: sync
+    /// every blob written since the previous flush began (with a margin for clock granularity),
+    /// then the directory, before the flush is called durable.
+    fn sync_new_blobs(&self) -> std::io::Result<()> {
+        let dir = self.config.path.join(crate::store::DATA_DIR).join("blobs");
+        let since = *lock(&self.blobs_synced) - std::time::Duration::from_secs(2);
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let mut synced = 0;
+        for entry in entries {
+            let entry = entry?;
+            let fresh = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .map(|modified| modified >= since)
+                .unwrap_or(true);
+            if fresh {
+                match std::fs::File::open(entry.path()) {
+                    Ok(file) => file.sync_all()?,
+                    // sled deletes superseded blobs at any time.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(e),
+                }
+                synced += 1;
+            }
+        }
+        if synced > 0 {
+            std::fs::File::open(&dir)?.sync_all()?;
+        }
+        Ok(())
     }
 }
 

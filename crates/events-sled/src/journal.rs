@@ -153,6 +153,22 @@ fn be_u32(bytes: &[u8]) -> u32 {
     u32::from_be_bytes(array)
 }
 
+/// The body (epoch and records) of an intact entry of `epoch` at `offset`, if there is one.
+fn entry_at(bytes: &[u8], offset: usize, epoch: u64) -> Option<&[u8]> {
+    let header = bytes.get(offset..offset + 8)?;
+    let len = be_u32(header) as usize;
+    if len < 8 {
+        return None;
+    }
+    let body = bytes.get(offset + 8..offset + 8 + len)?;
+    let mut entry_epoch = [0; 8];
+    entry_epoch.copy_from_slice(&body[..8]);
+    if u64::from_be_bytes(entry_epoch) != epoch || crc32fast::hash(body) != be_u32(&header[4..]) {
+        return None;
+    }
+    Some(body)
+}
+
 /// The records of the current epoch's intact entries in one journal file, in file order, each
 /// with the byte offset of its entry (for messages). A missing file has none.
 fn journal_records(path: &Path) -> Result<Vec<(usize, Vec<u8>)>, OpenError> {
@@ -179,22 +195,22 @@ fn journal_records(path: &Path) -> Result<Vec<(usize, Vec<u8>)>, OpenError> {
     let mut records = Vec::new();
     let mut offset = HEADER_LEN as usize;
     while bytes.len().saturating_sub(offset) >= ENTRY_HEADER_LEN {
-        let len = be_u32(&bytes[offset..]) as usize;
-        let crc = be_u32(&bytes[offset + 4..]);
-        if len < 8 {
-            break; // zeros: the end of what this epoch wrote
-        }
-        let Some(body) = bytes.get(offset + 8..offset + 8 + len) else {
-            break; // torn tail
+        let Some(body) = entry_at(&bytes, offset, epoch) else {
+            // The end of this epoch's entries: zeros, an older epoch's entry, or a torn write
+            // (never acknowledged). Damage looks the same here, but then an intact entry of this
+            // epoch follows: entries are written front to back, so none can follow a torn one.
+            if let Some(later) =
+                (offset + 1..bytes.len()).find(|&at| entry_at(&bytes, at, epoch).is_some())
+            {
+                return Err(corrupted(format!(
+                    "journal entry at byte {offset} of {} is damaged, but an intact entry follows at \
+                     byte {later}: acknowledged appends would be lost",
+                    path.display()
+                )));
+            }
+            break;
         };
-        if crc32fast::hash(body) != crc {
-            break; // torn or damaged tail: never acknowledged
-        }
-        let mut entry_epoch = [0; 8];
-        entry_epoch.copy_from_slice(&body[..8]);
-        if u64::from_be_bytes(entry_epoch) != epoch {
-            break; // left over from an earlier epoch
-        }
+        let len = body.len();
         let mut at = 8;
         while at < body.len() {
             let Some(len_bytes) = body.get(at..at + 4) else {

@@ -13,6 +13,7 @@ mod flusher;
 mod index;
 mod journal;
 mod keys;
+mod mark;
 mod metrics;
 mod read;
 mod record;

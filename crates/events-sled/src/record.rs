@@ -301,7 +301,12 @@ impl Record {
             });
         }
         let events_start = reader.offset();
-        if count == 0 || count > reader.remaining() as u64 || first_position == 0 {
+        if count == 0
+            || count > reader.remaining() as u64
+            || first_position == 0
+            // The position after the last must fit too: readers step to it.
+            || first_position.checked_add(count).is_none()
+        {
             return Err(Malformed {
                 what: "record event count",
                 offset: events_start,
@@ -329,7 +334,8 @@ impl Record {
     }
 
     pub(crate) fn last_position(&self) -> u64 {
-        self.first_position + self.count - 1
+        // `parse` checked that `first_position + count` fits.
+        self.first_position + (self.count - 1)
     }
 
     pub(crate) fn prev_hash(&self) -> &Hash {

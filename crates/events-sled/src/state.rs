@@ -16,7 +16,8 @@ use crate::index::{
 };
 use crate::journal::Journals;
 use crate::keys::{StreamKey, log_key};
-use crate::record::{PersistedCounters, Record};
+use crate::mark::MarkWriter;
+use crate::record::{Hash, PersistedCounters, Record};
 
 /// Called on the writer thread with each group of events once it is committed (and, in durable
 /// mode, flushed), in log order.
@@ -43,6 +44,8 @@ pub(crate) struct State {
     pub(crate) taken: usize,
     /// Every position up to here is in sled.
     pub(crate) written_upto: u64,
+    /// The chain hash of the record ending at `written_upto`.
+    pub(crate) written_hash: Hash,
     /// Every position up to here is flushed to disk.
     pub(crate) durable_upto: u64,
     /// The indexes after the watermark.
@@ -135,6 +138,10 @@ pub(crate) struct Shared {
     pub(crate) journals: Mutex<Option<Journals>>,
     /// Serialises sled flushes; holds the written position the last flush covered.
     pub(crate) flushed: Mutex<u64>,
+    /// Records each flush's position outside sled (see `mark.rs`).
+    pub(crate) mark: Mutex<MarkWriter>,
+    /// When the last flush began: blob files written since then still need an `fsync`.
+    pub(crate) blobs_synced: Mutex<std::time::SystemTime>,
     pub(crate) flusher: Mutex<Option<JoinHandle<()>>>,
     pub(crate) flusher_wake: Condvar,
 }

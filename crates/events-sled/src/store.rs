@@ -6,6 +6,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
+use std::time::Duration;
 
 use chrono::Utc;
 use events_core::{EventValidator, NewEvent, RecordedEvent, ValidationError};
@@ -14,7 +15,10 @@ use crate::config::{Durability, StoreConfig};
 use crate::error::{AppendError, OpenError, ReadError, StoreError};
 use crate::index::{Memtable, StreamEntry, persisted_head, push_position};
 use crate::journal::Journals;
-use crate::keys::{COUNTERS_KEY, FORMAT_KEY, StreamKey, WATERMARK_KEY, log_key};
+use crate::keys::{
+    COUNTERS_KEY, FLUSH_SEQUENCE_KEY, FORMAT_KEY, StreamKey, WATERMARK_KEY, log_key,
+};
+use crate::mark::MarkWriter;
 use crate::record::{GENESIS, Hash, Record, decode_counters, record_hash};
 use crate::state::{CommitListener, Counters, Pending, Shared, State, lock};
 use crate::types::{AppendBatch, AppendResult, ExpectedVersion, StreamRead};
@@ -176,6 +180,56 @@ fn u64_value(bytes: &[u8], what: &str) -> Result<u64, OpenError> {
     Ok(u64::from_be_bytes(array))
 }
 
+/// Refuses a log that lost what the durable mark says was flushed, or differs from it there.
+fn check_mark(store: &Path, log: &sled::Tree, last_position: u64) -> Result<(), OpenError> {
+    let mark = crate::mark::read(store).map_err(|source| OpenError::Io {
+        path: crate::mark::mark_path(store),
+        source,
+    })?;
+    let Some(mark) = mark else {
+        return Ok(());
+    };
+    let flushed = match log.get(FLUSH_SEQUENCE_KEY).map_err(OpenError::Storage)? {
+        Some(bytes) => u64_value(&bytes, "the flush sequence")?,
+        None => 0,
+    };
+    if flushed < mark.sequence {
+        return Err(open_corrupted(format!(
+            "sled lost writes that were flushed to disk (flush {} of {} survived): its files were \
+             truncated or damaged",
+            flushed, mark.sequence
+        )));
+    }
+    if mark.position > last_position {
+        return Err(open_corrupted(format!(
+            "the log ends at position {last_position}, but position {} was flushed to disk: {} \
+             acknowledged events are missing (sled's files were truncated or damaged)",
+            mark.position,
+            mark.position - last_position
+        )));
+    }
+    if mark.position == 0 {
+        return Ok(());
+    }
+    let found = log
+        .range(log_key(1)..=log_key(mark.position))
+        .next_back()
+        .transpose()
+        .map_err(OpenError::Storage)?;
+    let matches = found
+        .and_then(|(_, bytes)| Record::parse(bytes).ok())
+        .is_some_and(|record| {
+            record.last_position() == mark.position && record_hash(record.bytes()) == mark.hash
+        });
+    if !matches {
+        return Err(open_corrupted(format!(
+            "the log at position {} is not what was flushed to disk there (its hash differs)",
+            mark.position
+        )));
+    }
+    Ok(())
+}
+
 /// The log's last position and chain head (0 and the genesis hash when empty), checking that the
 /// last record decodes whole.
 fn log_end(log: &sled::Tree) -> Result<(u64, Hash), OpenError> {
@@ -332,6 +386,73 @@ fn recover(log: &sled::Tree) -> Result<Recovered, OpenError> {
     })
 }
 
+/// What opening learns once sled is open: the trees, sled's data file, and the checked,
+/// recovered log.
+struct Prepared {
+    log: sled::Tree,
+    snapshots: sled::Tree,
+    consumers: sled::Tree,
+    data_file: std::fs::File,
+    recovered: Recovered,
+}
+
+/// Everything opening does with sled's content: the format version, the journal replay, the
+/// invariant checks and the memtable rebuild, and the durable mark. sled can panic on damaged
+/// files at any of these reads, so the caller runs this under `catch_unwind`.
+fn prepare(config: &StoreConfig, data: &Path, db: &sled::Db) -> Result<Prepared, OpenError> {
+    let guarded = |what: &str, result: sled::Result<sled::Tree>| {
+        result.map_err(|e| open_corrupted(format!("opening tree {what}: {e}")))
+    };
+    let log = guarded("log", db.open_tree("log"))?;
+    let snapshots = guarded("snapshots", db.open_tree("snapshots"))?;
+    let consumers = guarded("consumers", db.open_tree("consumers"))?;
+    match log.get(FORMAT_KEY).map_err(OpenError::Storage)? {
+        Some(bytes) => {
+            let array: [u8; 4] = bytes.as_ref().try_into().map_err(|_| {
+                open_corrupted(format!("format key is {} bytes, not 4", bytes.len()))
+            })?;
+            let found = u32::from_be_bytes(array);
+            if found > STORE_FORMAT {
+                return Err(OpenError::FormatTooNew {
+                    found,
+                    supported: STORE_FORMAT,
+                });
+            }
+            if found == 0 {
+                return Err(open_corrupted("format version 0"));
+            }
+        }
+        None => {
+            if log.first().map_err(OpenError::Storage)?.is_some() {
+                return Err(open_corrupted("the store holds data but no format version"));
+            }
+            log.insert(FORMAT_KEY, &STORE_FORMAT.to_be_bytes())
+                .map_err(OpenError::Storage)?;
+            db.flush().map_err(OpenError::Storage)?;
+        }
+    }
+    let data_file_path = data.join("db");
+    let data_file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&data_file_path)
+        .map_err(|source| OpenError::Io {
+            path: data_file_path,
+            source,
+        })?;
+    let (end, head) = log_end(&log)?;
+    crate::journal::replay(&config.path, db, &log, &data_file, end, head)?;
+    let recovered = recover(&log)?;
+    check_mark(&config.path, &log, recovered.last_position)?;
+    Ok(Prepared {
+        log,
+        snapshots,
+        consumers,
+        data_file,
+        recovered,
+    })
+}
+
 impl Store {
     /// Opens (creating if needed) the store described by `config`.
     ///
@@ -357,49 +478,13 @@ impl Store {
             source,
         })?;
         let db = open_sled(&config, &data)?;
-        let guarded = |what: &str, result: sled::Result<sled::Tree>| {
-            result.map_err(|e| open_corrupted(format!("opening tree {what}: {e}")))
-        };
-        let log = guarded("log", db.open_tree("log"))?;
-        let snapshots = guarded("snapshots", db.open_tree("snapshots"))?;
-        let consumers = guarded("consumers", db.open_tree("consumers"))?;
-        match log.get(FORMAT_KEY).map_err(OpenError::Storage)? {
-            Some(bytes) => {
-                let array: [u8; 4] = bytes.as_ref().try_into().map_err(|_| {
-                    open_corrupted(format!("format key is {} bytes, not 4", bytes.len()))
-                })?;
-                let found = u32::from_be_bytes(array);
-                if found > STORE_FORMAT {
-                    return Err(OpenError::FormatTooNew {
-                        found,
-                        supported: STORE_FORMAT,
-                    });
-                }
-                if found == 0 {
-                    return Err(open_corrupted("format version 0"));
-                }
-            }
-            None => {
-                if log.first().map_err(OpenError::Storage)?.is_some() {
-                    return Err(open_corrupted("the store holds data but no format version"));
-                }
-                log.insert(FORMAT_KEY, &STORE_FORMAT.to_be_bytes())
-                    .map_err(OpenError::Storage)?;
-                db.flush().map_err(OpenError::Storage)?;
-            }
-        }
-        let data_file_path = data.join("db");
-        let data_file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&data_file_path)
-            .map_err(|source| OpenError::Io {
-                path: data_file_path,
-                source,
-            })?;
-        let (end, head) = log_end(&log)?;
-        crate::journal::replay(&config.path, &db, &log, &data_file, end, head)?;
-        let recovered = match catch_unwind(AssertUnwindSafe(|| recover(&log))) {
+        let Prepared {
+            log,
+            snapshots,
+            consumers,
+            data_file,
+            recovered,
+        } = match catch_unwind(AssertUnwindSafe(|| prepare(&config, &data, &db))) {
             Ok(result) => result?,
             Err(panic) => {
                 return Err(OpenError::EnginePanicked {
@@ -435,6 +520,10 @@ impl Store {
             }
             Durability::Buffered => None,
         };
+        let mark = MarkWriter::open(&config.path).map_err(|source| OpenError::Io {
+            path: crate::mark::mark_path(&config.path),
+            source,
+        })?;
         let shared = Arc::new(Shared {
             validator,
             db,
@@ -448,6 +537,7 @@ impl Store {
                 unwritten_bytes: 0,
                 taken: 0,
                 written_upto: last_position,
+                written_hash: recovered.chain_head,
                 durable_upto: last_position,
                 memtable: recovered.memtable,
                 watermark: recovered.watermark,
@@ -466,6 +556,9 @@ impl Store {
             checkpoint_wake: Condvar::new(),
             journals: Mutex::new(journals),
             flushed: Mutex::new(last_position),
+            mark: Mutex::new(mark),
+            // A crash may have left blobs unsynced: the first flush syncs them all.
+            blobs_synced: Mutex::new(std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(2)),
             flusher: Mutex::new(None),
             flusher_wake: Condvar::new(),
             config,

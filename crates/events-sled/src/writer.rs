@@ -236,6 +236,7 @@ impl Writer {
             }
             state.taken -= events.len();
             state.written_upto = last_position;
+            state.written_hash = self.chain_head;
             shared.written_upto.store(last_position, Ordering::Release);
             if durable {
                 state.durable_upto = last_position;

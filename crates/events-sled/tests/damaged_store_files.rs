@@ -426,10 +426,6 @@ fn a_damaged_data_file_never_panics() {
 }
 
 #[test]
-#[ignore = "bug: a truncated or bit-flipped data/db opens as a shorter store that verifies: sled \
-            recovers the prefix of its log before the damage and nothing outside sled records how \
-            far the log reached (46 of 47 cases in one run; data/db truncated to 0 bytes opens as \
-            an empty store)"]
 fn a_damaged_data_file_never_loses_events_silently() {
     assert_no_silent_loss(&data_file_cases());
 }
@@ -440,8 +436,6 @@ fn damaged_blobs_conf_and_snapshot_files_never_panic() {
 }
 
 #[test]
-#[ignore = "bug: a truncated or bit-flipped blob file (data/blobs/*) opens as a shorter store that \
-            verifies: sled stops recovering at the damaged blob and drops every later write"]
 fn damaged_blobs_conf_and_snapshot_files_never_lose_events_silently() {
     assert_no_silent_loss(&blob_and_other_file_cases());
 }
@@ -452,9 +446,6 @@ fn a_damaged_journal_never_panics() {
 }
 
 #[test]
-#[ignore = "bug: a bit flip inside a journal entry that is not the file's last ends the replay \
-            there: the acknowledged durable appends of the intact entries after it are dropped \
-            and the store opens without them (a torn tail and damage inside are not told apart)"]
 fn damage_inside_the_journal_never_loses_acknowledged_appends_silently() {
     assert_no_silent_loss(&journal_cases(
         "damage_inside_the_journal_never_loses_acknowledged_appends_silently",
