@@ -156,9 +156,12 @@ fn sync_dir(dir: &Path) {
 }
 
 impl Shared {
-    /// The position an export starting now covers: everything acknowledged so far.
+    /// The position an export starting now covers: everything acknowledged so far, made durable
+    /// first — a checkpoint must never hold events a crash could still take from the store (in
+    /// buffered mode they would then be given other events' positions).
     fn export_position(&self) -> Result<u64, CheckpointError> {
         self.wait_written()
+            .and_then(|_| self.flush_sled())
             .map_err(|reason| CheckpointError::NotWriting { reason })
     }
 
