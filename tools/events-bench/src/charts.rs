@@ -211,28 +211,11 @@ fn resources(samples: &[Sample], path: &Path, title: &str) -> anyhow::Result<()>
 }
 
 fn cpu(samples: &[Sample], path: &Path, title: &str) -> anyhow::Result<()> {
-    let root = BitMapBackend::new(path, SIZE).into_drawing_area();
+    let root = BitMapBackend::new(path, (SIZE.0, SIZE.1 + 200)).into_drawing_area();
     root.fill(&WHITE).map_err(err)?;
-    let y_max = samples
-        .iter()
-        .map(|s| s.workers_cpu.max(s.writer_cpu).max(s.load1 / 2.0))
-        .fold(1.0, f64::max)
-        * 110.0;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(title, (FONT, 22))
-        .margin(12)
-        .x_label_area_size(45)
-        .y_label_area_size(80)
-        .build_cartesian_2d(0.0..x_max(samples), 0.0..y_max)
-        .map_err(err)?;
-    chart
-        .configure_mesh()
-        .x_desc("events in the store (millions)")
-        .y_desc("% of one core (15 s average)")
-        .label_style((FONT, 14))
-        .draw()
-        .map_err(err)?;
-    let series: [Series; 4] = [
+    let root = root.titled(title, (FONT, 22)).map_err(err)?;
+    let (top, bottom) = root.split_vertically(((SIZE.1 + 160) / 2) as i32);
+    let series: [Series; 3] = [
         (
             "store writer thread",
             |s| s.writer_cpu,
@@ -244,19 +227,32 @@ fn cpu(samples: &[Sample], path: &Path, title: &str) -> anyhow::Result<()> {
             RGBColor(230, 120, 0),
         ),
         (
-            "worker threads (all)",
+            "worker threads (all 8)",
             |s| s.workers_cpu,
             RGBColor(30, 60, 200),
         ),
-        (
-            "machine load average / 2 cores",
-            |s| s.load1 / 2.0,
-            RGBColor(120, 120, 120),
-        ),
     ];
-    for (label, value, color) in series {
-        let values: Vec<f64> = samples.iter().map(|s| value(s) * 100.0).collect();
-        let smooth = moving_average(&values, 15);
+    let smoothed: Vec<Vec<f64>> = series
+        .iter()
+        .map(|(_, value, _)| {
+            let values: Vec<f64> = samples.iter().map(|s| value(s) * 100.0).collect();
+            moving_average(&values, 15)
+        })
+        .collect();
+    let y_max = smoothed.iter().flatten().copied().fold(10.0, f64::max) * 1.2;
+    let mut chart = ChartBuilder::on(&top)
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(80)
+        .build_cartesian_2d(0.0..x_max(samples), 0.0..y_max)
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .y_desc("% of one core (15 s average)")
+        .label_style((FONT, 14))
+        .draw()
+        .map_err(err)?;
+    for ((label, _, color), smooth) in series.into_iter().zip(smoothed) {
         chart
             .draw_series(LineSeries::new(
                 samples.iter().zip(smooth).map(|(s, v)| (x(s), v)),
@@ -276,40 +272,63 @@ fn cpu(samples: &[Sample], path: &Path, title: &str) -> anyhow::Result<()> {
         .border_style(BLACK)
         .draw()
         .map_err(err)?;
+    let load_max = samples.iter().map(|s| s.load1).fold(1.0, f64::max) * 1.1;
+    let mut chart = ChartBuilder::on(&bottom)
+        .margin(12)
+        .x_label_area_size(45)
+        .y_label_area_size(80)
+        .build_cartesian_2d(0.0..x_max(samples), 0.0..load_max)
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc("events in the store (millions)")
+        .y_desc("machine load average (1 min; 2 cores)")
+        .label_style((FONT, 14))
+        .draw()
+        .map_err(err)?;
+    chart
+        .draw_series(LineSeries::new(
+            samples.iter().map(|s| (x(s), s.load1)),
+            RGBColor(100, 100, 100).stroke_width(2),
+        ))
+        .map_err(err)?;
     root.present().map_err(err)?;
     Ok(())
 }
 
-/// Draws `sustained-throughput.png`, `sustained-latency.png`, `sustained-resources.png` and
-/// `sustained-cpu.png` into `out`.
-pub fn draw_all(samples: &[Sample], out: &Path, font: &Path) -> anyhow::Result<()> {
+/// Draws `<name>-throughput.png`, `<name>-latency.png`, `<name>-resources.png` and
+/// `<name>-cpu.png` into `out`; `what` describes the run in the titles.
+pub fn draw_all(
+    samples: &[Sample],
+    out: &Path,
+    font: &Path,
+    name: &str,
+    what: &str,
+) -> anyhow::Result<()> {
     anyhow::ensure!(!samples.is_empty(), "no samples to draw");
     register_font(font)?;
     std::fs::create_dir_all(out)?;
     let events = samples.last().map_or(0, |s| s.events);
-    let what = format!(
-        "writer daemon workload, {:.1} M events",
-        events as f64 / 1e6
-    );
+    let what = format!("{what}, {:.1} M events", events as f64 / 1e6);
     throughput(
         samples,
-        &out.join("sustained-throughput.png"),
+        &out.join(format!("{name}-throughput.png")),
         &format!("Sustained run: throughput ({what})"),
     )?;
     latency(
         samples,
-        &out.join("sustained-latency.png"),
+        &out.join(format!("{name}-latency.png")),
         &format!("Sustained run: append latency per second ({what})"),
     )?;
     resources(
         samples,
-        &out.join("sustained-resources.png"),
+        &out.join(format!("{name}-resources.png")),
         &format!("Sustained run: RSS and disk ({what})"),
     )?;
     cpu(
         samples,
-        &out.join("sustained-cpu.png"),
-        &format!("Sustained run: CPU by thread ({what})"),
+        &out.join(format!("{name}-cpu.png")),
+        &format!("Sustained run: CPU by thread and machine load ({what})"),
     )?;
     Ok(())
 }

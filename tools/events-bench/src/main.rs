@@ -112,6 +112,9 @@ struct SustainedCli {
     /// Do not draw charts.
     #[arg(long)]
     no_charts: bool,
+    /// The charts' file name prefix (`<name>-throughput.png`, ...).
+    #[arg(long, default_value = "sustained")]
+    name: String,
     /// Worker threads (the daemon's default: 8).
     #[arg(long, default_value_t = 8)]
     workers: usize,
@@ -151,6 +154,12 @@ struct OpenTimeCli {
 
 #[derive(Debug, Args)]
 struct ChartsCli {
+    /// The charts' file name prefix.
+    #[arg(long, default_value = "sustained")]
+    name: String,
+    /// What the run was, for the titles.
+    #[arg(long, default_value = "writer daemon workload, 8 workers, durable")]
+    title: String,
     /// The samples file.
     #[arg(
         long,
@@ -254,8 +263,9 @@ fn main() -> ExitCode {
             args.workers,
         )
         .and_then(|m| print_json(&serde_json::to_string_pretty(&m)?)),
-        Some(Cmd::Charts(args)) => sustained::read_samples(&args.samples)
-            .and_then(|samples| charts::draw_all(&samples, &args.out, &args.font)),
+        Some(Cmd::Charts(args)) => sustained::read_samples(&args.samples).and_then(|samples| {
+            charts::draw_all(&samples, &args.out, &args.font, &args.name, &args.title)
+        }),
         Some(Cmd::OpenChild(args)) => sustained::open_child(&args.store, !args.buffered)
             .and_then(|f| print_json(&serde_json::to_string(&f)?)),
         Some(Cmd::WriteChild(args)) => {
@@ -289,6 +299,7 @@ fn run_sustained(args: &SustainedCli) -> anyhow::Result<()> {
         seed: args.seed,
         interval: std::time::Duration::from_secs_f64(args.interval),
         font: args.font.clone(),
+        name: args.name.clone(),
     })?;
     println!("{}", serde_json::to_string_pretty(&summary)?);
     Ok(())

@@ -25,17 +25,27 @@ pub struct DiskUsage {
     pub allocated: u64,
 }
 
-/// The size of every file under `dir`.
+/// The size of every file under `dir`. Files that vanish while it looks (a live store removes
+/// files: sled's blobs, the journal) are skipped.
 pub fn disk_usage(dir: &Path) -> anyhow::Result<DiskUsage> {
+    use std::io::ErrorKind::NotFound;
     use std::os::unix::fs::MetadataExt;
     let mut total = DiskUsage::default();
     let mut pending = vec![dir.to_path_buf()];
     while let Some(current) = pending.pop() {
-        for entry in
-            std::fs::read_dir(&current).with_context(|| format!("listing {}", current.display()))?
-        {
-            let entry = entry?;
-            let meta = entry.metadata()?;
+        let entries = match std::fs::read_dir(&current) {
+            Err(e) if e.kind() == NotFound && current != dir => continue,
+            other => other.with_context(|| format!("listing {}", current.display()))?,
+        };
+        for entry in entries {
+            let entry = match entry {
+                Err(e) if e.kind() == NotFound => continue,
+                other => other?,
+            };
+            let meta = match entry.metadata() {
+                Err(e) if e.kind() == NotFound => continue,
+                other => other?,
+            };
             if meta.is_dir() {
                 pending.push(entry.path());
             } else {

@@ -339,8 +339,9 @@ impl Report {
         );
         let _ = writeln!(
             out,
-            "  sled page cache {} MiB for eventlog and raw_sled; SQLite uses its default cache.",
-            SLED_CACHE_BYTES >> 20
+            "  sled page cache {} MiB for eventlog and raw_sled; SQLite {} uses its default cache.",
+            SLED_CACHE_BYTES >> 20,
+            rusqlite::version()
         );
         if sqlite_shared_writer() {
             let _ = writeln!(
@@ -655,6 +656,7 @@ impl Report {
             "systems": self.info.systems.iter().map(|s| s.name()).collect::<Vec<_>>(),
             "cpus": self.info.cpus,
             "sqlite_shared_writer": sqlite_shared_writer(),
+            "sqlite_version": rusqlite::version(),
             "elapsed_secs": round(self.elapsed.as_secs_f64(), 1),
             "failures": self.failures(),
         })

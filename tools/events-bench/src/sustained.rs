@@ -325,6 +325,8 @@ pub struct SustainedArgs {
     pub interval: Duration,
     /// Font for the charts.
     pub font: PathBuf,
+    /// The charts' file name prefix.
+    pub name: String,
 }
 
 /// What the sustained run printed at the end.
@@ -509,9 +511,18 @@ pub fn sustained(args: &SustainedArgs) -> anyhow::Result<SustainedSummary> {
     };
     if let Some(out) = &args.charts {
         let samples = read_samples(&args.samples)?;
-        crate::charts::draw_all(&samples, out, &args.font)?;
+        crate::charts::draw_all(&samples, out, &args.font, &args.name, &describe(args))?;
     }
     Ok(summary)
+}
+
+/// The run, for the charts' titles.
+fn describe(args: &SustainedArgs) -> String {
+    format!(
+        "writer daemon workload, {} workers, {}",
+        args.workers,
+        if args.durable { "durable" } else { "buffered" }
+    )
 }
 
 /// Events written according to the last sample.
