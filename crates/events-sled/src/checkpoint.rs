@@ -388,7 +388,9 @@ pub fn read_manifest(path: &Path) -> Result<CheckpointManifest, CheckpointError>
     let mut file = File::open(path).map_err(io_error(path))?;
     let size = file.metadata().map_err(io_error(path))?.len();
     let (offset, _) = read_footer(&mut file, path, size)?;
-    if offset < MAGIC.len() as u64 || offset + 9 > size - FOOTER_LEN {
+    let content_end = size - FOOTER_LEN;
+    // The offset is untrusted: compare without adding to it.
+    if offset < MAGIC.len() as u64 || offset > content_end.saturating_sub(9) {
         return Err(invalid(
             path,
             format!("manifest offset {offset} is outside the file"),
@@ -400,7 +402,7 @@ pub fn read_manifest(path: &Path) -> Result<CheckpointManifest, CheckpointError>
     let mut len = [0_u8; 8];
     len.copy_from_slice(&header[1..]);
     let len = u64::from_be_bytes(len);
-    if header[0] != TAG_MANIFEST || offset + 9 + len != size - FOOTER_LEN {
+    if header[0] != TAG_MANIFEST || Some(content_end) != (offset + 9).checked_add(len) {
         return Err(invalid(path, "the manifest section is damaged"));
     }
     let mut json = vec![0_u8; usize::try_from(len).unwrap_or(usize::MAX)];
