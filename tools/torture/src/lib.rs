@@ -20,7 +20,7 @@
 //! - `verify()` passes (hash chain, versions, index pages, snapshots) and every index read
 //!   (streams forwards and backwards, aggregate types, the aggregates listing, stream versions)
 //!   agrees with the log itself;
-//! - every checkpoint file verifies, none is ahead of the log in durable mode, and the newest
+//! - every checkpoint file verifies, none covers more than the log kept, and the newest
 //!   is imported and compared with the store event by event;
 //! - (appender) snapshots reflect the log at their version; the projection's state is the fold of
 //!   the log up to its stored position; the durable subscription resumed exactly after its
@@ -135,8 +135,6 @@ pub struct PairStats {
     pub checkpoints_verified: u64,
     /// Checkpoints imported and compared event by event with the store.
     pub checkpoints_compared: u64,
-    /// Checkpoints that covered more than the log kept after the crash (buffered only).
-    pub checkpoints_ahead_of_store: u64,
     /// Temporary files of exports cut by a kill, found and deleted.
     pub partial_checkpoint_files: u64,
     /// Snapshots checked against the log (appender).
@@ -168,7 +166,6 @@ impl PairStats {
         self.appends_tiled += other.appends_tiled;
         self.checkpoints_verified += other.checkpoints_verified;
         self.checkpoints_compared += other.checkpoints_compared;
-        self.checkpoints_ahead_of_store += other.checkpoints_ahead_of_store;
         self.partial_checkpoint_files += other.partial_checkpoint_files;
         self.snapshots_checked += other.snapshots_checked;
         self.deliveries_checked += other.deliveries_checked;
