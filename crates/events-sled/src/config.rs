@@ -53,6 +53,10 @@ pub struct StoreLimits {
     /// Most bytes of acknowledged events waiting for the writer before appends wait; with the
     /// page cache, this bounds the store's memory. Default = 16 MiB.
     pub max_unwritten_bytes: usize,
+    /// Appends are refused with [`crate::AppendError::DiskFull`] while the store's filesystem has
+    /// less free space than this, so the storage engine never runs out mid-write (sled can stall
+    /// for good when a write fails for lack of space). Zero disables the check. Default = 64 MiB.
+    pub min_free_disk_bytes: u64,
 }
 
 impl Default for StoreLimits {
@@ -62,6 +66,7 @@ impl Default for StoreLimits {
             max_events_per_append: 10_000,
             max_append_bytes: 8 << 20,
             max_unwritten_bytes: 16 << 20,
+            min_free_disk_bytes: 64 << 20,
         }
     }
 }

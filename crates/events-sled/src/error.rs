@@ -108,6 +108,17 @@ pub enum AppendError {
         /// The limit.
         max: usize,
     },
+    /// The filesystem is nearly full: the append was refused before anything was written. It
+    /// succeeds again once space is freed.
+    #[error(
+        "only {available} bytes are free on the store's filesystem, appends need {required}: free some space"
+    )]
+    DiskFull {
+        /// Free bytes on the filesystem.
+        available: u64,
+        /// The configured minimum (`StoreLimits::min_free_disk_bytes`).
+        required: u64,
+    },
     /// The store stopped writing after a storage failure; reopen it.
     #[error("the store stopped writing after a failure ({reason}); reopen it")]
     Failed {

@@ -11,6 +11,7 @@ mod consumer;
 mod error;
 mod flusher;
 mod index;
+mod indexer;
 mod journal;
 mod keys;
 mod mark;

@@ -46,6 +46,8 @@ pub(crate) struct State {
     pub(crate) written_upto: u64,
     /// The chain hash of the record ending at `written_upto`.
     pub(crate) written_hash: Hash,
+    /// Aggregates with at least one event up to `written_upto`.
+    pub(crate) written_aggregates: u64,
     /// Every position up to here is flushed to disk.
     pub(crate) durable_upto: u64,
     /// The indexes after the watermark.
@@ -144,6 +146,14 @@ pub(crate) struct Shared {
     pub(crate) blobs_synced: Mutex<std::time::SystemTime>,
     pub(crate) flusher: Mutex<Option<JoinHandle<()>>>,
     pub(crate) flusher_wake: Condvar,
+    /// The filesystem's free bytes, and when they were last measured (ms since open).
+    pub(crate) free_disk: AtomicU64,
+    pub(crate) free_disk_checked_ms: AtomicU64,
+    pub(crate) opened_at: std::time::Instant,
+    /// Serialises index persistence.
+    pub(crate) indexing: Mutex<()>,
+    pub(crate) indexer: Mutex<Option<JoinHandle<()>>>,
+    pub(crate) indexer_wake: Condvar,
 }
 
 impl std::fmt::Debug for Shared {
@@ -184,6 +194,7 @@ impl Shared {
         }
         self.progress.notify_all();
         self.flusher_wake.notify_all();
+        self.indexer_wake.notify_all();
         self.checkpoint_wake.notify_all();
     }
 

@@ -19,7 +19,7 @@ use crate::keys::{
     COUNTERS_KEY, FLUSH_SEQUENCE_KEY, FORMAT_KEY, StreamKey, WATERMARK_KEY, log_key,
 };
 use crate::mark::MarkWriter;
-use crate::record::{GENESIS, Hash, Record, decode_counters, record_hash};
+use crate::record::{GENESIS, Hash, PersistedCounters, Record, decode_counters, record_hash};
 use crate::state::{CommitListener, Counters, Pending, Shared, State, lock};
 use crate::types::{AppendBatch, AppendResult, ExpectedVersion, StreamRead};
 use crate::writer::Writer;
@@ -76,11 +76,36 @@ impl Drop for CloseGuard {
             tracing::warn!(name: "event_store_close_failed", error = %e, "closing the store on drop failed");
         }
         let data = shared.config.path.join(DATA_DIR);
-        // When this was the last reference, sled closes now; wait until it has let go of its
-        // lock, so the store can be reopened at once.
-        if Arc::into_inner(shared).is_some() {
-            wait_unlocked(&data);
+        let failed = lock(&shared.state).failed.is_some();
+        let Some(shared) = Arc::into_inner(shared) else {
+            return;
+        };
+        if failed {
+            // After a failed write sled can block for good in the flush its handles make when
+            // they are dropped: drop them on a thread of their own and give up waiting after a
+            // while rather than hang the caller (the store then stays locked until the process
+            // exits).
+            let (done, finished) = std::sync::mpsc::channel();
+            let released = std::thread::Builder::new()
+                .name("eventlog-release".into())
+                .spawn(move || {
+                    drop(shared);
+                    let _ = done.send(());
+                });
+            if released.is_err() || finished.recv_timeout(Duration::from_secs(5)).is_err() {
+                tracing::error!(
+                    name: "event_store_release_stuck",
+                    path = %data.display(),
+                    "sled did not close after a failed write; the store stays locked until the process exits"
+                );
+                return;
+            }
+        } else {
+            drop(shared);
         }
+        // sled closes now; wait until it has let go of its lock, so the store can be reopened
+        // at once.
+        wait_unlocked(&data);
     }
 }
 
@@ -394,6 +419,7 @@ struct Prepared {
     consumers: sled::Tree,
     data_file: std::fs::File,
     recovered: Recovered,
+    persisted: PersistedCounters,
 }
 
 /// Everything opening does with sled's content: the format version, the journal replay, the
@@ -444,12 +470,19 @@ fn prepare(config: &StoreConfig, data: &Path, db: &sled::Db) -> Result<Prepared,
     crate::journal::replay(&config.path, db, &log, &data_file, end, head)?;
     let recovered = recover(&log)?;
     check_mark(&config.path, &log, recovered.last_position)?;
+    let persisted = match log.get(COUNTERS_KEY).map_err(OpenError::Storage)? {
+        Some(bytes) => {
+            decode_counters(&bytes).map_err(|e| open_corrupted(format!("counters: {e}")))?
+        }
+        None => PersistedCounters::default(),
+    };
     Ok(Prepared {
         log,
         snapshots,
         consumers,
         data_file,
         recovered,
+        persisted,
     })
 }
 
@@ -484,6 +517,7 @@ impl Store {
             consumers,
             data_file,
             recovered,
+            persisted,
         } = match catch_unwind(AssertUnwindSafe(|| prepare(&config, &data, &db))) {
             Ok(result) => result?,
             Err(panic) => {
@@ -493,14 +527,11 @@ impl Store {
             }
         };
         let counters = Counters::default();
-        if let Some(bytes) = log.get(COUNTERS_KEY).map_err(OpenError::Storage)? {
-            let persisted =
-                decode_counters(&bytes).map_err(|e| open_corrupted(format!("counters: {e}")))?;
-            counters.load(persisted);
-        }
+        counters.load(persisted);
+        let written_aggregates = persisted.aggregates + recovered.new_aggregates;
         counters
             .aggregates
-            .fetch_add(recovered.new_aggregates, Ordering::Relaxed);
+            .store(written_aggregates, Ordering::Relaxed);
         counters
             .checkpoint_position
             .store(recovered.last_position, Ordering::Relaxed);
@@ -538,6 +569,7 @@ impl Store {
                 taken: 0,
                 written_upto: last_position,
                 written_hash: recovered.chain_head,
+                written_aggregates,
                 durable_upto: last_position,
                 memtable: recovered.memtable,
                 watermark: recovered.watermark,
@@ -561,19 +593,27 @@ impl Store {
             blobs_synced: Mutex::new(std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(2)),
             flusher: Mutex::new(None),
             flusher_wake: Condvar::new(),
+            free_disk: AtomicU64::new(u64::MAX),
+            free_disk_checked_ms: AtomicU64::new(0),
+            opened_at: std::time::Instant::now(),
+            indexing: Mutex::new(()),
+            indexer: Mutex::new(None),
+            indexer_wake: Condvar::new(),
             config,
         });
-        let writer = Writer::spawn(
-            Arc::clone(&shared),
-            recovered.chain_head,
-            recovered.replayed,
-        )
-        .map_err(|source| OpenError::Io {
+        let writer =
+            Writer::spawn(Arc::clone(&shared), recovered.chain_head).map_err(|source| {
+                OpenError::Io {
+                    path: shared.config.path.clone(),
+                    source,
+                }
+            })?;
+        *lock(&shared.writer) = Some(writer);
+        crate::flusher::start(&shared).map_err(|source| OpenError::Io {
             path: shared.config.path.clone(),
             source,
         })?;
-        *lock(&shared.writer) = Some(writer);
-        crate::flusher::start(&shared).map_err(|source| OpenError::Io {
+        crate::indexer::start(&shared).map_err(|source| OpenError::Io {
             path: shared.config.path.clone(),
             source,
         })?;
@@ -736,9 +776,12 @@ impl Shared {
             tracing::error!(name: "event_store_writer_panicked", "the writer thread panicked");
         }
         self.flusher_wake.notify_all();
-        let flusher = lock(&self.flusher).take();
-        if let Some(handle) = flusher {
-            let _ = handle.join();
+        self.indexer_wake.notify_all();
+        for thread in [&self.flusher, &self.indexer] {
+            let handle = lock(thread).take();
+            if let Some(handle) = handle {
+                let _ = handle.join();
+            }
         }
         let checkpointer = lock(&self.checkpointer).take();
         if let Some(handle) = checkpointer {
@@ -748,7 +791,12 @@ impl Shared {
         if let Some(reason) = failed {
             return Err(StoreError::Failed { reason });
         }
-        // The writer has drained and stopped: one last flush makes everything durable.
+        // The writer has drained and stopped: persist the indexes, then one last flush makes
+        // everything durable.
+        if let Err(reason) = self.persist_indexes() {
+            self.fail(reason.clone());
+            return Err(StoreError::Failed { reason });
+        }
         let unflushed = *lock(&self.flushed) < self.written_upto.load(Ordering::Acquire);
         if unflushed && let Err(reason) = self.flush_sled() {
             self.fail(reason.clone());
@@ -849,11 +897,38 @@ impl Shared {
         None
     }
 
+    /// Refuses appends while the filesystem is nearly full (measured at most every 50 ms).
+    fn check_disk_space(&self) -> Result<(), AppendError> {
+        let required = self.config.limits.min_free_disk_bytes;
+        if required == 0 {
+            return Ok(());
+        }
+        let now = self.opened_at.elapsed().as_millis() as u64 + 1;
+        let checked = self.free_disk_checked_ms.load(Ordering::Relaxed);
+        let available = if checked == 0 || now.saturating_sub(checked) >= 50 {
+            // An unmeasurable filesystem is not refused: sled will report real failures.
+            let available = fs2::available_space(&self.config.path).unwrap_or(u64::MAX);
+            self.free_disk.store(available, Ordering::Relaxed);
+            self.free_disk_checked_ms.store(now, Ordering::Relaxed);
+            available
+        } else {
+            self.free_disk.load(Ordering::Relaxed)
+        };
+        if available < required {
+            return Err(AppendError::DiskFull {
+                available,
+                required,
+            });
+        }
+        Ok(())
+    }
+
     pub(crate) fn append(
         self: &Arc<Self>,
         batches: Vec<AppendBatch>,
     ) -> Result<Vec<AppendResult>, AppendError> {
         let (streams, _) = self.check_call(&batches)?;
+        self.check_disk_space()?;
         let call_bytes: usize = batches
             .iter()
             .flat_map(|b| &b.events)

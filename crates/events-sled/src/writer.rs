@@ -1,8 +1,8 @@
 //! The writer thread: the only writer of the `log` tree. It takes acknowledged events in commit
 //! order, turns each group into one hash-chained record, in durable mode appends it to the journal
-//! and `fdatasync`s it, inserts it into sled, persists the indexes every `index_flush_events`, and
-//! hands the committed events to the commit listener. sled flushes happen on the flusher thread
-//! (see `flusher.rs`), so the writer never waits for one.
+//! and `fdatasync`s it, inserts it into sled, and hands the committed events to the commit
+//! listener. sled flushes (`flusher.rs`) and index persistence (`indexer.rs`) happen on their
+//! own threads, so the writer never waits for either.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
@@ -13,12 +13,9 @@ use std::time::{Duration, Instant};
 use events_core::RecordedEvent;
 
 use crate::config::Durability;
-use crate::index::{
-    PageError, drop_runs_upto, drop_stream_runs_upto, persist_stream_runs, persist_type_runs,
-    runs_upto, stream_runs_upto,
-};
-use crate::keys::{COUNTERS_KEY, WATERMARK_KEY, log_key};
-use crate::record::{Hash, encode_counters, encode_record, record_hash};
+use crate::index::PageError;
+use crate::keys::log_key;
+use crate::record::{Hash, encode_record, record_hash};
 use crate::state::{Shared, lock};
 
 enum Work {
@@ -30,7 +27,6 @@ enum Work {
 pub(crate) struct Writer {
     shared: Arc<Shared>,
     chain_head: Hash,
-    since_index_flush: u64,
     /// When the group now forming was first seen (buffered mode's grouping window).
     window_start: Option<Instant>,
 }
@@ -85,15 +81,10 @@ impl From<PageError> for WriteError {
 }
 
 impl Writer {
-    pub(crate) fn spawn(
-        shared: Arc<Shared>,
-        chain_head: Hash,
-        since_index_flush: u64,
-    ) -> std::io::Result<JoinHandle<()>> {
+    pub(crate) fn spawn(shared: Arc<Shared>, chain_head: Hash) -> std::io::Result<JoinHandle<()>> {
         let writer = Self {
             shared,
             chain_head,
-            since_index_flush,
             window_start: None,
         };
         std::thread::Builder::new()
@@ -213,20 +204,7 @@ impl Writer {
             }
             shared.log.insert(log_key(first_position), record)?;
         }
-        self.since_index_flush += events.len() as u64;
         let created = events.iter().filter(|e| e.metadata.version == 1).count() as u64;
-        shared
-            .counters
-            .aggregates
-            .fetch_add(created, Ordering::Relaxed);
-        let index_flush = self.since_index_flush >= shared.config.index_flush_events;
-        if index_flush {
-            // The pages and the watermark go in their own atomic batch, after the records they
-            // cover: a crash between the two only means a longer replay at the next open.
-            let mut batch = sled::Batch::default();
-            self.add_index_flush(&mut batch, last_position)?;
-            shared.log.apply_batch(batch)?;
-        }
         {
             let mut state = lock(&shared.state);
             for _ in 0..events.len() {
@@ -237,16 +215,17 @@ impl Writer {
             state.taken -= events.len();
             state.written_upto = last_position;
             state.written_hash = self.chain_head;
+            state.written_aggregates += created;
             shared.written_upto.store(last_position, Ordering::Release);
+            shared
+                .counters
+                .aggregates
+                .store(state.written_aggregates, Ordering::Relaxed);
+            if last_position - state.watermark >= shared.config.index_flush_events {
+                shared.indexer_wake.notify_one();
+            }
             if durable {
                 state.durable_upto = last_position;
-            }
-            if index_flush {
-                Self::drop_persisted_runs(
-                    &mut state,
-                    last_position,
-                    shared.config.max_cached_streams,
-                );
             }
             shared.progress.notify_all();
         }
@@ -306,63 +285,8 @@ impl Writer {
         }
     }
 
-    fn add_index_flush(&mut self, batch: &mut sled::Batch, upto: u64) -> Result<(), WriteError> {
-        let shared = &self.shared;
-        let (streams, types) = {
-            let state = lock(&shared.state);
-            let streams: Vec<_> = state
-                .memtable
-                .streams
-                .iter()
-                .filter(|(_, entry)| entry.runs.first().is_some_and(|r| r.run.position <= upto))
-                .map(|(key, entry)| (key.clone(), stream_runs_upto(&entry.runs, upto)))
-                .collect();
-            let types: Vec<_> = state
-                .memtable
-                .types
-                .iter()
-                .filter(|(_, runs)| runs.first().is_some_and(|r| r.position <= upto))
-                .map(|(name, runs)| (name.clone(), runs_upto(runs, upto)))
-                .collect();
-            (streams, types)
-        };
-        for (stream, runs) in &streams {
-            persist_stream_runs(&shared.log, batch, stream, runs)?;
-        }
-        for (aggregate_type, runs) in &types {
-            persist_type_runs(&shared.log, batch, aggregate_type, runs)?;
-        }
-        batch.insert(WATERMARK_KEY, &upto.to_be_bytes());
-        batch.insert(COUNTERS_KEY, encode_counters(&shared.counters.persisted()));
-        self.since_index_flush = 0;
-        tracing::debug!(
-            name: "event_store_index_persisted",
-            upto,
-            streams = streams.len(),
-            types = types.len(),
-            "indexes persisted"
-        );
-        Ok(())
-    }
-
-    fn drop_persisted_runs(state: &mut crate::state::State, upto: u64, max_streams: usize) {
-        for entry in state.memtable.streams.values_mut() {
-            drop_stream_runs_upto(&mut entry.runs, upto);
-        }
-        for runs in state.memtable.types.values_mut() {
-            drop_runs_upto(runs, upto);
-        }
-        state.watermark = upto;
-        state.memtable.evict(max_streams);
-    }
-
     fn close(&mut self) -> Result<(), WriteError> {
-        let upto = lock(&self.shared.state).written_upto;
-        let mut batch = sled::Batch::default();
-        self.add_index_flush(&mut batch, upto)?;
-        self.shared.log.apply_batch(batch)?;
-        let mut state = lock(&self.shared.state);
-        Self::drop_persisted_runs(&mut state, upto, self.shared.config.max_cached_streams);
+        // Everything queued is written; the indexes and the final flush follow in `shutdown`.
         Ok(())
     }
 }

@@ -1,0 +1,123 @@
+//! Index persistence, off the writer's path: once the log has grown `index_flush_events` past the
+//! watermark, the indexer thread copies the memtable runs up to the written position (under the
+//! state lock, briefly), rewrites the touched aggregates' and types' last pages, and applies them
+//! with the new watermark and the counters in one atomic batch; only then are those runs dropped
+//! from memory. The batch follows, in sled's log, every record insert it covers. Closing persists
+//! whatever is left.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::index::{
+    drop_runs_upto, drop_stream_runs_upto, persist_stream_runs, persist_type_runs, runs_upto,
+    stream_runs_upto,
+};
+use crate::keys::{COUNTERS_KEY, WATERMARK_KEY};
+use crate::record::{PersistedCounters, encode_counters};
+use crate::state::{Shared, lock};
+
+impl Shared {
+    /// Persists the indexes up to the written position; returns the new watermark.
+    pub(crate) fn persist_indexes(&self) -> Result<u64, String> {
+        // One persistence at a time (the indexer thread, or closing after it stopped).
+        let _serial = lock(&self.indexing);
+        let (upto, streams, types, aggregates) = {
+            let state = lock(&self.state);
+            let upto = state.written_upto;
+            if upto <= state.watermark {
+                return Ok(state.watermark);
+            }
+            let streams: Vec<_> = state
+                .memtable
+                .streams
+                .iter()
+                .filter(|(_, entry)| entry.runs.first().is_some_and(|r| r.run.position <= upto))
+                .map(|(key, entry)| (key.clone(), stream_runs_upto(&entry.runs, upto)))
+                .collect();
+            let types: Vec<_> = state
+                .memtable
+                .types
+                .iter()
+                .filter(|(_, runs)| runs.first().is_some_and(|r| r.position <= upto))
+                .map(|(name, runs)| (name.clone(), runs_upto(runs, upto)))
+                .collect();
+            (upto, streams, types, state.written_aggregates)
+        };
+        let page_error = |e| match e {
+            crate::index::PageError::Storage(e) => format!("reading index pages: {e}"),
+            crate::index::PageError::Corrupted(d) => format!("corrupted index: {d}"),
+        };
+        let mut batch = sled::Batch::default();
+        for (stream, runs) in &streams {
+            persist_stream_runs(&self.log, &mut batch, stream, runs).map_err(page_error)?;
+        }
+        for (aggregate_type, runs) in &types {
+            persist_type_runs(&self.log, &mut batch, aggregate_type, runs).map_err(page_error)?;
+        }
+        batch.insert(WATERMARK_KEY, &upto.to_be_bytes());
+        let counters = PersistedCounters {
+            aggregates,
+            ..self.counters.persisted()
+        };
+        batch.insert(COUNTERS_KEY, encode_counters(&counters));
+        self.log
+            .apply_batch(batch)
+            .map_err(|e| format!("writing index pages: {e}"))?;
+        {
+            let mut state = lock(&self.state);
+            for entry in state.memtable.streams.values_mut() {
+                drop_stream_runs_upto(&mut entry.runs, upto);
+            }
+            for runs in state.memtable.types.values_mut() {
+                drop_runs_upto(runs, upto);
+            }
+            state.watermark = upto;
+            let max = self.config.max_cached_streams;
+            state.memtable.evict(max);
+        }
+        tracing::debug!(
+            name: "event_store_index_persisted",
+            upto,
+            streams = streams.len(),
+            types = types.len(),
+            "indexes persisted"
+        );
+        Ok(upto)
+    }
+}
+
+/// Starts the thread that persists the indexes whenever the log has grown `index_flush_events`
+/// past the watermark.
+pub(crate) fn start(shared: &Arc<Shared>) -> std::io::Result<()> {
+    let thread_shared = Arc::clone(shared);
+    let handle = std::thread::Builder::new()
+        .name("eventlog-indexer".into())
+        .spawn(move || run(&thread_shared))?;
+    *lock(&shared.indexer) = Some(handle);
+    Ok(())
+}
+
+fn run(shared: &Shared) {
+    loop {
+        {
+            let mut state = lock(&shared.state);
+            loop {
+                if state.closing || state.failed.is_some() {
+                    return;
+                }
+                if state.written_upto - state.watermark >= shared.config.index_flush_events {
+                    break;
+                }
+                state = shared
+                    .indexer_wake
+                    .wait_timeout(state, Duration::from_secs(1))
+                    .map(|(guard, _)| guard)
+                    .unwrap_or_else(|poisoned| poisoned.into_inner().0);
+            }
+        }
+        if let Err(reason) = shared.persist_indexes() {
+            shared.fail(reason);
+            return;
+        }
+    }
+}
