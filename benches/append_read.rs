@@ -45,7 +45,12 @@ fn event(aggregate: u64, n: u64) -> NewEvent {
         variation: (n % 10) as u32,
         started_at: now_micros(),
     };
-    NewEvent::from_event(format!("gen-{aggregate}"), &started, EventContext::new("bench")).unwrap()
+    NewEvent::from_event(
+        format!("gen-{aggregate}"),
+        &started,
+        EventContext::new("bench"),
+    )
+    .unwrap()
 }
 
 fn expected(version: u64) -> ExpectedVersion {

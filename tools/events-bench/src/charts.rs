@@ -235,7 +235,8 @@ fn cpu(samples: &[Sample], path: &Path, title: &str) -> anyhow::Result<()> {
     let smoothed: Vec<Vec<f64>> = series
         .iter()
         .map(|(_, value, _)| {
-            let values: Vec<f64> = samples.iter().map(|s| value(s) * 100.0).collect();
+            // The workers' share drops below 0 in the last sample, as they exit.
+            let values: Vec<f64> = samples.iter().map(|s| value(s).max(0.0) * 100.0).collect();
             moving_average(&values, 15)
         })
         .collect();

@@ -423,7 +423,8 @@ pub fn sustained(args: &SustainedArgs) -> anyhow::Result<SustainedSummary> {
         }
         whole.add(&interval)?;
         let cpu = thread_cpu_secs(&thread_names);
-        let share = |i: usize| (cpu[i] - last_cpu[i]) / dt;
+        // Threads that ended take their CPU time with them: never below 0.
+        let share = |i: usize| ((cpu[i] - last_cpu[i]) / dt).max(0.0);
         let metrics = log.metrics()?.store;
         let us = |ns: u64| ns as f64 / 1e3;
         let rss_mb = proc_status_bytes("VmRSS").unwrap_or(0) as f64 / (1 << 20) as f64;
