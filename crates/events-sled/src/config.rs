@@ -51,7 +51,9 @@ pub struct StoreLimits {
     /// Most payload bytes in one append call. Default = 8 MiB.
     pub max_append_bytes: usize,
     /// Most bytes of acknowledged events waiting for the writer before appends wait; with the
-    /// page cache, this bounds the store's memory. Default = 16 MiB.
+    /// page cache, this bounds the store's memory. A queued event counts as the memory it holds
+    /// (the event and each heap block it owns: ~540 bytes for a 100-byte payload).
+    /// Default = 16 MiB.
     pub max_unwritten_bytes: usize,
     /// Appends are refused with [`crate::AppendError::DiskFull`] while the store's filesystem has
     /// less free space than this, so the storage engine never runs out mid-write (sled can stall
@@ -120,7 +122,7 @@ impl StoreConfig {
             index_flush_events: 100_000,
             snapshots_to_keep: 3,
             segment_size: 1 << 20,
-            max_cached_streams: 1_000_000,
+            max_cached_streams: 100_000,
         }
     }
 
@@ -220,7 +222,9 @@ impl StoreConfig {
         self
     }
 
-    /// Most aggregates whose current version is kept in memory once indexed. Default = 1 000 000.
+    /// Most aggregates whose current version is kept in memory once indexed; an aggregate not
+    /// kept costs one sled lookup on its next append. Each kept one holds its key strings, version
+    /// and last event id (a few hundred bytes). Default = 100 000.
     #[must_use]
     pub fn max_cached_streams(mut self, count: usize) -> Self {
         self.max_cached_streams = count;

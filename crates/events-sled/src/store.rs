@@ -24,9 +24,38 @@ use crate::state::{CommitListener, Counters, Pending, Shared, State, lock};
 use crate::types::{AppendBatch, AppendResult, ExpectedVersion, StreamRead};
 use crate::writer::Writer;
 
-/// What an acknowledged event counts against `max_unwritten_bytes`.
+/// What an acknowledged event counts against `max_unwritten_bytes`: the memory it holds until the
+/// writer has written it — the `Arc<RecordedEvent>` and every heap block the event owns, each
+/// rounded up as glibc's allocator rounds it (8 bytes of header, 16-byte steps, 32 at least).
+/// Counting the payload alone put a queued 100-byte event at 106 bytes; it occupies ~536.
 fn pending_bytes(event: &NewEvent) -> usize {
-    event.payload.len() + event.aggregate_id.len() + 64
+    fn heap_block(len: usize) -> usize {
+        if len == 0 {
+            0
+        } else {
+            (len + 8).max(32).next_multiple_of(16)
+        }
+    }
+    let context = &event.context;
+    let strings = [
+        Some(&event.event_type),
+        Some(&event.aggregate_type),
+        Some(&event.aggregate_id),
+        Some(&context.source),
+        context.trace_id.as_ref(),
+        context.user_id.as_ref(),
+        context.session_id.as_ref(),
+        context.correlation_id.as_ref(),
+        context.causation_id.as_ref(),
+    ];
+    // An `Arc` puts two counters before the value.
+    heap_block(2 * std::mem::size_of::<usize>() + std::mem::size_of::<RecordedEvent>())
+        + heap_block(event.payload.capacity())
+        + strings
+            .into_iter()
+            .flatten()
+            .map(|s| heap_block(s.capacity()))
+            .sum::<usize>()
 }
 
 /// The store format this build writes and reads.
@@ -1186,4 +1215,46 @@ impl Shared {
 /// The store's data directory inside `path` (for tools that inspect files).
 pub fn data_dir(path: &Path) -> PathBuf {
     path.join(DATA_DIR)
+}
+
+#[cfg(test)]
+mod tests {
+    use events_core::{CacheMiss, EventContext, NewEvent};
+
+    use super::pending_bytes;
+
+    fn event(payload_len: usize) -> NewEvent {
+        let miss = CacheMiss {
+            cache_key: "k".repeat(payload_len),
+            cache_type: "disk".into(),
+            reason: "not_found".into(),
+        };
+        NewEvent::from_event("agg-1", &miss, EventContext::new("test")).expect("a valid event")
+    }
+
+    #[test]
+    fn a_queued_event_counts_at_least_the_memory_it_holds() {
+        let small = event(10);
+        let strings = small.event_type.len()
+            + small.aggregate_type.len()
+            + small.aggregate_id.len()
+            + small.context.source.len();
+        let held =
+            std::mem::size_of::<events_core::RecordedEvent>() + small.payload.len() + strings;
+        assert!(
+            pending_bytes(&small) >= held,
+            "{} < {held}",
+            pending_bytes(&small)
+        );
+        // A queued small event is hundreds of bytes, whatever its payload.
+        assert!(pending_bytes(&small) >= 300, "{}", pending_bytes(&small));
+    }
+
+    #[test]
+    fn a_larger_payload_counts_the_buffer_it_holds() {
+        let large = event(10_000);
+        let grown = pending_bytes(&large) - pending_bytes(&event(10));
+        assert!(grown >= large.payload.capacity() - 100, "{grown}");
+        assert!(grown <= large.payload.capacity() + 100, "{grown}");
+    }
 }
