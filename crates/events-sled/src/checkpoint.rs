@@ -148,6 +148,42 @@ fn split_entry(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
     Some((key, &bytes[reader.offset()..]))
 }
 
+/// The temporary file an export writes before renaming it into place: `.<name>.<pid>.partial`.
+fn partial_export_path(parent: &Path, file_name: &str) -> PathBuf {
+    parent.join(format!(".{file_name}.{}.partial", std::process::id()))
+}
+
+/// The process that wrote a temporary export file, from its name.
+fn partial_export_pid(file_name: &str) -> Option<u32> {
+    let rest = file_name.strip_prefix('.')?.strip_suffix(".partial")?;
+    let (_, pid) = rest.rsplit_once('.')?;
+    pid.parse().ok()
+}
+
+/// Removes the temporary files of exports a crash cut short from `dir`: those whose process no
+/// longer runs. Only where `/proc` says which processes run (Linux); elsewhere nothing is removed.
+/// Returns how many were removed.
+pub(crate) fn remove_abandoned_exports(dir: &Path) -> usize {
+    let processes = Path::new("/proc");
+    if !processes.join("self").exists() {
+        return 0;
+    }
+    let Ok(entries) = fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(partial_export_pid) else {
+            continue;
+        };
+        let running = pid == std::process::id() || processes.join(pid.to_string()).exists();
+        if !running && fs::remove_file(entry.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
 fn sync_dir(dir: &Path) {
     // Best effort: makes the rename durable on filesystems that need it.
     if let Ok(handle) = File::open(dir) {
@@ -182,7 +218,7 @@ impl Shared {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "checkpoint".into());
-        let temporary = parent.join(format!(".{file_name}.{}.partial", std::process::id()));
+        let temporary = partial_export_path(parent, &file_name);
         let result = self.write_checkpoint(&temporary, position, created_at, progress);
         let manifest = match result {
             Ok(manifest) => manifest,
@@ -871,6 +907,35 @@ fn run_automatic(shared: &Shared) {
                 // Do not spin on a persistent failure.
                 std::thread::sleep(Duration::from_secs(5));
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{partial_export_path, partial_export_pid};
+    use std::path::Path;
+
+    #[test]
+    fn a_temporary_export_names_its_process() {
+        let path = partial_export_path(Path::new("/x"), "checkpoint-00000042.evlc");
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        assert_eq!(partial_export_pid(name), Some(std::process::id()));
+    }
+
+    #[test]
+    fn other_files_name_no_process() {
+        for name in [
+            "checkpoint-00000042.evlc",
+            ".checkpoint.evlc.partial",
+            ".checkpoint.evlc.12a.partial",
+            "checkpoint.evlc.12.partial",
+            ".checkpoint.evlc.12.partial.bak",
+        ] {
+            assert_eq!(partial_export_pid(name), None, "{name}");
         }
     }
 }

@@ -555,6 +555,18 @@ impl Store {
                 });
             }
         };
+        // sled's lock is ours: no export of this store runs. Temporary files of exports a
+        // crash cut short would otherwise stay in the checkpoint directory for good.
+        let checkpoint_dir = config.checkpoint_dir();
+        let abandoned = crate::checkpoint::remove_abandoned_exports(&checkpoint_dir);
+        if abandoned > 0 {
+            tracing::info!(
+                name: "event_store_abandoned_exports_removed",
+                count = abandoned,
+                dir = %checkpoint_dir.display(),
+                "temporary files of exports cut short by a crash removed"
+            );
+        }
         let counters = Counters::default();
         counters.load(persisted);
         let written_aggregates = persisted.aggregates + recovered.new_aggregates;
