@@ -124,6 +124,10 @@ struct SustainedCli {
     /// The generator's seed.
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// sled's page cache in MiB, to see what memory it accounts for (default: the daemon's,
+    /// the store's default of 256 MiB).
+    #[arg(long, value_name = "MIB")]
+    cache_mib: Option<u64>,
     /// Seconds between samples.
     #[arg(long, default_value_t = 1.0)]
     interval: f64,
@@ -297,6 +301,7 @@ fn run_sustained(args: &SustainedCli) -> anyhow::Result<()> {
         workers: args.workers.max(1),
         durable: !args.buffered,
         seed: args.seed,
+        cache_bytes: args.cache_mib.map(|mib| mib << 20),
         interval: std::time::Duration::from_secs_f64(args.interval),
         font: args.font.clone(),
         name: args.name.clone(),

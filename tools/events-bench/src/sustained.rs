@@ -321,6 +321,8 @@ pub struct SustainedArgs {
     pub durable: bool,
     /// The generator's seed.
     pub seed: u64,
+    /// sled's page cache, when not the daemon's.
+    pub cache_bytes: Option<u64>,
     /// Seconds between samples.
     pub interval: Duration,
     /// Font for the charts.
@@ -370,7 +372,11 @@ pub fn sustained(args: &SustainedArgs) -> anyhow::Result<SustainedSummary> {
     );
     writeln!(csv, "{}", Sample::HEADER)?;
     let opening = Instant::now();
-    let log = EventLog::open(daemon_config(&args.store, args.durable))?;
+    let mut config = daemon_config(&args.store, args.durable);
+    if let Some(bytes) = args.cache_bytes {
+        config = config.store(|s| s.cache_capacity(bytes));
+    }
+    let log = EventLog::open(config)?;
     let open_secs = opening.elapsed().as_secs_f64();
     let first = next_pipeline_number(&log)?;
     let shared = Arc::new(Shared {
