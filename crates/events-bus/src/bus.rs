@@ -46,6 +46,9 @@ impl<M: Sequenced + Clone + Send + Sync + 'static> BusBuilder<M> {
         shared
             .last_published
             .store(self.last_published, Ordering::SeqCst);
+        shared
+            .announced
+            .store(self.last_published, Ordering::SeqCst);
         Bus {
             inner: Arc::new(Inner {
                 shared,
@@ -471,6 +474,10 @@ impl<M: Sequenced + Clone + Send + Sync + 'static> Bus<M> {
                 got: sequence,
             });
         }
+        self.inner
+            .shared
+            .announced
+            .store(sequence, Ordering::SeqCst);
         let subscribers = self.inner.snapshot();
         self.fan_out(&subscribers, &message);
         Ok(())
@@ -503,6 +510,8 @@ impl<M: Sequenced + Clone + Send + Sync + 'static> Bus<M> {
             }
             last = sequence;
         }
+        // Before taking the list of subscribers: see `BusShared::announced`.
+        self.inner.shared.announced.store(last, Ordering::SeqCst);
         let subscribers = self.inner.snapshot();
         for message in &messages {
             self.fan_out(&subscribers, message);

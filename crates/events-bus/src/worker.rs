@@ -13,6 +13,13 @@
 //! sequence (and reads that message from the source) or the publisher sees `Live` (and sends
 //! it): never neither. Both may happen; the subscriber drops every message whose sequence is
 //! not greater than its last one, so that yields no duplicate.
+//!
+//! A publisher offers only to the subscribers registered when it took its list, before it
+//! publishes anything. So it first *announces* the last sequence it is about to publish
+//! ([`BusShared::announced`]), and a subscriber catches up to — and goes live only once it is
+//! past — the announced sequence, not the last published one: one registered after the list
+//! was taken reads the rest of that publish from the source instead of waiting for offers that
+//! never come.
 
 use std::any::Any;
 use std::collections::VecDeque;
@@ -46,6 +53,11 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 pub(crate) struct BusShared {
     /// The last sequence published (written only under the bus's publish lock).
     pub(crate) last_published: AtomicU64,
+    /// The last sequence of the publish under way, or `last_published` between publishes:
+    /// stored (under the publish lock) before the publisher takes its list of subscribers. A
+    /// subscriber registered after that list was taken is offered none of the publish's
+    /// messages, so no subscriber goes live before it is past this sequence.
+    pub(crate) announced: AtomicU64,
     /// Whether shutdown has begun.
     pub(crate) closed: AtomicBool,
 }
@@ -520,7 +532,7 @@ impl<M: Sequenced + Clone + Send + Sync + 'static> Worker<M> {
     /// whether it did.
     fn try_go_live(&self) -> bool {
         let mut link = lock(&self.shared.link);
-        if self.bus.last_published.load(Ordering::SeqCst) > self.last {
+        if self.bus.announced.load(Ordering::SeqCst) > self.last {
             return false;
         }
         if link.mode == Mode::Lagging {
@@ -552,7 +564,7 @@ impl<M: Sequenced + Clone + Send + Sync + 'static> Worker<M> {
                 return Flow::End(SubscriberState::Finished);
             }
             // Everything up to `target` is in the source (a store commits before it publishes).
-            let target = self.bus.last_published.load(Ordering::SeqCst);
+            let target = self.bus.announced.load(Ordering::SeqCst);
             if self.last >= target {
                 if self.try_go_live() {
                     tracing::info!(
@@ -722,6 +734,7 @@ mod tests {
         ));
         let bus = Arc::new(BusShared::default());
         bus.last_published.store(published, Ordering::SeqCst);
+        bus.announced.store(published, Ordering::SeqCst);
         let worker = Worker {
             shared,
             bus,
@@ -748,11 +761,25 @@ mod tests {
         assert!(!worker.try_go_live());
         assert_eq!(lock(&worker.shared.link).mode, Mode::Lagging);
         worker.bus.last_published.store(5, Ordering::SeqCst);
+        worker.bus.announced.store(5, Ordering::SeqCst);
         assert!(worker.try_go_live());
         assert_eq!(lock(&worker.shared.link).mode, Mode::Live);
         // Ahead of the publisher (started after a sequence not yet published): live too.
         let (worker, _rx) = lagging_worker(9, 7);
         assert!(worker.try_go_live());
+    }
+
+    #[test]
+    fn a_publish_under_way_keeps_a_catching_up_worker_off_live_until_it_is_read() {
+        // 1..=7 published, 8..=10 announced by a publish that took its subscriber list before
+        // this worker registered: it reads up to 10 from the source before going live.
+        let (mut worker, _rx) = lagging_worker(2, 7);
+        worker.bus.announced.store(10, Ordering::SeqCst);
+        assert!(!worker.try_go_live());
+        assert!(matches!(worker.catch_up(), Flow::Continue));
+        assert_eq!(worker.last, 10);
+        assert_eq!(worker.shared.stats.counts().delivered, 8);
+        assert_eq!(lock(&worker.shared.link).mode, Mode::Live);
     }
 
     #[test]

@@ -29,6 +29,7 @@ pub(crate) struct Pending {
     pub(crate) event: Arc<RecordedEvent>,
     /// Whether this is the last event of its append call: groups are cut only here.
     pub(crate) commit_end: bool,
+    /// What it counts against `max_unwritten_bytes` (the memory it holds).
     pub(crate) bytes: usize,
 }
 

@@ -16,7 +16,7 @@ use crate::config::Durability;
 use crate::index::PageError;
 use crate::keys::log_key;
 use crate::record::{Hash, encode_record, record_hash};
-use crate::state::{Shared, lock};
+use crate::state::{Shared, State, lock};
 
 enum Work {
     Write(Vec<Arc<RecordedEvent>>),
@@ -46,6 +46,18 @@ pub(crate) fn event_size(event: &RecordedEvent) -> usize {
         .iter()
         .map(|s| s.as_ref().map_or(0, |s| s.len() + 1))
         .sum::<usize>()
+}
+
+/// The approximate record bytes of the events not yet taken by the writer, counted up to `limit`.
+fn queued_record_bytes(state: &State, limit: usize) -> usize {
+    let mut bytes = 0;
+    for pending in state.unwritten.iter().skip(state.taken) {
+        if bytes >= limit {
+            break;
+        }
+        bytes += event_size(&pending.event);
+    }
+    bytes
 }
 
 #[derive(Debug)]
@@ -134,7 +146,8 @@ impl Writer {
                 if shared.config.durability == Durability::Buffered
                     && !window.is_zero()
                     && !state.closing
-                    && state.unwritten_bytes < shared.config.record_target_bytes
+                    && queued_record_bytes(&state, shared.config.record_target_bytes)
+                        < shared.config.record_target_bytes
                 {
                     let now = Instant::now();
                     let deadline = *self.window_start.get_or_insert(now) + window;
@@ -151,7 +164,8 @@ impl Writer {
                 let mut cut = 0;
                 let mut bytes = 0;
                 for (n, pending) in state.unwritten.iter().skip(state.taken).enumerate() {
-                    bytes += pending.bytes;
+                    // Records are cut by their encoded size, not by the memory events hold.
+                    bytes += event_size(&pending.event);
                     if pending.commit_end {
                         cut = n + 1;
                         if bytes >= shared.config.record_target_bytes {
