@@ -60,6 +60,15 @@ impl Shared {
         self.progress.notify_all();
         Ok(written)
     }
+
+    /// Flushes sled if anything was written since the last flush.
+    pub(crate) fn flush_if_behind(&self) -> Result<(), String> {
+        let written = self.written_upto.load(Ordering::Acquire);
+        if *lock(&self.flushed) < written {
+            self.flush_sled()?;
+        }
+        Ok(())
+    }
 }
 
 impl Shared {
@@ -125,11 +134,7 @@ fn run(shared: &Shared) {
                 return;
             }
         }
-        let written = shared.written_upto.load(Ordering::Acquire);
-        let flushed = *lock(&shared.flushed);
-        if written > flushed
-            && let Err(reason) = shared.flush_sled()
-        {
+        if let Err(reason) = shared.flush_if_behind() {
             shared.fail(reason);
             return;
         }

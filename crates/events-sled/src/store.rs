@@ -154,7 +154,7 @@ pub(crate) fn wait_unlocked(data: &Path) {
     }
 }
 
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
     panic
         .downcast_ref::<&str>()
         .map(|s| (*s).to_string())
@@ -642,26 +642,16 @@ impl Store {
             indexer_wake: Condvar::new(),
             config,
         });
+        let thread_error = |source| OpenError::Io {
+            path: shared.config.path.clone(),
+            source,
+        };
         let writer =
-            Writer::spawn(Arc::clone(&shared), recovered.chain_head).map_err(|source| {
-                OpenError::Io {
-                    path: shared.config.path.clone(),
-                    source,
-                }
-            })?;
+            Writer::spawn(Arc::clone(&shared), recovered.chain_head).map_err(thread_error)?;
         *lock(&shared.writer) = Some(writer);
-        crate::flusher::start(&shared).map_err(|source| OpenError::Io {
-            path: shared.config.path.clone(),
-            source,
-        })?;
-        crate::indexer::start(&shared).map_err(|source| OpenError::Io {
-            path: shared.config.path.clone(),
-            source,
-        })?;
-        crate::checkpoint::start_automatic(&shared).map_err(|source| OpenError::Io {
-            path: shared.config.path.clone(),
-            source,
-        })?;
+        crate::flusher::start(&shared).map_err(thread_error)?;
+        crate::indexer::start(&shared).map_err(thread_error)?;
+        crate::checkpoint::start_automatic(&shared).map_err(thread_error)?;
         tracing::info!(
             name: "event_store_init",
             path = %shared.config.path.display(),
@@ -838,8 +828,7 @@ impl Shared {
             self.fail(reason.clone());
             return Err(StoreError::Failed { reason });
         }
-        let unflushed = *lock(&self.flushed) < self.written_upto.load(Ordering::Acquire);
-        if unflushed && let Err(reason) = self.flush_sled() {
+        if let Err(reason) = self.flush_if_behind() {
             self.fail(reason.clone());
             return Err(StoreError::Failed { reason });
         }
@@ -970,11 +959,13 @@ impl Shared {
     ) -> Result<Vec<AppendResult>, AppendError> {
         let (streams, _) = self.check_call(&batches)?;
         self.check_disk_space()?;
-        let call_bytes: usize = batches
+        // Measured once, outside the state lock; `assign` records each event's share.
+        let event_bytes: Vec<usize> = batches
             .iter()
             .flat_map(|b| &b.events)
             .map(pending_bytes)
-            .sum();
+            .collect();
+        let call_bytes: usize = event_bytes.iter().sum();
         let mut look_for_retry = true;
         loop {
             let mut state = lock(&self.state);
@@ -1052,7 +1043,7 @@ impl Shared {
                 continue;
             }
             // Phase 2: assign versions and positions, queue for the writer.
-            let results = Self::assign(&mut state, batches, &streams, &heads);
+            let results = Self::assign(&mut state, batches, &streams, &heads, &event_bytes);
             state.unwritten_bytes += call_bytes;
             if state.writer_idle {
                 self.writer_wake.notify_one();
@@ -1091,6 +1082,7 @@ impl Shared {
         batches: Vec<AppendBatch>,
         streams: &[StreamKey],
         heads: &[u64],
+        event_bytes: &[usize],
     ) -> Vec<AppendResult> {
         let State {
             memtable,
@@ -1099,6 +1091,7 @@ impl Shared {
             ..
         } = state;
         let mut results = Vec::with_capacity(batches.len());
+        let mut event_bytes = event_bytes.iter().copied();
         for ((batch, stream), &head) in batches.into_iter().zip(streams).zip(heads) {
             let entry = memtable
                 .streams
@@ -1117,7 +1110,7 @@ impl Shared {
                 last_position: first_position,
             };
             for event in batch.events {
-                let bytes = pending_bytes(&event);
+                let bytes = event_bytes.next().unwrap_or_default();
                 let position = *next_position;
                 *next_position += 1;
                 let version = entry.head + 1;

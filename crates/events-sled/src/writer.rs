@@ -13,16 +13,9 @@ use std::time::{Duration, Instant};
 use events_core::RecordedEvent;
 
 use crate::config::Durability;
-use crate::index::PageError;
 use crate::keys::log_key;
 use crate::record::{Hash, encode_record, record_hash};
-use crate::state::{Shared, State, lock};
-
-enum Work {
-    Write(Vec<Arc<RecordedEvent>>),
-    Close,
-    Stop,
-}
+use crate::state::{Shared, lock};
 
 pub(crate) struct Writer {
     shared: Arc<Shared>,
@@ -48,23 +41,10 @@ pub(crate) fn event_size(event: &RecordedEvent) -> usize {
         .sum::<usize>()
 }
 
-/// The approximate record bytes of the events not yet taken by the writer, counted up to `limit`.
-fn queued_record_bytes(state: &State, limit: usize) -> usize {
-    let mut bytes = 0;
-    for pending in state.unwritten.iter().skip(state.taken) {
-        if bytes >= limit {
-            break;
-        }
-        bytes += event_size(&pending.event);
-    }
-    bytes
-}
-
 #[derive(Debug)]
 enum WriteError {
     Storage(sled::Error),
     Io(std::io::Error),
-    Corrupted(String),
 }
 
 impl std::fmt::Display for WriteError {
@@ -72,7 +52,6 @@ impl std::fmt::Display for WriteError {
         match self {
             Self::Storage(e) => write!(f, "storage: {e}"),
             Self::Io(e) => write!(f, "I/O: {e}"),
-            Self::Corrupted(d) => write!(f, "corrupted index: {d}"),
         }
     }
 }
@@ -80,15 +59,6 @@ impl std::fmt::Display for WriteError {
 impl From<sled::Error> for WriteError {
     fn from(e: sled::Error) -> Self {
         Self::Storage(e)
-    }
-}
-
-impl From<PageError> for WriteError {
-    fn from(e: PageError) -> Self {
-        match e {
-            PageError::Storage(e) => Self::Storage(e),
-            PageError::Corrupted(d) => Self::Corrupted(d),
-        }
     }
 }
 
@@ -105,19 +75,10 @@ impl Writer {
     }
 
     fn run(mut self) {
-        loop {
-            let outcome = match self.next_work() {
-                Work::Write(events) => self.write(events),
-                Work::Close => {
-                    let outcome = self.close();
-                    if let Err(e) = outcome {
-                        self.fail(&e);
-                    }
-                    break;
-                }
-                Work::Stop => break,
-            };
-            if let Err(e) = outcome {
+        // Ends once closing has drained the queue (the indexes and the final flush follow in
+        // `shutdown`) or the store failed.
+        while let Some(events) = self.next_work() {
+            if let Err(e) = self.write(events) {
                 self.fail(&e);
                 break;
             }
@@ -131,23 +92,36 @@ impl Writer {
         self.shared.fail(error.to_string());
     }
 
-    fn next_work(&mut self) -> Work {
+    /// The next group to write, or `None` when the writer should stop.
+    fn next_work(&mut self) -> Option<Vec<Arc<RecordedEvent>>> {
         let shared = &self.shared;
         let mut state = lock(&shared.state);
         loop {
             if state.failed.is_some() {
-                return Work::Stop;
+                return None;
             }
             let available = state.unwritten.len() - state.taken;
             if available > 0 {
+                let target = shared.config.record_target_bytes;
+                let mut cut = 0;
+                let mut bytes = 0;
+                for (n, pending) in state.unwritten.iter().skip(state.taken).enumerate() {
+                    // Records are cut by their encoded size, not by the memory events hold.
+                    bytes += event_size(&pending.event);
+                    if pending.commit_end {
+                        cut = n + 1;
+                        if bytes >= target {
+                            break;
+                        }
+                    }
+                }
                 // Buffered mode: let a small group grow for up to `group_delay` — fewer, larger
                 // records cost fewer sled keys and fewer bytes per event.
                 let window = shared.config.group_delay;
                 if shared.config.durability == Durability::Buffered
                     && !window.is_zero()
                     && !state.closing
-                    && queued_record_bytes(&state, shared.config.record_target_bytes)
-                        < shared.config.record_target_bytes
+                    && bytes < target
                 {
                     let now = Instant::now();
                     let deadline = *self.window_start.get_or_insert(now) + window;
@@ -161,18 +135,6 @@ impl Writer {
                     }
                 }
                 self.window_start = None;
-                let mut cut = 0;
-                let mut bytes = 0;
-                for (n, pending) in state.unwritten.iter().skip(state.taken).enumerate() {
-                    // Records are cut by their encoded size, not by the memory events hold.
-                    bytes += event_size(&pending.event);
-                    if pending.commit_end {
-                        cut = n + 1;
-                        if bytes >= shared.config.record_target_bytes {
-                            break;
-                        }
-                    }
-                }
                 if cut > 0 {
                     let start = state.taken;
                     let events = state
@@ -181,11 +143,11 @@ impl Writer {
                         .map(|p| Arc::clone(&p.event))
                         .collect();
                     state.taken += cut;
-                    return Work::Write(events);
+                    return Some(events);
                 }
             }
             if state.closing && state.taken == 0 {
-                return Work::Close;
+                return None;
             }
             state.writer_idle = true;
             state = shared
@@ -257,7 +219,7 @@ impl Writer {
             "group written"
         );
         self.notify_listener(&events);
-        self.maybe_wake_checkpointer(last_position, total_bytes);
+        self.maybe_wake_checkpointer(last_position);
         Ok(())
     }
 
@@ -271,11 +233,7 @@ impl Writer {
         if let Some(listener) = listener
             && let Err(panic) = catch_unwind(AssertUnwindSafe(|| listener(events)))
         {
-            let message = panic
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".into());
+            let message = crate::store::panic_message(panic.as_ref());
             tracing::error!(
                 name: "event_store_listener_panicked",
                 panic = %message,
@@ -284,7 +242,7 @@ impl Writer {
         }
     }
 
-    fn maybe_wake_checkpointer(&self, last_position: u64, _bytes: usize) {
+    fn maybe_wake_checkpointer(&self, last_position: u64) {
         let policy = &self.shared.config.checkpoints;
         let counters = &self.shared.counters;
         let by_events = policy.every_events.is_some_and(|every| {
@@ -297,10 +255,5 @@ impl Writer {
         if by_events || by_bytes {
             self.shared.checkpoint_wake.notify_all();
         }
-    }
-
-    fn close(&mut self) -> Result<(), WriteError> {
-        // Everything queued is written; the indexes and the final flush follow in `shutdown`.
-        Ok(())
     }
 }
