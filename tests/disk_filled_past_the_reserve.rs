@@ -15,66 +15,18 @@
 //! saw as JSON on stdout.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use eventlog::{
-    AppendError, CacheHit, Durability, EventContext, EventLog, EventLogConfig, EventLogError,
-    ExpectedVersion, NewEvent, StoreLimits,
-};
+use common::full_disk::{assert_acknowledged_kept, config, events, fill, small_disk};
+use eventlog::{AppendError, EventLog, EventLogError, ExpectedVersion};
 use uuid::Uuid;
 
-/// A mounted tmpfs, unmounted on drop.
-struct Tmpfs(PathBuf);
-
-impl Tmpfs {
-    fn mount(dir: &Path, size: &str) -> Result<Self, String> {
-        let output = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir)
-            .output()
-            .map_err(|e| format!("cannot run mount: {e}"))?;
-        if output.status.success() {
-            Ok(Self(dir.to_path_buf()))
-        } else {
-            Err(String::from_utf8_lossy(&output.stderr).trim().to_string())
-        }
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
-    }
-}
-
-fn config(dir: &Path) -> EventLogConfig {
-    EventLogConfig::new(dir)
-        .durability(Durability::Durable)
-        .snapshot_every(None)
-        .store(|s| {
-            s.cache_capacity(8 << 20)
-                .flush_interval(Duration::from_millis(20))
-                .limits(StoreLimits {
-                    min_free_disk_bytes: 0,
-                    ..StoreLimits::default()
-                })
-        })
-}
-
-fn events(aggregate: &str, n: u64) -> Vec<NewEvent> {
-    (0..25)
-        .map(|i| {
-            let hit = CacheHit {
-                cache_key: format!("{n}:{i}:{}", "k".repeat(900)),
-                cache_type: "disk".into(),
-                response_time: 0.0,
-            };
-            NewEvent::from_event(aggregate, &hit, EventContext::new("test")).unwrap()
-        })
-        .collect()
-}
+/// No free-space reserve: sled's own writes meet the full disk.
+const MIN_FREE: u64 = 0;
 
 const CHILD: &str = "EVENTLOG_DISK_PAST_RESERVE_CHILD";
 
@@ -95,18 +47,8 @@ fn child(store: &Path) -> ! {
 }
 
 fn run(store: &Path) -> Seen {
-    let log = EventLog::open(config(store)).unwrap();
-    let mut acked = Vec::new();
-    let mut n = 0;
-    let error = loop {
-        let batch = events(&format!("agg-{}", n % 13), n);
-        let ids: Vec<Uuid> = batch.iter().map(|e| e.event_id).collect();
-        match log.append(ExpectedVersion::Any, batch) {
-            Ok(result) => acked.push((result.first_position, ids)),
-            Err(error) => break error,
-        }
-        n += 1;
-    };
+    let log = EventLog::open(config(store, MIN_FREE)).unwrap();
+    let (acked, error) = fill(&log);
     let again = log
         .append(ExpectedVersion::Any, events("again", 0))
         .map(|_| ())
@@ -128,20 +70,9 @@ fn a_disk_filled_past_the_reserve_fails_appends_and_loses_nothing_acknowledged()
         child(Path::new(&store));
     }
     let scratch = tempfile::tempdir().unwrap();
-    let mount_point = scratch.path().join("disk");
-    std::fs::create_dir(&mount_point).unwrap();
-    let _tmpfs = match Tmpfs::mount(&mount_point, "20m") {
-        Ok(tmpfs) => tmpfs,
-        Err(reason) => {
-            eprintln!(
-                "SKIPPED: cannot mount a tmpfs here ({reason}); the full-disk test needs root"
-            );
-            return;
-        }
+    let Some((_tmpfs, store, filler)) = small_disk(scratch.path()) else {
+        return;
     };
-    let filler = mount_point.join("filler");
-    std::fs::write(&filler, vec![0_u8; 4 << 20]).unwrap();
-    let store = mount_point.join("store");
 
     let mut process = Command::new(std::env::current_exe().unwrap())
         .args([
@@ -190,23 +121,5 @@ fn a_disk_filled_past_the_reserve_fails_appends_and_loses_nothing_acknowledged()
     );
 
     std::fs::remove_file(&filler).unwrap();
-    let log = EventLog::open(config(&store)).unwrap();
-    let stored: Vec<Uuid> = log
-        .read_log(1, None)
-        .unwrap()
-        .map(|e| e.unwrap().metadata.event_id)
-        .collect();
-    for (first, ids) in &seen.acked {
-        let at = (*first - 1) as usize;
-        assert_eq!(
-            stored.get(at..at + ids.len()),
-            Some(ids.as_slice()),
-            "the append acknowledged at {first} is missing after the reopen"
-        );
-    }
-    let report = log.verify().unwrap();
-    assert!(report.ok, "{report:?}");
-    log.append(ExpectedVersion::Any, events("after", 0))
-        .unwrap();
-    log.close().unwrap();
+    assert_acknowledged_kept(&store, MIN_FREE, &seen.acked);
 }
