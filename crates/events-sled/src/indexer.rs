@@ -6,6 +6,7 @@
 //! whatever is left.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use crate::index::{
@@ -41,7 +42,12 @@ impl Shared {
                 .filter(|(_, runs)| runs.first().is_some_and(|r| r.position <= upto))
                 .map(|(name, runs)| (name.clone(), runs_upto(runs, upto)))
                 .collect();
-            (upto, streams, types, state.written_aggregates)
+            (
+                upto,
+                streams,
+                types,
+                self.counters.aggregates.load(Ordering::Relaxed),
+            )
         };
         let page_error = |e| match e {
             crate::index::PageError::Storage(e) => format!("reading index pages: {e}"),

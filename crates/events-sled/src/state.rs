@@ -47,8 +47,6 @@ pub(crate) struct State {
     pub(crate) written_upto: u64,
     /// The chain hash of the record ending at `written_upto`.
     pub(crate) written_hash: Hash,
-    /// Aggregates with at least one event up to `written_upto`.
-    pub(crate) written_aggregates: u64,
     /// Every position up to here is flushed to disk.
     pub(crate) durable_upto: u64,
     /// The indexes after the watermark.

@@ -569,10 +569,10 @@ impl Store {
         }
         let counters = Counters::default();
         counters.load(persisted);
-        let written_aggregates = persisted.aggregates + recovered.new_aggregates;
-        counters
-            .aggregates
-            .store(written_aggregates, Ordering::Relaxed);
+        counters.aggregates.store(
+            persisted.aggregates + recovered.new_aggregates,
+            Ordering::Relaxed,
+        );
         counters
             .checkpoint_position
             .store(recovered.last_position, Ordering::Relaxed);
@@ -610,7 +610,6 @@ impl Store {
                 taken: 0,
                 written_upto: last_position,
                 written_hash: recovered.chain_head,
-                written_aggregates,
                 durable_upto: last_position,
                 memtable: recovered.memtable,
                 watermark: recovered.watermark,

@@ -191,12 +191,12 @@ impl Writer {
             state.taken -= events.len();
             state.written_upto = last_position;
             state.written_hash = self.chain_head;
-            state.written_aggregates += created;
             shared.written_upto.store(last_position, Ordering::Release);
+            // Under the state lock, so the indexer persists a count that matches `written_upto`.
             shared
                 .counters
                 .aggregates
-                .store(state.written_aggregates, Ordering::Relaxed);
+                .fetch_add(created, Ordering::Relaxed);
             if last_position - state.watermark >= shared.config.index_flush_events {
                 shared.indexer_wake.notify_one();
             }
