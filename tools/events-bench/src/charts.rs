@@ -41,6 +41,11 @@ fn x_max(samples: &[Sample]) -> f64 {
 }
 
 /// A centred moving average of `values` over `window` points.
+/// A series' mark in the legend: a short line in its colour.
+fn legend_line(color: RGBColor) -> impl Fn((i32, i32)) -> PathElement<(i32, i32)> {
+    move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+}
+
 fn moving_average(values: &[f64], window: usize) -> Vec<f64> {
     let half = window / 2;
     (0..values.len())
@@ -87,7 +92,7 @@ fn throughput(samples: &[Sample], path: &Path, title: &str) -> anyhow::Result<()
         ))
         .map_err(err)?
         .label("15 s moving average")
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE.stroke_width(2)));
+        .legend(legend_line(BLUE));
     chart
         .configure_series_labels()
         .label_font((FONT, 14))
@@ -142,9 +147,7 @@ fn latency(samples: &[Sample], path: &Path, title: &str) -> anyhow::Result<()> {
             ))
             .map_err(err)?
             .label(label)
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-            });
+            .legend(legend_line(color));
     }
     chart
         .configure_series_labels()
@@ -261,9 +264,7 @@ fn cpu(samples: &[Sample], path: &Path, title: &str) -> anyhow::Result<()> {
             ))
             .map_err(err)?
             .label(label)
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-            });
+            .legend(legend_line(color));
     }
     chart
         .configure_series_labels()
