@@ -72,8 +72,9 @@ fn content(store: &Store) -> Result<Content, String> {
 }
 
 /// A store with small appends (small records, in sled's pages), 6 appends of `batch_events`
-/// events (3000 make ~300 KiB records, over a quarter of a 1 MiB segment: sled keeps those as
-/// blob files), snapshots and a consumer; closed cleanly.
+/// events (6000 make ~400 KiB records, well over a quarter of a 1 MiB segment: sled keeps those
+/// as blob files; 3000 made ~200 KiB, a blob only when sled happened to rewrite the leaf holding
+/// it together with other data), snapshots and a consumer; closed cleanly.
 fn build(path: &Path, batch_events: usize) -> Content {
     let store = Store::open(store_config(path, Durability::Buffered)).unwrap();
     let mut n = 0;
@@ -325,7 +326,7 @@ fn data_file_cases() -> BTreeMap<&'static str, Vec<String>> {
 fn blob_and_other_file_cases() -> BTreeMap<&'static str, Vec<String>> {
     let dir = tempfile::tempdir().unwrap();
     let template = dir.path().join("store");
-    let original = build(&template, 3000);
+    let original = build(&template, 6000);
     let mut cases = Vec::new();
     let blobs = relative_files(&template, "data/blobs", "");
     assert!(!blobs.is_empty(), "the template has no blob file");
