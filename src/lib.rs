@@ -106,7 +106,7 @@ pub use events_core::{
 pub use events_sled::{
     AggregateInfo, AppendBatch, AppendError, AppendResult, ChainHead, CheckpointError,
     CheckpointInfo, CheckpointManifest, CheckpointPolicy, ConsumerCheckpoint, Direction,
-    Durability, ExpectedVersion, LogEvents, OpenError, Progress, ReadError, Snapshot,
+    Durability, EventRef, ExpectedVersion, LogEvents, OpenError, Progress, ReadError, Snapshot,
     SnapshotError, StoreConfig, StoreError, StoreLimits, StoreMetrics, StreamEvents, StreamRead,
     TypeEvents, VerifyIssue, VerifyReport, import_checkpoint, list_checkpoints, prune_checkpoints,
     read_manifest, verify_checkpoint, verify_checkpoint_with,

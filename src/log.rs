@@ -2,6 +2,7 @@
 //! every committed group of events from the store's writer thread, and closes both in order.
 
 use std::fmt::{self, Display};
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex, PoisonError, RwLock};
@@ -14,8 +15,9 @@ use events_core::{
 };
 use events_sled::{
     AggregateInfo, AppendBatch, AppendResult, ChainHead, CheckpointInfo, CheckpointManifest,
-    CommitListener, ConsumerCheckpoint, Durability, ExpectedVersion, LogEvents, OpenError,
-    Progress, Snapshot, Store, StoreConfig, StreamEvents, StreamRead, TypeEvents, VerifyReport,
+    CommitListener, ConsumerCheckpoint, Durability, EventRef, ExpectedVersion, LogEvents,
+    OpenError, Progress, Snapshot, Store, StoreConfig, StreamEvents, StreamRead, TypeEvents,
+    VerifyReport,
 };
 use serde_json::Value;
 use tracing::field::Empty;
@@ -504,6 +506,48 @@ impl EventLog {
         limit: Option<usize>,
     ) -> Result<LogEvents, EventLogError> {
         self.with_store(|s| Ok(s.read_log(from_position, limit)))
+    }
+
+    /// Visits the global log from `from_position`, at most `limit` events, each borrowed where it
+    /// lies ([`EventRef`]: no allocation per event), until `visit` returns
+    /// [`ControlFlow::Break`]. The fastest way to scan the log (about twice
+    /// [`EventLog::read_log`]'s rate in `BENCHMARKS.md`); covers the events acknowledged before
+    /// the scan began. Returns how many events were visited. [`EventLog::close`] waits for a
+    /// scan in progress to end.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use std::ops::ControlFlow;
+    /// use eventlog::{CacheHit, EventContext, EventLog, EventLogConfig, ExpectedVersion};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let log = EventLog::open(EventLogConfig::new(dir.path()))?;
+    /// let hit = CacheHit { cache_key: "k".into(), cache_type: "memory".into(), response_time: 0.002 };
+    /// for id in ["cache-1", "cache-2", "cache-1"] {
+    ///     log.append_event(id, ExpectedVersion::Any, &hit, EventContext::default())?;
+    /// }
+    /// let mut versions = Vec::new();
+    /// let visited = log.scan_log(1, None, |event| {
+    ///     versions.push((event.aggregate_id.to_owned(), event.version));
+    ///     ControlFlow::Continue(())
+    /// })?;
+    /// assert_eq!(visited, 3);
+    /// assert_eq!(versions[2], ("cache-1".to_owned(), 2));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`EventLogError::Read`] when the log cannot be read or does not decode (the scan stops
+    /// there); [`EventLogError::Closed`].
+    pub fn scan_log(
+        &self,
+        from_position: u64,
+        limit: Option<usize>,
+        visit: impl FnMut(EventRef<'_>) -> ControlFlow<()>,
+    ) -> Result<u64, EventLogError> {
+        self.with_store(|s| Ok(s.scan_log(from_position, limit, visit)?))
     }
 
     /// Every event of one aggregate type, in log order, from `from_position`, lazily.

@@ -277,11 +277,7 @@ fn read_workload<S: System>(
     }
     let input_rss = proc_status_bytes("VmRSS");
     let opening = Instant::now();
-    let store = if workload.zero_copy() {
-        S::open_scan(&dir)?
-    } else {
-        S::open(&dir, false)?
-    };
+    let store = S::open(&dir, false)?;
     let open_secs = opening.elapsed().as_secs_f64();
     let started = Instant::now();
     let count = match workload {
@@ -485,7 +481,7 @@ fn subscribe_workload(dir: &Path, shape: Shape) -> anyhow::Result<Outcome> {
         let histogram = Arc::new(Mutex::new(latency_histogram()?));
         histograms.push(Arc::clone(&histogram));
         let sent = Arc::clone(&sent);
-        system.log()?.subscribe(
+        system.log().subscribe(
             format!("w-subscriber-{k}"),
             SubscriptionFilter::all(),
             move |event: &RecordedEvent| -> Result<(), String> {
@@ -515,7 +511,7 @@ fn subscribe_workload(dir: &Path, shape: Shape) -> anyhow::Result<Outcome> {
     let total = started.elapsed();
     drop(writer);
     let closing = Instant::now();
-    let reports = system.log()?.clone().close()?;
+    let reports = system.log().clone().close()?;
     let drain_secs = closing.elapsed().as_secs_f64();
     drop(system);
     let delivered: u64 = reports.iter().map(|r| r.counts.delivered).sum();

@@ -246,7 +246,7 @@ impl Report {
         if self.info.workloads.iter().any(|w| w.zero_copy()) {
             let _ = writeln!(
                 out,
-                "  * zero-copy: every event visited as a borrowed view (eventlog Store::scan_log, \
+                "  * zero-copy: every event visited as a borrowed view (eventlog EventLog::scan_log, \
                  SQLite row.get_ref, raw sled slices); the other reads materialise owned values."
             );
         }

@@ -32,7 +32,7 @@ pub enum Workload {
     #[serde(rename = "W-read-all")]
     ReadAll,
     /// W-read-all without copying: every event visited as a borrowed view (eventlog:
-    /// `Store::scan_log`; SQLite: `row.get_ref`; raw sled: slices of its buffers).
+    /// `EventLog::scan_log`; SQLite: `row.get_ref`; raw sled: slices of its buffers).
     #[value(name = "W-read-all-scan")]
     #[serde(rename = "W-read-all-scan")]
     ReadAllScan,

@@ -5,34 +5,24 @@
 //! appends are validated against the registered type and loads fold the real aggregate.
 //! Automatic snapshots are off (`snapshot_every(None)`): a measured load never writes;
 //! W-load-snapshot saves its snapshots explicitly with [`EventLog::snapshot`].
-//!
-//! The zero-copy scan goes through `events_sled::Store::scan_log`, the store the facade wraps,
-//! opened on the same directory with the same settings: the facade does not expose the scan.
 
 use std::ops::ControlFlow;
 use std::path::Path;
 
 use anyhow::{Context, bail, ensure};
 use eventlog::{
-    ArticleGeneration, Durability, EventContext, EventLog, EventLogConfig, EventRegistry,
-    ExpectedVersion, NewEvent, StreamRead,
+    ArticleGeneration, Durability, EventContext, EventLog, EventLogConfig, ExpectedVersion,
+    NewEvent, StreamRead,
 };
-use events_sled::{Store, StoreConfig};
 
 use super::{LoadOutcome, SLED_CACHE_BYTES, Scanned, System, Writer};
 use crate::input::{AGGREGATE_TYPE, EVENT_TYPE, Input, SCHEMA_VERSION, SOURCE, aggregate_id};
 use crate::workload::Append;
 
-/// The eventlog: the facade, or (for the zero-copy scan only) the store under it.
+/// The eventlog, through its facade.
 #[derive(Debug)]
 pub struct Eventlog {
-    handle: Handle,
-}
-
-#[derive(Debug)]
-enum Handle {
-    Log(EventLog),
-    Store(Store),
+    log: EventLog,
 }
 
 /// An append handle: a clone of the facade handle (`EventLog` is `Send + Sync`).
@@ -56,12 +46,9 @@ pub fn config(dir: &Path, durable: bool) -> EventLogConfig {
 }
 
 impl Eventlog {
-    /// The facade handle (not available on a store opened for the scan).
-    pub fn log(&self) -> anyhow::Result<&EventLog> {
-        match &self.handle {
-            Handle::Log(log) => Ok(log),
-            Handle::Store(_) => bail!("the eventlog was opened for the scan only"),
-        }
+    /// The facade handle.
+    pub fn log(&self) -> &EventLog {
+        &self.log
     }
 }
 
@@ -71,32 +58,22 @@ impl System for Eventlog {
     fn open(dir: &Path, durable: bool) -> anyhow::Result<Self> {
         let log = EventLog::open(config(dir, durable))
             .with_context(|| format!("opening the event log in {}", dir.display()))?;
-        Ok(Self {
-            handle: Handle::Log(log),
-        })
+        Ok(Self { log })
     }
 
     fn writer(&self) -> anyhow::Result<EventlogWriter> {
         Ok(EventlogWriter {
-            log: self.log()?.clone(),
+            log: self.log.clone(),
         })
     }
 
     fn flush(&self) -> anyhow::Result<()> {
-        match &self.handle {
-            Handle::Log(log) => log.flush()?,
-            Handle::Store(store) => store.flush()?,
-        };
+        self.log.flush()?;
         Ok(())
     }
 
     fn close(self) -> anyhow::Result<()> {
-        match self.handle {
-            Handle::Log(log) => {
-                log.close()?;
-            }
-            Handle::Store(store) => store.close()?,
-        }
+        self.log.close()?;
         Ok(())
     }
 
@@ -104,7 +81,7 @@ impl System for Eventlog {
         let id = aggregate_id(aggregate);
         let mut count = 0;
         for event in self
-            .log()?
+            .log
             .read_stream(AGGREGATE_TYPE, &id, StreamRead::forwards())?
         {
             let event = event?;
@@ -121,7 +98,7 @@ impl System for Eventlog {
 
     fn read_all(&self) -> anyhow::Result<u64> {
         let mut count = 0;
-        for event in self.log()?.read_log(1, None)? {
+        for event in self.log.read_log(1, None)? {
             let event = event?;
             count += 1;
             ensure!(
@@ -134,27 +111,10 @@ impl System for Eventlog {
         Ok(count)
     }
 
-    fn open_scan(dir: &Path) -> anyhow::Result<Self> {
-        // The facade's store settings and registry, without the facade.
-        let store = Store::open(
-            StoreConfig::new(dir)
-                .durability(Durability::Buffered)
-                .cache_capacity(SLED_CACHE_BYTES)
-                .registry(EventRegistry::omni_writer()),
-        )
-        .with_context(|| format!("opening the eventlog store in {}", dir.display()))?;
-        Ok(Self {
-            handle: Handle::Store(store),
-        })
-    }
-
     fn scan_all(&self) -> anyhow::Result<Scanned> {
-        let Handle::Store(store) = &self.handle else {
-            bail!("the scan needs the store opened with open_scan");
-        };
         let mut scanned = Scanned::default();
         let mut out_of_order = None;
-        store.scan_log(1, None, |event| {
+        self.log.scan_log(1, None, |event| {
             scanned.events += 1;
             scanned.payload_bytes += event.payload.len() as u64;
             if event.position != scanned.events {
@@ -178,7 +138,7 @@ impl System for Eventlog {
 
     fn load(&self, aggregate: u32) -> anyhow::Result<LoadOutcome> {
         let loaded = self
-            .log()?
+            .log
             .load::<ArticleGeneration>(&aggregate_id(aggregate))?;
         ensure!(!loaded.snapshot_saved, "a measured load saved a snapshot");
         std::hint::black_box(&loaded.state);
@@ -191,7 +151,7 @@ impl System for Eventlog {
 
     fn snapshot(&self, aggregate: u32) -> anyhow::Result<u64> {
         let loaded = self
-            .log()?
+            .log
             .snapshot::<ArticleGeneration>(&aggregate_id(aggregate))?;
         Ok(loaded.version)
     }

@@ -84,12 +84,6 @@ pub trait System: Sized {
     /// returns how many events.
     fn read_all(&self) -> anyhow::Result<u64>;
 
-    /// Opens the store in `dir` for [`System::scan_all`] (the eventlog opens its store without
-    /// the facade there: the facade has no zero-copy scan).
-    fn open_scan(dir: &Path) -> anyhow::Result<Self> {
-        Self::open(dir, false)
-    }
-
     /// Visits the whole store from the start without copying an event: every field borrowed
     /// where it lies. Returns how many events and the sum of their payload lengths.
     fn scan_all(&self) -> anyhow::Result<Scanned>;
