@@ -17,6 +17,7 @@ mod keys;
 mod mark;
 mod metrics;
 mod read;
+mod reclaim;
 mod record;
 mod snapshot;
 mod state;
