@@ -34,7 +34,7 @@ use crate::config::StoreConfig;
 use crate::consumer::decode_consumer;
 use crate::error::CheckpointError;
 use crate::keys::{FORMAT_KEY, log_key};
-use crate::reclaim::reclaim_after_writes;
+use crate::reclaim::reclaim_after;
 use crate::record::{GENESIS, Hash, Record, record_hash};
 use crate::snapshot::decode_snapshot;
 use crate::state::{Shared, lock};
@@ -659,7 +659,7 @@ pub fn import_checkpoint(
                             if let Err(e) = log.apply_batch(std::mem::take(&mut batch)) {
                                 write_error = Some(e);
                             }
-                            reclaim_after_writes(pending);
+                            reclaim_after(pending);
                             pending = 0;
                         }
                         if let Some(progress) = progress.as_mut() {

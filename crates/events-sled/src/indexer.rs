@@ -14,7 +14,7 @@ use crate::index::{
     stream_runs_upto,
 };
 use crate::keys::{COUNTERS_KEY, WATERMARK_KEY};
-use crate::reclaim::reclaim_after_writes;
+use crate::reclaim::reclaim_after;
 use crate::record::{PersistedCounters, encode_counters};
 use crate::state::{Shared, lock};
 
@@ -67,12 +67,13 @@ impl Shared {
             ..self.counters.persisted()
         };
         batch.insert(COUNTERS_KEY, encode_counters(&counters));
-        // A page per stream and type touched (rarely two), the watermark and the counters.
-        let keys = streams.len() + types.len() + 2;
+        // Each stream and type touched: its last page read, then written (rarely two); the
+        // watermark and the counters.
+        let keys = 2 * (streams.len() + types.len()) + 2;
         self.log
             .apply_batch(batch)
             .map_err(|e| format!("writing index pages: {e}"))?;
-        reclaim_after_writes(keys);
+        reclaim_after(keys);
         {
             let mut state = lock(&self.state);
             for entry in state.memtable.streams.values_mut() {

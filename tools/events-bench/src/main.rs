@@ -46,6 +46,11 @@ use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 
 use crate::child::Outcome;
+
+/// The writer daemon's allocator (see tools/omni-writer/src/main.rs), so the sustained run
+/// measures what the daemon does; every system in W runs on it alike.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use crate::report::{Report, RunInfo};
 use crate::systems::SystemName;
 use crate::workload::{Scale, Workload};

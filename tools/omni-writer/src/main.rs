@@ -22,6 +22,13 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// The process allocator: mimalloc, not glibc's malloc. Under this daemon's workload glibc's heap
+/// kept growing (its dynamic mmap threshold moves the store's large short-lived buffers onto a
+/// heap that fragments and never shrinks): 1.4 GiB resident after 4 M events with a 256 MiB
+/// page cache, and still rising; see BENCHMARKS.md, "Memory".
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let args = cli::Args::parse();
     let slot = logging::BarSlot::default();
