@@ -34,7 +34,6 @@ use crate::config::StoreConfig;
 use crate::consumer::decode_consumer;
 use crate::error::CheckpointError;
 use crate::keys::{FORMAT_KEY, log_key};
-use crate::reclaim::reclaim_after;
 use crate::record::{GENESIS, Hash, Record, record_hash};
 use crate::snapshot::decode_snapshot;
 use crate::state::{Shared, lock};
@@ -656,10 +655,10 @@ pub fn import_checkpoint(
                         batch.insert(&log_key(record.first_position()), bytes);
                         pending += 1;
                         if pending >= 256 {
-                            if let Err(e) = log.apply_batch(std::mem::take(&mut batch)) {
+                            let full = std::mem::take(&mut batch);
+                            if let Err(e) = crate::reclaim::apply_batch(&log, full, pending) {
                                 write_error = Some(e);
                             }
-                            reclaim_after(pending);
                             pending = 0;
                         }
                         if let Some(progress) = progress.as_mut() {
@@ -687,7 +686,7 @@ pub fn import_checkpoint(
             },
             None,
         )?;
-        log.apply_batch(batch)
+        crate::reclaim::apply_batch(&log, batch, pending)
             .and_then(|()| db.flush().map(|_| ()))
             .map_err(crate::error::StoreError::Storage)?;
     }

@@ -3,7 +3,6 @@
 //! `name → format u8 (= 1) · position u64 BE · state bytes`.
 
 use crate::error::StoreError;
-use crate::reclaim::reclaim_after;
 use crate::state::lock;
 use crate::store::Store;
 use crate::varint::Reader;
@@ -70,7 +69,6 @@ impl Store {
         self.shared
             .consumers
             .insert(name.as_bytes(), encode_consumer(position, state))?;
-        reclaim_after(1);
         if durable {
             self.shared.db.flush()?;
             self.shared.data_file.sync_data()?;

@@ -14,7 +14,6 @@ use crate::index::{
     stream_runs_upto,
 };
 use crate::keys::{COUNTERS_KEY, WATERMARK_KEY};
-use crate::reclaim::reclaim_after;
 use crate::record::{PersistedCounters, encode_counters};
 use crate::state::{Shared, lock};
 
@@ -70,10 +69,8 @@ impl Shared {
         // Each stream and type touched: its last page read, then written (rarely two); the
         // watermark and the counters.
         let keys = 2 * (streams.len() + types.len()) + 2;
-        self.log
-            .apply_batch(batch)
+        crate::reclaim::apply_batch(&self.log, batch, keys)
             .map_err(|e| format!("writing index pages: {e}"))?;
-        reclaim_after(keys);
         {
             let mut state = lock(&self.state);
             for entry in state.memtable.streams.values_mut() {

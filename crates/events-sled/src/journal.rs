@@ -33,7 +33,6 @@ use std::path::{Path, PathBuf};
 
 use crate::error::OpenError;
 use crate::keys::log_key;
-use crate::reclaim::reclaim_after;
 use crate::record::{Hash, Record, record_hash};
 
 /// The journal's directory inside a store.
@@ -280,7 +279,6 @@ pub(crate) fn replay(
         })?;
         log.insert(log_key(record.first_position()), record.bytes().clone())
             .map_err(OpenError::Storage)?;
-        reclaim_after(1);
         last_position = record.last_position();
         chain_head = record_hash(record.bytes());
         applied += 1;

@@ -8,8 +8,9 @@
 //! the daemon's workload) retire garbage far faster than anything frees it. Measured: raw sled
 //! with a 16 MiB cache, 25 000-key batches, 400 000 keys: 1.5 GiB live heap, 75 MiB with the
 //! collector run after each batch; the daemon's workload (2 M events under heaptrack): 210 MiB
-//! still unfreed at exit, 23 MiB with it (BENCHMARKS.md, "Memory"). After each sled write the
-//! store runs the collector in proportion to the keys it wrote and read.
+//! still unfreed at exit, 23 MiB with it (BENCHMARKS.md, "Memory"). So the store's batches of
+//! many keys go through [`apply_batch`], which runs the collector in proportion to them; one-key
+//! writes pin once per key and need no help.
 //!
 //! The collector is crossbeam-epoch's default one, shared with sled because cargo unifies the
 //! `0.9` requirement of both crates into one crate instance.
@@ -19,17 +20,19 @@
 /// evicted); one run per 8 keys leaves a wide margin, and a run with nothing to free is cheap.
 const KEYS_PER_RUN: usize = 8;
 
-/// Runs after every call, however few keys: other threads' garbage (reads that page leaves in
-/// and out of the cache, sled's own threads) is freed here too.
+/// Runs however few the keys: garbage is freed two epochs after it was retired, and each run
+/// advances the epoch at most once.
 const MIN_RUNS: usize = 2;
 
-/// Runs the epoch collector after `keys` sled keys were written or read: moves this thread's
-/// retired objects to the global queue, advances the epoch when every pinned thread allows it,
-/// and frees what expired.
-pub(crate) fn reclaim_after(keys: usize) {
+/// `tree.apply_batch(batch)`, then the epoch collector, run for the `keys` the batch wrote and
+/// read: it moves this thread's retired objects to the global queue, advances the epoch when
+/// every pinned thread allows it, and frees what expired.
+pub(crate) fn apply_batch(tree: &sled::Tree, batch: sled::Batch, keys: usize) -> sled::Result<()> {
+    let applied = tree.apply_batch(batch);
     for _ in 0..keys / KEYS_PER_RUN + MIN_RUNS {
         crossbeam_epoch::pin().flush();
     }
+    applied
 }
 
 #[cfg(test)]

@@ -9,7 +9,6 @@ use serde::Serialize;
 
 use crate::error::SnapshotError;
 use crate::keys::{StreamKey, prefix_end};
-use crate::reclaim::reclaim_after;
 use crate::store::Store;
 use crate::varint::{Malformed, Reader, put_i64, put_u64};
 
@@ -152,7 +151,6 @@ impl Store {
             batch.remove(key.as_slice());
         }
         shared.snapshots.apply_batch(batch)?;
-        reclaim_after(1 + excess);
         let counters = &shared.counters;
         counters.snapshots_created.fetch_add(1, Ordering::Relaxed);
         counters

@@ -14,7 +14,6 @@ use events_core::RecordedEvent;
 
 use crate::config::Durability;
 use crate::keys::log_key;
-use crate::reclaim::reclaim_after;
 use crate::record::{Hash, encode_record, record_hash};
 use crate::state::{Shared, lock};
 
@@ -181,7 +180,6 @@ impl Writer {
             }
             shared.log.insert(log_key(first_position), record)?;
         }
-        reclaim_after(1);
         let created = events.iter().filter(|e| e.metadata.version == 1).count() as u64;
         {
             let mut state = lock(&shared.state);
