@@ -40,12 +40,12 @@ fn x_max(samples: &[Sample]) -> f64 {
     samples.last().map_or(1.0, x).max(0.001)
 }
 
-/// A centred moving average of `values` over `window` points.
 /// A series' mark in the legend: a short line in its colour.
 fn legend_line(color: RGBColor) -> impl Fn((i32, i32)) -> PathElement<(i32, i32)> {
     move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
 }
 
+/// A centred moving average of `values` over `window` points.
 fn moving_average(values: &[f64], window: usize) -> Vec<f64> {
     let half = window / 2;
     (0..values.len())

@@ -46,14 +46,14 @@ use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 
 use crate::child::Outcome;
+use crate::report::{Report, RunInfo};
+use crate::systems::SystemName;
+use crate::workload::{Scale, Workload};
 
 /// The writer daemon's allocator (see tools/omni-writer/src/main.rs), so the sustained run
 /// measures what the daemon does; every system in W runs on it alike.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-use crate::report::{Report, RunInfo};
-use crate::systems::SystemName;
-use crate::workload::{Scale, Workload};
 
 /// Benchmarks the eventlog store against a plain SQLite event table and raw sled on workload W.
 ///
