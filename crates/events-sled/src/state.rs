@@ -29,7 +29,9 @@ pub(crate) struct Pending {
     pub(crate) event: Arc<RecordedEvent>,
     /// Whether this is the last event of its append call: groups are cut only here.
     pub(crate) commit_end: bool,
-    /// What it counts against `max_unwritten_bytes` (the memory it holds).
+    /// What it counts against `max_unwritten_bytes`: on the call's last event, the memory every
+    /// event of the call holds; 0 on the others (the writer removes whole calls: groups are cut
+    /// only at a call's end).
     pub(crate) bytes: usize,
 }
 

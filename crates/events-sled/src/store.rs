@@ -958,13 +958,12 @@ impl Shared {
     ) -> Result<Vec<AppendResult>, AppendError> {
         let (streams, _) = self.check_call(&batches)?;
         self.check_disk_space()?;
-        // Measured once, outside the state lock; `assign` records each event's share.
-        let event_bytes: Vec<usize> = batches
+        // Measured once, outside the state lock; `assign` charges it to the call's last event.
+        let call_bytes: usize = batches
             .iter()
             .flat_map(|b| &b.events)
             .map(pending_bytes)
-            .collect();
-        let call_bytes: usize = event_bytes.iter().sum();
+            .sum();
         let mut look_for_retry = true;
         loop {
             let mut state = lock(&self.state);
@@ -1042,7 +1041,7 @@ impl Shared {
                 continue;
             }
             // Phase 2: assign versions and positions, queue for the writer.
-            let results = Self::assign(&mut state, batches, &streams, &heads, &event_bytes);
+            let results = Self::assign(&mut state, batches, &streams, &heads, call_bytes);
             state.unwritten_bytes += call_bytes;
             if state.writer_idle {
                 self.writer_wake.notify_one();
@@ -1081,7 +1080,7 @@ impl Shared {
         batches: Vec<AppendBatch>,
         streams: &[StreamKey],
         heads: &[u64],
-        event_bytes: &[usize],
+        call_bytes: usize,
     ) -> Vec<AppendResult> {
         let State {
             memtable,
@@ -1090,7 +1089,6 @@ impl Shared {
             ..
         } = state;
         let mut results = Vec::with_capacity(batches.len());
-        let mut event_bytes = event_bytes.iter().copied();
         for ((batch, stream), &head) in batches.into_iter().zip(streams).zip(heads) {
             let entry = memtable
                 .streams
@@ -1109,7 +1107,6 @@ impl Shared {
                 last_position: first_position,
             };
             for event in batch.events {
-                let bytes = event_bytes.next().unwrap_or_default();
                 let position = *next_position;
                 *next_position += 1;
                 let version = entry.head + 1;
@@ -1129,13 +1126,14 @@ impl Shared {
                 unwritten.push_back(Pending {
                     event: Arc::new(event.into_recorded(version, position)),
                     commit_end: false,
-                    bytes,
+                    bytes: 0,
                 });
             }
             results.push(result);
         }
         if let Some(last) = unwritten.back_mut() {
             last.commit_end = true;
+            last.bytes = call_bytes;
         }
         results
     }
