@@ -55,11 +55,7 @@ fn a_newer_format_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     open(&dir).close().unwrap();
     {
-        let db = sled::Config::new()
-            .path(dir.path().join("data"))
-            .segment_size(1 << 20)
-            .open()
-            .unwrap();
+        let db = raw_sled(&dir);
         db.open_tree("log")
             .unwrap()
             .insert(b"Mformat", &99_u32.to_be_bytes())
@@ -84,11 +80,7 @@ fn indexes_beyond_the_log_are_corruption() {
         .unwrap();
     store.close().unwrap();
     {
-        let db = sled::Config::new()
-            .path(dir.path().join("data"))
-            .segment_size(1 << 20)
-            .open()
-            .unwrap();
+        let db = raw_sled(&dir);
         db.open_tree("log")
             .unwrap()
             .insert(b"Mwatermark", &500_u64.to_be_bytes())

@@ -23,12 +23,8 @@ fn build(dir: &tempfile::TempDir) {
 }
 
 /// Opens the store's sled database directly, to damage it.
-fn raw(dir: &tempfile::TempDir) -> (sled::Db, sled::Tree) {
-    let db = sled::Config::new()
-        .path(dir.path().join("data"))
-        .segment_size(1 << 20)
-        .open()
-        .unwrap();
+fn raw(dir: &tempfile::TempDir) -> (RawSled, sled::Tree) {
+    let db = raw_sled(dir);
     let log = db.open_tree("log").unwrap();
     (db, log)
 }
