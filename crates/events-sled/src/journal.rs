@@ -17,6 +17,13 @@
 //! is reused in place, so once it has reached the size of one flush interval's writes, an
 //! `fdatasync` flushes data only, not the file's size.
 //!
+//! The epoch is a random number drawn for each new epoch (never the file's previous one), not a
+//! counter: the bytes left behind in a reused file include event payloads, verbatim, and a payload
+//! must not be able to hold intact entries of an epoch to come (with a counter it could: an
+//! "intact entry of the current epoch" behind a torn one makes the open fail, and one at the end of
+//! the current entries would be replayed). The layout is unchanged, so journals written before
+//! (counted epochs) are read the same way, and builds that count epochs read these.
+//!
 //! ## Recovery
 //!
 //! On open, the current epoch's intact entries of both files are read (in each file, the first
@@ -24,7 +31,8 @@
 //! acknowledged, since acknowledgement follows the `fdatasync`); their records are sorted by
 //! position and those that continue the log exactly (next position, matching chain hash) are
 //! applied to sled; records already in sled are skipped. sled is then flushed and new epochs
-//! begin.
+//! begin. A damaged entry that an intact entry of the current epoch follows, a file of another
+//! format version and a damaged header are `Corrupted`: acknowledged appends would be lost.
 
 use std::fs::{File, OpenOptions};
 use std::io::Read;
@@ -41,6 +49,10 @@ const JOURNAL_FILES: [&str; 2] = ["journal-a.wal", "journal-b.wal"];
 const MAGIC: &[u8; 8] = b"EVLJRNL1";
 const HEADER_LEN: u64 = 16;
 const ENTRY_HEADER_LEN: usize = 16;
+
+/// What every version of the magic starts with: a file of another version is refused, not taken
+/// for one without entries.
+const MAGIC_PREFIX: &[u8; 7] = b"EVLJRNL";
 
 /// The open journal file of a durable store.
 #[derive(Debug)]
@@ -71,6 +83,20 @@ fn read_epoch(bytes: &[u8]) -> Option<u64> {
     let mut epoch = [0; 8];
     epoch.copy_from_slice(&header[8..]);
     Some(u64::from_be_bytes(epoch))
+}
+
+/// A new epoch: random (so no payload written before it can hold its entries) and never
+/// `previous` (so starting it retires every entry of the file).
+fn new_epoch(previous: u64) -> u64 {
+    loop {
+        let (high, low) = uuid::Uuid::new_v4().as_u64_pair();
+        // Version and variant bits sit in different places of the two halves: every bit of the
+        // XOR is random.
+        let epoch = high ^ low;
+        if epoch != previous {
+            return epoch;
+        }
+    }
 }
 
 impl Journal {
@@ -135,7 +161,7 @@ impl Journal {
     /// Starts a new epoch once sled holds everything in the journal durably: every older entry is
     /// retired by the header, and writing starts again at the front.
     pub(crate) fn reset(&mut self) -> std::io::Result<()> {
-        self.epoch += 1;
+        self.epoch = new_epoch(self.epoch);
         self.file.write_all_at(&header(self.epoch), 0)?;
         self.file.sync_data()?;
         self.offset = HEADER_LEN;
@@ -169,6 +195,29 @@ fn entry_at(bytes: &[u8], offset: usize, epoch: u64) -> Option<&[u8]> {
     Some(body)
 }
 
+/// The epoch of a journal file about to be replayed; `None` for a file never written past its
+/// header (empty, or zeros: the file was created, its header not yet written).
+fn file_epoch(bytes: &[u8], path: &Path) -> Result<Option<u64>, OpenError> {
+    let header = &bytes[..bytes.len().min(HEADER_LEN as usize)];
+    if header.iter().all(|&b| b == 0) {
+        return Ok(None);
+    }
+    if let Some(epoch) = read_epoch(bytes) {
+        return Ok(Some(epoch));
+    }
+    Err(corrupted(match header.get(..8) {
+        Some(magic) if magic.starts_with(MAGIC_PREFIX) => format!(
+            "journal file {} is of format version {:?}; this build reads version 1 only",
+            path.display(),
+            char::from(magic[7])
+        ),
+        _ => format!(
+            "journal file {} has a damaged header: acknowledged appends in it cannot be found",
+            path.display()
+        ),
+    }))
+}
+
 /// The records of the current epoch's intact entries in one journal file, in file order, each
 /// with the byte offset of its entry (for messages). A missing file has none.
 fn journal_records(path: &Path) -> Result<Vec<(usize, Vec<u8>)>, OpenError> {
@@ -189,7 +238,7 @@ fn journal_records(path: &Path) -> Result<Vec<(usize, Vec<u8>)>, OpenError> {
             });
         }
     }
-    let Some(epoch) = read_epoch(&bytes) else {
+    let Some(epoch) = file_epoch(&bytes, path)? else {
         return Ok(Vec::new()); // never written past its header
     };
     let mut records = Vec::new();
@@ -265,7 +314,9 @@ pub(crate) fn replay(
         if record.last_position() <= last_position {
             continue; // already in sled
         }
-        if record.first_position() != last_position + 1 || *record.prev_hash() != chain_head {
+        if Some(record.first_position()) != last_position.checked_add(1)
+            || *record.prev_hash() != chain_head
+        {
             return Err(corrupted(format!(
                 "the journal holds positions from {} but the log ends at {last_position}",
                 record.first_position()
@@ -310,7 +361,7 @@ pub(crate) fn replay(
             .ok()
             .and_then(|()| read_epoch(&existing))
             .unwrap_or(0);
-        file.write_all_at(&header(epoch + 1), 0)
+        file.write_all_at(&header(new_epoch(epoch)), 0)
             .and_then(|()| file.sync_data())
             .map_err(|source| OpenError::Io { path, source })?;
     }
@@ -441,6 +492,85 @@ mod tests {
             0
         );
         assert!(log.get(log_key(1)).unwrap().is_none());
+    }
+
+    /// A journal as builds before random epochs left it after a crash: epoch 7 (a counter), with
+    /// an entry sled does not hold yet.
+    #[test]
+    fn a_journal_with_a_counted_epoch_is_replayed_and_retired() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, log, data_file) = sled_at(dir.path());
+        let first = record(&GENESIS, 1, 2);
+        let path = journal_path(dir.path(), 0);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let file = File::create(&path).unwrap();
+        file.write_all_at(&header(7), 0).unwrap();
+        let mut journal = Journal {
+            file,
+            buffer: Vec::new(),
+            epoch: 7,
+            offset: HEADER_LEN,
+        };
+        journal.append(&[&first]).unwrap();
+        drop(journal);
+        assert_eq!(
+            replay(dir.path(), &db, &log, &data_file, 0, GENESIS).unwrap(),
+            1
+        );
+        assert_eq!(
+            log.get(log_key(1)).unwrap().unwrap().as_ref(),
+            first.as_slice()
+        );
+        let epoch = read_epoch(&std::fs::read(&path).unwrap()).unwrap();
+        assert_ne!(epoch, 7, "replaying retires the entry");
+        assert!(journal_records(&path).unwrap().is_empty());
+    }
+
+    #[test]
+    fn each_epoch_is_new() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut journal = Journal::open(dir.path(), 0).unwrap();
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..100 {
+            assert!(seen.insert(journal.epoch), "epoch {} again", journal.epoch);
+            journal.reset().unwrap();
+        }
+        // Not a counter: the epochs to come cannot be told from the ones seen.
+        let mut sorted: Vec<u64> = seen.into_iter().collect();
+        sorted.sort_unstable();
+        assert!(sorted.windows(2).any(|pair| pair[1] - pair[0] > 1 << 32));
+    }
+
+    #[test]
+    fn a_journal_file_of_another_version_or_with_a_damaged_header_is_refused() {
+        for (magic, expected) in [
+            (b"EVLJRNL2", "format version '2'"),
+            (b"EVLJRNLX", "format version 'X'"),
+            (b"EVLJRML1", "damaged header"),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let (db, log, data_file) = sled_at(dir.path());
+            let mut journal = Journal::open(dir.path(), 0).unwrap();
+            journal.append(&[&record(&GENESIS, 1, 1)]).unwrap();
+            journal.file.write_all_at(magic, 0).unwrap();
+            match replay(dir.path(), &db, &log, &data_file, 0, GENESIS) {
+                Err(OpenError::Corrupted { detail }) => {
+                    assert!(detail.contains(expected), "{detail}");
+                }
+                other => panic!("{magic:?}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_journal_file_never_written_past_its_header_has_no_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = journal_path(dir.path(), 0);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        for bytes in [&[][..], &[0; 10], &[0; 64]] {
+            std::fs::write(&path, bytes).unwrap();
+            assert!(journal_records(&path).unwrap().is_empty());
+        }
     }
 
     #[test]
