@@ -104,6 +104,8 @@ pub struct StoreConfig {
     pub(crate) snapshots_to_keep: usize,
     pub(crate) segment_size: usize,
     pub(crate) max_cached_streams: usize,
+    #[cfg(feature = "fault-injection")]
+    pub(crate) sync_hook: Option<crate::fault::HookSlot>,
 }
 
 impl StoreConfig {
@@ -123,6 +125,8 @@ impl StoreConfig {
             snapshots_to_keep: 3,
             segment_size: 1 << 20,
             max_cached_streams: 100_000,
+            #[cfg(feature = "fault-injection")]
+            sync_hook: None,
         }
     }
 
@@ -228,6 +232,15 @@ impl StoreConfig {
     #[must_use]
     pub fn max_cached_streams(mut self, count: usize) -> Self {
         self.max_cached_streams = count;
+        self
+    }
+
+    /// Test-only (cargo feature `fault-injection`): `hook` runs before each sync of the store's
+    /// data and can delay it (by blocking) or fail it (by returning an error). Default = none.
+    #[cfg(feature = "fault-injection")]
+    #[must_use]
+    pub fn sync_hook(mut self, hook: crate::fault::SyncHook) -> Self {
+        self.sync_hook = Some(crate::fault::HookSlot(hook));
         self
     }
 

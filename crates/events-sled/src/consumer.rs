@@ -3,6 +3,7 @@
 //! `name → format u8 (= 1) · position u64 BE · state bytes`.
 
 use crate::error::StoreError;
+use crate::fault::SyncPoint;
 use crate::state::lock;
 use crate::store::Store;
 use crate::varint::Reader;
@@ -71,6 +72,7 @@ impl Store {
             .insert(name.as_bytes(), encode_consumer(position, state))?;
         if durable {
             self.shared.db.flush()?;
+            self.shared.before_sync(SyncPoint::DataFile)?;
             self.shared.data_file.sync_data()?;
         }
         Ok(())

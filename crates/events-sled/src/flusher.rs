@@ -9,6 +9,7 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use crate::fault::SyncPoint;
 use crate::keys::FLUSH_SEQUENCE_KEY;
 use crate::mark::Mark;
 use crate::state::{Shared, lock};
@@ -35,8 +36,8 @@ impl Shared {
         self.sync_new_blobs()
             .map_err(|e| format!("fsync of sled's blob files: {e}"))?;
         *lock(&self.blobs_synced) = started;
-        self.data_file
-            .sync_data()
+        self.before_sync(SyncPoint::DataFile)
+            .and_then(|()| self.data_file.sync_data())
             .map_err(|e| format!("fdatasync of sled's data file: {e}"))?;
         lock(&self.mark)
             .write(&Mark {
