@@ -15,12 +15,17 @@ pub enum Durability {
     /// An append returns once it is sequenced and readable. It reaches sled at the next group
     /// write (immediately when the writer is idle) and the disk within [`StoreConfig::flush_interval`].
     /// A crash loses at most the appends acknowledged since the last flush, and always a suffix:
-    /// never part of an append, never out of order, never leaving a gap.
+    /// never part of an append, never out of order, never leaving a gap. Reads see every
+    /// acknowledged event at once (read-your-writes), durable or not: an event read may still be
+    /// lost by a crash, and its position then given to another event.
     Buffered,
     /// An append returns only after it is on disk: its group is appended to the store's journal
     /// and `fdatasync`ed (then applied to sled, which is flushed and `fdatasync`ed every
     /// `flush_interval`, after which the journal is emptied), so it survives `kill -9` and power
-    /// loss. Concurrent appends share one `fdatasync` (group commit).
+    /// loss. Concurrent appends share one `fdatasync` (group commit). Reads see only durable
+    /// events: until its sync is done, an append is not read, not counted by
+    /// `Store::stream_version` or `Store::last_position` (but later appends are already checked
+    /// against it).
     #[default]
     Durable,
 }

@@ -35,9 +35,9 @@ pub use checkpoint::{
 };
 pub use config::{CheckpointPolicy, Durability, StoreConfig, StoreLimits};
 pub use consumer::ConsumerCheckpoint;
+pub use error::{AppendError, CheckpointError, OpenError, ReadError, SnapshotError, StoreError};
 #[cfg(feature = "fault-injection")]
 pub use fault::{SyncHook, SyncPoint};
-pub use error::{AppendError, CheckpointError, OpenError, ReadError, SnapshotError, StoreError};
 pub use metrics::StoreMetrics;
 pub use read::{LogEvents, StreamEvents, TypeEvents};
 pub use record::EventRef;

@@ -142,7 +142,10 @@ fn appends_are_still_checked_against_events_in_flight() {
         .append(ExpectedVersion::Exact(1), vec![hit("a", 3)])
         .unwrap_err();
     assert!(
-        matches!(conflict, AppendError::WrongExpectedVersion { actual: 2, .. }),
+        matches!(
+            conflict,
+            AppendError::WrongExpectedVersion { actual: 2, .. }
+        ),
         "{conflict:?}"
     );
     // Re-sending the append in flight is recognised as a retry of it, not stored again.
