@@ -741,7 +741,9 @@ impl Store {
     ///
     /// # Errors
     ///
-    /// [`StoreError::Failed`] or [`StoreError::Closed`] when the store is not writing.
+    /// [`StoreError::Failed`] when the store is not writing, or when this flush failed — which
+    /// fails the store: every later append gets [`AppendError::Failed`] until it is reopened (a
+    /// failed `fdatasync` is reported once, so a later one could "succeed" over lost data).
     pub fn flush(&self) -> Result<u64, StoreError> {
         let shared = &self.shared;
         shared
@@ -831,7 +833,7 @@ impl Shared {
             return Err(StoreError::Failed { reason });
         }
         if let Err(reason) = self.flush_if_behind() {
-            self.fail(reason.clone());
+            // `flush_sled` has failed the store.
             return Err(StoreError::Failed { reason });
         }
         Ok(())
