@@ -465,8 +465,13 @@ impl EventLog {
     }
 
     // ----- reads ---------------------------------------------------------------------------
+    //
+    // What reads see follows the store's durability: in durable mode only durable events (an
+    // append still waiting for its sync is not read, not counted by `stream_version` or
+    // `last_position`); in buffered mode every acknowledged event, durable or not.
 
-    /// An aggregate's events, lazily: from a version, forwards or backwards, with a limit.
+    /// An aggregate's events, lazily: from a version, forwards or backwards, with a limit. In
+    /// durable mode only durable events are read (see [`Durability`]).
     ///
     /// # Errors
     ///
@@ -481,7 +486,8 @@ impl EventLog {
         self.with_store(|s| Ok(s.read_stream(aggregate_type, aggregate_id, read)?))
     }
 
-    /// An aggregate's current version (0: it has no events).
+    /// An aggregate's current version (0: it has no events); in durable mode, its last durable
+    /// version.
     ///
     /// # Errors
     ///
@@ -495,7 +501,7 @@ impl EventLog {
     }
 
     /// The global log from `from_position` (positions start at 1), lazily, at most `limit`
-    /// events, up to the last event acknowledged when the read began.
+    /// events, up to [`EventLog::last_position`] when the read began.
     ///
     /// # Errors
     ///
@@ -511,8 +517,8 @@ impl EventLog {
     /// Visits the global log from `from_position`, at most `limit` events, each borrowed where it
     /// lies ([`EventRef`]: no allocation per event), until `visit` returns
     /// [`ControlFlow::Break`]. The fastest way to scan the log (about twice
-    /// [`EventLog::read_log`]'s rate in `BENCHMARKS.md`); covers the events acknowledged before
-    /// the scan began. Returns how many events were visited. [`EventLog::close`] waits for a
+    /// [`EventLog::read_log`]'s rate in `BENCHMARKS.md`); covers the events up to
+    /// [`EventLog::last_position`] when the scan began. Returns how many events were visited. [`EventLog::close`] waits for a
     /// scan in progress to end.
     ///
     /// # Example
@@ -576,7 +582,8 @@ impl EventLog {
         self.with_store(|s| Ok(s.aggregates(aggregate_type)?))
     }
 
-    /// Position of the last acknowledged event (0: the log is empty).
+    /// Position of the last event reads see (0: the log is empty): in durable mode the last
+    /// durable one, in buffered mode the last acknowledged one.
     ///
     /// # Errors
     ///

@@ -15,12 +15,17 @@ pub enum Durability {
     /// An append returns once it is sequenced and readable. It reaches sled at the next group
     /// write (immediately when the writer is idle) and the disk within [`StoreConfig::flush_interval`].
     /// A crash loses at most the appends acknowledged since the last flush, and always a suffix:
-    /// never part of an append, never out of order, never leaving a gap.
+    /// never part of an append, never out of order, never leaving a gap. Reads see every
+    /// acknowledged event at once (read-your-writes), durable or not: an event read may still be
+    /// lost by a crash, and its position then given to another event.
     Buffered,
     /// An append returns only after it is on disk: its group is appended to the store's journal
     /// and `fdatasync`ed (then applied to sled, which is flushed and `fdatasync`ed every
     /// `flush_interval`, after which the journal is emptied), so it survives `kill -9` and power
-    /// loss. Concurrent appends share one `fdatasync` (group commit).
+    /// loss. Concurrent appends share one `fdatasync` (group commit). Reads see only durable
+    /// events: until its sync is done, an append is not read, not counted by
+    /// `Store::stream_version` or `Store::last_position` (but later appends are already checked
+    /// against it).
     #[default]
     Durable,
 }
@@ -104,6 +109,8 @@ pub struct StoreConfig {
     pub(crate) snapshots_to_keep: usize,
     pub(crate) segment_size: usize,
     pub(crate) max_cached_streams: usize,
+    #[cfg(feature = "fault-injection")]
+    pub(crate) sync_hook: Option<crate::fault::HookSlot>,
 }
 
 impl StoreConfig {
@@ -123,6 +130,8 @@ impl StoreConfig {
             snapshots_to_keep: 3,
             segment_size: 1 << 20,
             max_cached_streams: 100_000,
+            #[cfg(feature = "fault-injection")]
+            sync_hook: None,
         }
     }
 
@@ -228,6 +237,15 @@ impl StoreConfig {
     #[must_use]
     pub fn max_cached_streams(mut self, count: usize) -> Self {
         self.max_cached_streams = count;
+        self
+    }
+
+    /// Test-only (cargo feature `fault-injection`): `hook` runs before each sync of the store's
+    /// data and can delay it (by blocking) or fail it (by returning an error). Default = none.
+    #[cfg(feature = "fault-injection")]
+    #[must_use]
+    pub fn sync_hook(mut self, hook: crate::fault::SyncHook) -> Self {
+        self.sync_hook = Some(crate::fault::HookSlot(hook));
         self
     }
 

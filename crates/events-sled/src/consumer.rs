@@ -3,6 +3,7 @@
 //! `name → format u8 (= 1) · position u64 BE · state bytes`.
 
 use crate::error::StoreError;
+use crate::fault::SyncPoint;
 use crate::state::lock;
 use crate::store::Store;
 use crate::varint::Reader;
@@ -47,7 +48,10 @@ impl Store {
     ///
     /// # Errors
     ///
-    /// [`StoreError::Storage`] or [`StoreError::Io`].
+    /// [`StoreError::Storage`]; [`StoreError::Failed`] when the store is not writing, or when
+    /// the durable commit's sync failed — which fails the store: every later append gets
+    /// [`crate::AppendError::Failed`] until it is reopened (a failed `fdatasync` is reported
+    /// once, so a later one could "succeed" over lost data).
     pub fn commit_consumer(
         &self,
         name: &str,
@@ -55,6 +59,11 @@ impl Store {
         state: &[u8],
         durable: bool,
     ) -> Result<(), StoreError> {
+        if let Some(reason) = &lock(&self.shared.state).failed {
+            return Err(StoreError::Failed {
+                reason: reason.clone(),
+            });
+        }
         // A consumer's position goes to sled after the events it covers (see `save_snapshot`).
         if position
             > self
@@ -70,8 +79,23 @@ impl Store {
             .consumers
             .insert(name.as_bytes(), encode_consumer(position, state))?;
         if durable {
-            self.shared.db.flush()?;
-            self.shared.data_file.sync_data()?;
+            let shared = &self.shared;
+            let synced = shared
+                .db
+                .flush()
+                .map_err(|e| format!("flushing sled for consumer `{name}`: {e}"))
+                .and_then(|_| {
+                    shared
+                        .before_sync(SyncPoint::DataFile)
+                        .and_then(|()| shared.data_file.sync_data())
+                        .map_err(|e| {
+                            format!("fdatasync of sled's data file for consumer `{name}`: {e}")
+                        })
+                });
+            if let Err(reason) = synced {
+                shared.fail(reason.clone());
+                return Err(StoreError::Failed { reason });
+            }
         }
         Ok(())
     }

@@ -9,14 +9,33 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use crate::fault::SyncPoint;
 use crate::keys::FLUSH_SEQUENCE_KEY;
 use crate::mark::Mark;
 use crate::state::{Shared, lock};
 
 impl Shared {
     /// Makes everything written to sled so far durable; returns the position it covers.
+    ///
+    /// Any failure fails the store (every later append gets `AppendError::Failed`), whoever
+    /// called: Linux reports a writeback error once per open file description, so after a failed
+    /// `fdatasync` the next one can "succeed" over data that never reached the disk. A failed store
+    /// is not flushed again: only reopening it (which replays the journal and checks the log
+    /// against the durable mark) tells what is on disk.
     pub(crate) fn flush_sled(&self) -> Result<u64, String> {
         let mut flushed = lock(&self.flushed);
+        if let Some(reason) = &lock(&self.state).failed {
+            return Err(reason.clone());
+        }
+        let result = self.flush_sled_locked();
+        if let Ok(written) = result {
+            *flushed = written;
+        }
+        result.inspect_err(|reason| self.fail(reason.clone()))
+    }
+
+    /// [`Shared::flush_sled`]'s work, under its lock.
+    fn flush_sled_locked(&self) -> Result<u64, String> {
         if let Some(journals) = lock(&self.journals).as_mut() {
             journals.swap();
         }
@@ -35,8 +54,8 @@ impl Shared {
         self.sync_new_blobs()
             .map_err(|e| format!("fsync of sled's blob files: {e}"))?;
         *lock(&self.blobs_synced) = started;
-        self.data_file
-            .sync_data()
+        self.before_sync(SyncPoint::DataFile)
+            .and_then(|()| self.data_file.sync_data())
             .map_err(|e| format!("fdatasync of sled's data file: {e}"))?;
         lock(&self.mark)
             .write(&Mark {
@@ -51,7 +70,6 @@ impl Shared {
                 .reset()
                 .map_err(|e| format!("retiring a journal file: {e}"))?;
         }
-        *flushed = written;
         self.counters.flushes.fetch_add(1, Ordering::Relaxed);
         let mut state = lock(&self.state);
         if state.durable_upto < written {
@@ -134,8 +152,8 @@ fn run(shared: &Shared) {
                 return;
             }
         }
-        if let Err(reason) = shared.flush_if_behind() {
-            shared.fail(reason);
+        if shared.flush_if_behind().is_err() {
+            // `flush_sled` has failed the store.
             return;
         }
     }

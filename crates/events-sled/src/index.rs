@@ -54,6 +54,22 @@ pub(crate) struct StreamEntry {
 }
 
 impl StreamEntry {
+    /// The stream's version as of log position `upto`: its head less the versions at later
+    /// positions. Those are all in `runs`: runs leave memory only once persisted, and only
+    /// written (in durable mode: durable) positions are persisted.
+    pub(crate) fn head_upto(&self, upto: u64) -> u64 {
+        let mut later = 0;
+        for r in self.runs.iter().rev() {
+            if r.run.position > upto {
+                later += r.run.count;
+            } else {
+                later += r.run.end().saturating_sub(upto.saturating_add(1));
+                break;
+            }
+        }
+        self.head.saturating_sub(later)
+    }
+
     pub(crate) fn push(&mut self, position: u64) {
         self.head += 1;
         match self.runs.last_mut() {
@@ -339,6 +355,31 @@ impl Memtable {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn head_upto_leaves_out_the_versions_after_a_position() {
+        let mut entry = StreamEntry {
+            head: 4,
+            ..StreamEntry::default()
+        };
+        for p in [10, 11, 12, 20, 21] {
+            entry.push(p);
+        }
+        assert_eq!(entry.head, 9);
+        for (upto, head) in [
+            (u64::MAX, 9),
+            (21, 9),
+            (20, 8),
+            (15, 7),
+            (12, 7),
+            (11, 6),
+            (10, 5),
+            (9, 4),
+            (0, 4),
+        ] {
+            assert_eq!(entry.head_upto(upto), head, "upto {upto}");
+        }
+    }
 
     #[test]
     fn stream_entry_coalesces_consecutive_positions() {

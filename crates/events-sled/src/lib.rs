@@ -9,6 +9,7 @@ mod checkpoint;
 mod config;
 mod consumer;
 mod error;
+mod fault;
 mod flusher;
 mod index;
 mod indexer;
@@ -35,6 +36,8 @@ pub use checkpoint::{
 pub use config::{CheckpointPolicy, Durability, StoreConfig, StoreLimits};
 pub use consumer::ConsumerCheckpoint;
 pub use error::{AppendError, CheckpointError, OpenError, ReadError, SnapshotError, StoreError};
+#[cfg(feature = "fault-injection")]
+pub use fault::{SyncHook, SyncPoint};
 pub use metrics::StoreMetrics;
 pub use read::{LogEvents, StreamEvents, TypeEvents};
 pub use record::EventRef;

@@ -1,6 +1,9 @@
 //! Reads: an aggregate's events by version (forwards or backwards), the global log by position,
 //! one aggregate type's events in log order, and the list of aggregates. Every reader is a lazy
-//! iterator that sees every event acknowledged before it was created.
+//! iterator that sees the events visible when it was created: in durable mode every durable
+//! event (an append still waiting for its sync is not read: a crash could discard it and give its
+//! position to another event), in buffered mode every acknowledged one (read-your-writes, even of
+//! events a crash may still lose).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::ops::ControlFlow;
@@ -16,7 +19,7 @@ use crate::keys::{
     stream_type_prefix, type_page_key, type_prefix,
 };
 use crate::record::{EventRef, Record, Run, decode_page};
-use crate::state::{Shared, corrupted, lock};
+use crate::state::{Scope, Shared, corrupted, lock};
 use crate::store::Store;
 use crate::types::{AggregateInfo, Direction, StreamRead};
 
@@ -387,21 +390,24 @@ impl Iterator for TypeEvents {
 }
 
 impl Shared {
+    /// An aggregate's events in `scope`.
     pub(crate) fn read_stream(
         self: &Arc<Self>,
         aggregate_type: &str,
         aggregate_id: &str,
         read: StreamRead,
+        scope: Scope,
     ) -> Result<StreamEvents, ReadError> {
         let stream = StreamKey::new(aggregate_type, aggregate_id);
         // Memory first, pages second: runs leave memory only once their pages are written.
         let in_memory = {
             let state = lock(&self.state);
+            let end = self.scope_end(&state, scope);
             state
                 .memtable
                 .streams
                 .get(&stream)
-                .map(|entry| (entry.head, entry.runs.clone()))
+                .map(|entry| (entry.head_upto(end), entry.runs.clone()))
         };
         let (head, memory_runs) = match in_memory {
             Some(found) => found,
@@ -438,11 +444,15 @@ impl Shared {
         aggregate_id: &str,
     ) -> Result<u64, ReadError> {
         let stream = StreamKey::new(aggregate_type, aggregate_id);
-        let in_memory = lock(&self.state)
-            .memtable
-            .streams
-            .get(&stream)
-            .map(|e| e.head);
+        let in_memory = {
+            let state = lock(&self.state);
+            let end = self.visible_end(&state);
+            state
+                .memtable
+                .streams
+                .get(&stream)
+                .map(|e| e.head_upto(end))
+        };
         match in_memory {
             Some(head) => Ok(head),
             None => Ok(persisted_head(&self.log, &stream)?),
@@ -451,7 +461,8 @@ impl Shared {
 }
 
 impl Store {
-    /// An aggregate's events, lazily: from a version, forwards or backwards, with a limit.
+    /// An aggregate's events, lazily: from a version, forwards or backwards, with a limit. In
+    /// durable mode only durable events are read; in buffered mode every acknowledged one.
     ///
     /// # Errors
     ///
@@ -463,10 +474,13 @@ impl Store {
         aggregate_id: &str,
         read: StreamRead,
     ) -> Result<StreamEvents, ReadError> {
-        self.shared.read_stream(aggregate_type, aggregate_id, read)
+        self.shared
+            .read_stream(aggregate_type, aggregate_id, read, Scope::Visible)
     }
 
-    /// An aggregate's current version (0: it has no events).
+    /// An aggregate's current version (0: it has no events): in durable mode its last durable
+    /// version, in buffered mode its last acknowledged one. (An append's expected-version check
+    /// is against every event already sequenced, durable or not.)
     ///
     /// # Errors
     ///
@@ -480,13 +494,17 @@ impl Store {
     }
 
     /// The global log from `from_position` (positions start at 1), lazily, at most `limit`
-    /// events, up to the last event acknowledged when the read began.
+    /// events, up to [`Store::last_position`] when the read began (in durable mode, the last
+    /// durable event).
     ///
     /// # Errors
     ///
     /// None at creation; each item is a `Result`, an error ending the iteration.
     pub fn read_log(&self, from_position: u64, limit: Option<usize>) -> LogEvents {
-        let end = lock(&self.shared.state).next_position - 1;
+        let end = {
+            let state = lock(&self.shared.state);
+            self.shared.visible_end(&state)
+        };
         LogEvents {
             cursor: LogCursor {
                 shared: Arc::clone(&self.shared),
@@ -507,8 +525,8 @@ impl Store {
 
     /// Visits the global log from `from_position`, at most `limit` events, each borrowed where it
     /// lies ([`EventRef`]: no allocation per event), until `visit` returns
-    /// [`ControlFlow::Break`]. The fastest way to scan the log; covers the events acknowledged
-    /// before the scan began. Returns how many events were visited.
+    /// [`ControlFlow::Break`]. The fastest way to scan the log; covers the events up to
+    /// [`Store::last_position`] when the scan began. Returns how many events were visited.
     ///
     /// # Errors
     ///
@@ -539,7 +557,10 @@ impl Store {
         limit: Option<usize>,
         mut visit: impl FnMut(EventRef<'_>) -> ControlFlow<()>,
     ) -> Result<u64, ReadError> {
-        let end = lock(&self.shared.state).next_position - 1;
+        let end = {
+            let state = lock(&self.shared.state);
+            self.shared.visible_end(&state)
+        };
         let mut cursor = LogCursor {
             shared: Arc::clone(&self.shared),
             records: None,
@@ -583,7 +604,8 @@ impl Store {
         Ok(retrieved.count)
     }
 
-    /// Every event of one aggregate type, in log order, from `from_position`, lazily.
+    /// Every event of one aggregate type, in log order, from `from_position`, lazily, up to
+    /// [`Store::last_position`] when the read began.
     ///
     /// # Errors
     ///
@@ -604,7 +626,7 @@ impl Store {
                     .get(aggregate_type)
                     .cloned()
                     .unwrap_or_default(),
-                state.next_position - 1,
+                shared.visible_end(&state),
             )
         };
         let from = from_position.max(1);
@@ -639,8 +661,8 @@ impl Store {
         })
     }
 
-    /// The aggregates (all, or those of one type) with their current versions, sorted by type
-    /// and id.
+    /// The aggregates (all, or those of one type) with their current versions (as
+    /// [`Store::stream_version`] reports them), sorted by type and id.
     ///
     /// # Errors
     ///
@@ -652,12 +674,13 @@ impl Store {
         let shared = &self.shared;
         let mut heads: BTreeMap<StreamKey, u64> = {
             let state = lock(&shared.state);
+            let end = shared.visible_end(&state);
             state
                 .memtable
                 .streams
                 .iter()
-                .filter(|(_, entry)| entry.head > 0)
-                .map(|(key, entry)| (key.clone(), entry.head))
+                .map(|(key, entry)| (key.clone(), entry.head_upto(end)))
+                .filter(|(_, head)| *head > 0)
                 .collect()
         };
         let prefix = match aggregate_type {

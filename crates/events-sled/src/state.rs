@@ -9,7 +9,7 @@ use std::thread::JoinHandle;
 
 use events_core::{EventValidator, RecordedEvent};
 
-use crate::config::StoreConfig;
+use crate::config::{Durability, StoreConfig};
 use crate::error::ReadError;
 use crate::index::{
     Memtable, PageError, StreamEntry, page_position, persisted_head, stream_page_at,
@@ -185,7 +185,34 @@ impl From<PageError> for ReadError {
     }
 }
 
+/// Which events a read covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scope {
+    /// What readers may see: in durable mode only durable events (one a crash could still
+    /// discard, and whose position it could give to another event, is not shown); in buffered
+    /// mode every acknowledged event.
+    Visible,
+    /// Every sequenced event, durable or not: for checking appends against what is queued.
+    Sequenced,
+}
+
 impl Shared {
+    /// The last position a reader sees (see [`Scope::Visible`]), under the state lock.
+    pub(crate) fn visible_end(&self, state: &State) -> u64 {
+        match self.config.durability {
+            Durability::Durable => state.durable_upto,
+            Durability::Buffered => state.next_position - 1,
+        }
+    }
+
+    /// The last position a read in `scope` covers, under the state lock.
+    pub(crate) fn scope_end(&self, state: &State, scope: Scope) -> u64 {
+        match scope {
+            Scope::Visible => self.visible_end(state),
+            Scope::Sequenced => state.next_position - 1,
+        }
+    }
+
     /// Stops all writing after a storage failure: every waiting and later append fails.
     pub(crate) fn fail(&self, reason: String) {
         tracing::error!(name: "event_store_write_failed", error = %reason, "event store stopped writing");

@@ -20,7 +20,7 @@ use crate::keys::{
 };
 use crate::mark::MarkWriter;
 use crate::record::{GENESIS, Hash, PersistedCounters, Record, decode_counters, record_hash};
-use crate::state::{CommitListener, Counters, Pending, Shared, State, lock};
+use crate::state::{CommitListener, Counters, Pending, Scope, Shared, State, lock};
 use crate::types::{AppendBatch, AppendResult, ExpectedVersion, StreamRead};
 use crate::writer::Writer;
 
@@ -681,9 +681,12 @@ impl Store {
         &self.shared.config
     }
 
-    /// Position of the last acknowledged event (0: the log is empty).
+    /// Position of the last event readers see (0: the log is empty): in durable mode the last
+    /// durable event (an append still waiting for its sync is not counted), in buffered mode the
+    /// last acknowledged one.
     pub fn last_position(&self) -> u64 {
-        lock(&self.shared.state).next_position - 1
+        let state = lock(&self.shared.state);
+        self.shared.visible_end(&state)
     }
 
     /// Position up to which every event is flushed to disk.
@@ -700,8 +703,8 @@ impl Store {
     /// recognised when the events right after the expected version (for `Exact` and `NoStream`),
     /// or the aggregate's last events (for `Any` and `StreamExists`), carry the same ids.
     ///
-    /// In [`Durability::Durable`] mode this returns once the events are on disk; in buffered mode,
-    /// once they are sequenced and readable.
+    /// In [`Durability::Durable`] mode this returns once the events are on disk (and only then do
+    /// reads show them); in buffered mode, once they are sequenced and readable.
     ///
     /// # Errors
     ///
@@ -738,7 +741,9 @@ impl Store {
     ///
     /// # Errors
     ///
-    /// [`StoreError::Failed`] or [`StoreError::Closed`] when the store is not writing.
+    /// [`StoreError::Failed`] when the store is not writing, or when this flush failed — which
+    /// fails the store: every later append gets [`AppendError::Failed`] until it is reopened (a
+    /// failed `fdatasync` is reported once, so a later one could "succeed" over lost data).
     pub fn flush(&self) -> Result<u64, StoreError> {
         let shared = &self.shared;
         shared
@@ -828,7 +833,7 @@ impl Shared {
             return Err(StoreError::Failed { reason });
         }
         if let Err(reason) = self.flush_if_behind() {
-            self.fail(reason.clone());
+            // `flush_sled` has failed the store.
             return Err(StoreError::Failed { reason });
         }
         Ok(())
@@ -1183,11 +1188,14 @@ impl Shared {
                 return Ok(None);
             }
             let first = &batch.events[0];
+            // Against every sequenced event, durable or not: a retry may arrive while its
+            // original is still in flight.
             let stored: Vec<RecordedEvent> = self
                 .read_stream(
                     &first.aggregate_type,
                     &first.aggregate_id,
                     StreamRead::forwards().from(first_version).limit(n as usize),
+                    Scope::Sequenced,
                 )?
                 .collect::<Result<_, _>>()?;
             if stored.len() != batch.events.len()

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use events_core::RecordedEvent;
 
 use crate::config::Durability;
+use crate::fault::SyncPoint;
 use crate::keys::log_key;
 use crate::record::{Hash, encode_record, record_hash};
 use crate::state::{Shared, lock};
@@ -171,6 +172,11 @@ impl Writer {
         let record = encode_record(&self.chain_head, &events);
         self.chain_head = record_hash(&record);
         let durable = shared.config.durability == Durability::Durable;
+        if durable {
+            shared
+                .before_sync(SyncPoint::Journal)
+                .map_err(WriteError::Io)?;
+        }
         {
             // Held from the journal entry to the sled insert: a flush that swaps the journals
             // then knows everything in the retired one is in sled.

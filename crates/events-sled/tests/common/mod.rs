@@ -79,3 +79,91 @@ impl Drop for RawSled {
         file.unlock().unwrap();
     }
 }
+
+/// Faults for the store's test-only sync hook (`StoreConfig::sync_hook`, feature
+/// `fault-injection`): hold durable mode's journal syncs, or fail the next sync of sled's data
+/// file.
+#[derive(Debug, Default)]
+pub struct SyncFaults {
+    state: std::sync::Mutex<FaultState>,
+    changed: std::sync::Condvar,
+}
+
+#[derive(Debug, Default)]
+struct FaultState {
+    hold_journal: bool,
+    journal_held: usize,
+    fail_data_file: bool,
+    data_file_failures: usize,
+}
+
+/// How long a held sync or a test waiting for one waits before giving up (a regression then
+/// fails the test instead of hanging it).
+pub const FAULT_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+impl SyncFaults {
+    pub fn new() -> std::sync::Arc<Self> {
+        std::sync::Arc::default()
+    }
+
+    /// The hook to give `StoreConfig::sync_hook`.
+    pub fn hook(self: &std::sync::Arc<Self>) -> events_sled::SyncHook {
+        let faults = std::sync::Arc::clone(self);
+        std::sync::Arc::new(move |point| faults.on_sync(point))
+    }
+
+    /// Journal syncs from now on wait until [`SyncFaults::release_journal`].
+    pub fn hold_journal(&self) {
+        self.state.lock().unwrap().hold_journal = true;
+    }
+
+    pub fn release_journal(&self) {
+        self.state.lock().unwrap().hold_journal = false;
+        self.changed.notify_all();
+    }
+
+    /// Waits until a journal sync is being held; panics after [`FAULT_WAIT`].
+    pub fn wait_journal_held(&self) {
+        let state = self.state.lock().unwrap();
+        let (state, timeout) = self
+            .changed
+            .wait_timeout_while(state, FAULT_WAIT, |s| s.journal_held == 0)
+            .unwrap();
+        assert!(
+            !timeout.timed_out() && state.journal_held > 0,
+            "no journal sync started within {FAULT_WAIT:?}"
+        );
+    }
+
+    /// The next sync of sled's data file fails (once).
+    pub fn fail_next_data_file_sync(&self) {
+        self.state.lock().unwrap().fail_data_file = true;
+    }
+
+    /// How many data-file syncs were made to fail.
+    pub fn data_file_failures(&self) -> usize {
+        self.state.lock().unwrap().data_file_failures
+    }
+
+    fn on_sync(&self, point: events_sled::SyncPoint) -> std::io::Result<()> {
+        let mut state = self.state.lock().unwrap();
+        match point {
+            events_sled::SyncPoint::Journal if state.hold_journal => {
+                state.journal_held += 1;
+                self.changed.notify_all();
+                let (mut state, _) = self
+                    .changed
+                    .wait_timeout_while(state, FAULT_WAIT, |s| s.hold_journal)
+                    .unwrap();
+                state.journal_held -= 1;
+                Ok(())
+            }
+            events_sled::SyncPoint::DataFile if state.fail_data_file => {
+                state.fail_data_file = false;
+                state.data_file_failures += 1;
+                Err(std::io::Error::other("injected fdatasync failure"))
+            }
+            _ => Ok(()),
+        }
+    }
+}
