@@ -13,8 +13,11 @@
 //! · footer: manifest_offset u64 BE · BLAKE3 of every byte before the footer [32] · "EVLCKEND"
 //! ```
 //!
-//! An export is consistent at one log position: records are immutable once written, so the
-//! records up to the position the export starts at are copied while appends continue. The file
+//! An export is consistent at one log position: snapshots and consumers are copied first, each
+//! only if the log acknowledged when it is read covers it; then the position is chosen (everything
+//! acknowledged by then, made durable) and the records up to it are copied while appends continue
+//! (records are immutable once written). So no snapshot or consumer runs ahead of the records it
+//! is restored with. The file
 //! is written under a temporary name, `fsync`ed, and renamed into place. Verification checks the
 //! file hash, every record's decoding and its link in the hash chain, positions from 1 without a
 //! gap, and the manifest's counts and chain head. Import verifies first, then restores into a new
@@ -28,12 +31,13 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::config::StoreConfig;
 use crate::consumer::decode_consumer;
 use crate::error::CheckpointError;
-use crate::keys::{FORMAT_KEY, log_key};
+use crate::keys::{FORMAT_KEY, StreamKey, log_key};
 use crate::record::{GENESIS, Hash, Record, record_hash};
 use crate::snapshot::decode_snapshot;
 use crate::state::{Shared, lock};
@@ -201,25 +205,27 @@ impl Shared {
             .map_err(|reason| CheckpointError::NotWriting { reason })
     }
 
+    /// Exports a checkpoint: written under a temporary name next to `provisional`, then renamed
+    /// to `destination(last position)`, which must be in the same directory.
     pub(crate) fn export_checkpoint(
         &self,
-        path: &Path,
-        position: u64,
+        provisional: &Path,
+        destination: impl FnOnce(u64) -> PathBuf,
         progress: Option<Progress<'_>>,
-    ) -> Result<CheckpointManifest, CheckpointError> {
+    ) -> Result<(PathBuf, CheckpointManifest), CheckpointError> {
         let started = Instant::now();
         let created_at = Utc::now();
-        let parent = path
+        let parent = provisional
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
         fs::create_dir_all(parent).map_err(io_error(parent))?;
-        let file_name = path
+        let file_name = provisional
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "checkpoint".into());
         let temporary = partial_export_path(parent, &file_name);
-        let result = self.write_checkpoint(&temporary, position, created_at, progress);
+        let result = self.write_checkpoint(&temporary, created_at, progress);
         let manifest = match result {
             Ok(manifest) => manifest,
             Err(e) => {
@@ -227,7 +233,12 @@ impl Shared {
                 return Err(e);
             }
         };
-        fs::rename(&temporary, path).map_err(io_error(path))?;
+        let position = manifest.last_position;
+        let path = destination(position);
+        if let Err(source) = fs::rename(&temporary, &path) {
+            let _ = fs::remove_file(&temporary);
+            return Err(CheckpointError::Io { path, source });
+        }
         sync_dir(parent);
         let counters = &self.counters;
         counters.checkpoints_created.fetch_add(1, Ordering::Relaxed);
@@ -244,16 +255,22 @@ impl Shared {
             last_position = manifest.last_position,
             records = manifest.records,
             snapshots = manifest.snapshots,
+            consumers = manifest.consumers,
             elapsed_ms = started.elapsed().as_millis() as u64,
             "checkpoint created"
         );
-        Ok(manifest)
+        Ok((path, manifest))
     }
 
+    /// Writes the checkpoint file. Snapshots and consumers are copied *before* the export
+    /// position is chosen, each only if the log acknowledged when it is read covers it; the
+    /// position, chosen next, covers everything acknowledged by then, so no snapshot or consumer
+    /// in the file runs ahead of its records. (A snapshot is saved, and a consumer committed,
+    /// only once the events it reflects are written; read the other way round, a projection
+    /// committing during the export would land in the file with a state folded past its records.)
     fn write_checkpoint(
         &self,
         temporary: &Path,
-        position: u64,
         created_at: DateTime<Utc>,
         mut progress: Option<Progress<'_>>,
     ) -> Result<CheckpointManifest, CheckpointError> {
@@ -269,6 +286,60 @@ impl Shared {
         };
         let io = io_error(temporary);
         out.raw(MAGIC).map_err(&io)?;
+        let mut snapshots = 0;
+        for entry in self.snapshots.iter() {
+            let (key, value) = entry.map_err(crate::error::ReadError::from)?;
+            let snapshot = decode_snapshot(&key, &value).map_err(|e| {
+                CheckpointError::Read(crate::state::corrupted(format!(
+                    "snapshot {}: {e}",
+                    crate::index::show_key(&key)
+                )))
+            })?;
+            let current = self.stream_version(&snapshot.aggregate_type, &snapshot.aggregate_id)?;
+            if snapshot.version > current {
+                // Left by a crash in buffered mode that lost the aggregate's later events.
+                tracing::warn!(
+                    name: "event_store_checkpoint_entry_skipped",
+                    kind = "snapshot",
+                    aggregate_type = %snapshot.aggregate_type,
+                    aggregate_id = %snapshot.aggregate_id,
+                    version = snapshot.version,
+                    current,
+                    "snapshot beyond its aggregate's version left out of the checkpoint"
+                );
+                continue;
+            }
+            out.entry(TAG_SNAPSHOT, &key, &value).map_err(&io)?;
+            snapshots += 1;
+        }
+        let mut consumers = 0;
+        for entry in self.consumers.iter() {
+            let (key, value) = entry.map_err(crate::error::ReadError::from)?;
+            let consumer = decode_consumer(&value).map_err(|detail| {
+                CheckpointError::Read(crate::state::corrupted(format!(
+                    "consumer `{}`: {detail}",
+                    String::from_utf8_lossy(&key)
+                )))
+            })?;
+            let acknowledged = lock(&self.state).next_position - 1;
+            if consumer.position > acknowledged {
+                // Committed beyond the log (or left by a crash in buffered mode): its state
+                // reflects events the checkpoint cannot hold. Left out, the consumer starts from
+                // the beginning after an import, which is correct; clamped, it would be wrong.
+                tracing::warn!(
+                    name: "event_store_checkpoint_entry_skipped",
+                    kind = "consumer",
+                    consumer = %String::from_utf8_lossy(&key),
+                    position = consumer.position,
+                    acknowledged,
+                    "consumer beyond the log left out of the checkpoint"
+                );
+                continue;
+            }
+            out.entry(TAG_CONSUMER, &key, &value).map_err(&io)?;
+            consumers += 1;
+        }
+        let position = self.export_position()?;
         let mut chain_head = GENESIS;
         let mut records = 0;
         let mut last = 0;
@@ -291,23 +362,6 @@ impl Shared {
                     progress(last, position);
                 }
             }
-        }
-        let mut snapshots = 0;
-        for entry in self.snapshots.iter() {
-            let (key, value) = entry.map_err(crate::error::ReadError::from)?;
-            out.entry(TAG_SNAPSHOT, &key, &value).map_err(&io)?;
-            snapshots += 1;
-        }
-        let mut consumers = 0;
-        for entry in self.consumers.iter() {
-            let (key, value) = entry.map_err(crate::error::ReadError::from)?;
-            let value = match decode_consumer(&value) {
-                // A consumer cannot be ahead of the copy of the log it is restored with.
-                Ok(c) if c.position > last => crate::consumer::encode_consumer(last, &c.state),
-                _ => value.to_vec(),
-            };
-            out.entry(TAG_CONSUMER, &key, &value).map_err(&io)?;
-            consumers += 1;
         }
         let manifest = CheckpointManifest {
             format: CHECKPOINT_FORMAT,
@@ -476,6 +530,13 @@ fn scan(
     let mut next_position = 1;
     let (mut records, mut snapshots, mut consumers) = (0_u64, 0_u64, 0_u64);
     let mut manifest = None;
+    // Every aggregate's version in the records (by stream key), and the snapshots' and
+    // consumers' claims, checked against them once every section is read (sections may come in
+    // any order).
+    let mut versions: FxHashMap<Box<[u8]>, u64> = FxHashMap::default();
+    let mut stream = Vec::new();
+    let mut snapshot_claims: Vec<(Box<[u8]>, u64, u64)> = Vec::new();
+    let mut consumer_claims: Vec<(String, u64, u64)> = Vec::new();
     while let Some((tag, at, bytes)) = reader.section(path)? {
         if manifest.is_some() {
             return Err(invalid(
@@ -488,7 +549,16 @@ fn scan(
                 let record = Record::parse(sled::IVec::from(bytes.as_slice()))
                     .map_err(|e| invalid(path, format!("record at byte {at}: {e}")))?;
                 record
-                    .check_all()
+                    .check_all_visiting(|event| {
+                        stream.clear();
+                        StreamKey::write(&mut stream, event.aggregate_type, event.aggregate_id);
+                        match versions.get_mut(stream.as_slice()) {
+                            Some(version) => *version = (*version).max(event.version),
+                            None => {
+                                versions.insert(stream.as_slice().into(), event.version);
+                            }
+                        }
+                    })
                     .map_err(|e| invalid(path, format!("record at byte {at}: {e}")))?;
                 if record.first_position() != next_position {
                     return Err(invalid(
@@ -515,16 +585,20 @@ fn scan(
                 let (key, value) = split_entry(&bytes).ok_or_else(|| {
                     invalid(path, format!("snapshot entry at byte {at} is truncated"))
                 })?;
-                decode_snapshot(key, value)
+                let snapshot = decode_snapshot(key, value)
                     .map_err(|e| invalid(path, format!("snapshot at byte {at}: {e}")))?;
+                let stream = StreamKey::new(&snapshot.aggregate_type, &snapshot.aggregate_id);
+                snapshot_claims.push((stream.as_bytes().into(), snapshot.version, at));
                 snapshots += 1;
             }
             TAG_CONSUMER => {
-                let (_, value) = split_entry(&bytes).ok_or_else(|| {
+                let (name, value) = split_entry(&bytes).ok_or_else(|| {
                     invalid(path, format!("consumer entry at byte {at} is truncated"))
                 })?;
-                decode_consumer(value)
+                let consumer = decode_consumer(value)
                     .map_err(|e| invalid(path, format!("consumer at byte {at}: {e}")))?;
+                let name = String::from_utf8_lossy(name).into_owned();
+                consumer_claims.push((name, consumer.position, at));
                 consumers += 1;
             }
             TAG_MANIFEST => {
@@ -557,6 +631,32 @@ fn scan(
     }
     let manifest = manifest.ok_or_else(|| invalid(path, "the manifest is missing"))?;
     let last = next_position - 1;
+    // A snapshot or consumer ahead of the records holds state folded from events the checkpoint
+    // does not have: restored, it would be silently wrong.
+    for (stream, version, at) in &snapshot_claims {
+        let reached = versions.get(stream).copied().unwrap_or(0);
+        if *version > reached {
+            return Err(invalid(
+                path,
+                format!(
+                    "the snapshot of `{}` at version {version} (byte {at}) is beyond the \
+                     aggregate's version in the records, {reached}",
+                    StreamKey::label_of(stream)
+                ),
+            ));
+        }
+    }
+    for (name, position, at) in &consumer_claims {
+        if *position > last {
+            return Err(invalid(
+                path,
+                format!(
+                    "consumer `{name}` at position {position} (byte {at}) is beyond the \
+                     records' last position, {last}"
+                ),
+            ));
+        }
+    }
     let checks = [
         (manifest.format == CHECKPOINT_FORMAT, "format"),
         (manifest.last_position == last, "last position"),
@@ -584,11 +684,14 @@ fn scan(
     Ok(Scanned { manifest })
 }
 
-/// Verifies a checkpoint file completely: its hash, every record and the chain, the manifest.
+/// Verifies a checkpoint file completely: its hash, every record and the chain, that no snapshot
+/// is beyond its aggregate's version in the records and no consumer beyond their last position,
+/// the manifest.
 ///
 /// # Errors
 ///
-/// [`CheckpointError::Invalid`] naming what is wrong and where; [`CheckpointError::Io`].
+/// [`CheckpointError::Invalid`] naming what is wrong and where (a snapshot or consumer ahead of
+/// the records included); [`CheckpointError::Io`].
 pub fn verify_checkpoint(path: &Path) -> Result<CheckpointManifest, CheckpointError> {
     verify_checkpoint_with(path, None)
 }
@@ -775,25 +878,30 @@ pub fn prune_checkpoints(dir: &Path, days: u32) -> Result<Vec<PathBuf>, Checkpoi
     Ok(removed)
 }
 
-/// The file name of a checkpoint taken now at `position`.
-fn checkpoint_name(position: u64) -> String {
-    format!(
-        "checkpoint-{}-{position:012}.{CHECKPOINT_EXTENSION}",
-        Utc::now().format("%Y%m%dT%H%M%S%.3fZ")
-    )
+/// The file name of a checkpoint taken at `time` up to `position` (without it: the name its
+/// temporary file is derived from, before the position is known).
+fn checkpoint_name(time: DateTime<Utc>, position: Option<u64>) -> String {
+    let time = time.format("%Y%m%dT%H%M%S%.3fZ");
+    match position {
+        Some(position) => format!("checkpoint-{time}-{position:012}.{CHECKPOINT_EXTENSION}"),
+        None => format!("checkpoint-{time}.{CHECKPOINT_EXTENSION}"),
+    }
 }
 
 impl Store {
-    /// Exports a checkpoint of the whole store to `path`, consistent at the log position written
-    /// when the export starts, while appends continue.
+    /// Exports a checkpoint of the whole store to `path`, consistent at the log position
+    /// acknowledged when the export starts, while appends continue. Snapshots and consumers are
+    /// those committed when the export starts; none is ahead of the records (one beyond the log,
+    /// which only a crash in buffered mode or a commit past the log's end leaves, is left out).
     ///
     /// # Errors
     ///
     /// [`CheckpointError::Io`] when the file cannot be written; [`CheckpointError::Read`] when the
-    /// store cannot be read.
+    /// store cannot be read or a snapshot or consumer does not decode.
     pub fn export_checkpoint(&self, path: &Path) -> Result<CheckpointManifest, CheckpointError> {
-        let position = self.shared.export_position()?;
-        self.shared.export_checkpoint(path, position, None)
+        self.shared
+            .export_checkpoint(path, |_| path.to_path_buf(), None)
+            .map(|(_, manifest)| manifest)
     }
 
     /// [`Store::export_checkpoint`] reporting progress in events.
@@ -806,9 +914,9 @@ impl Store {
         path: &Path,
         progress: Progress<'_>,
     ) -> Result<CheckpointManifest, CheckpointError> {
-        let position = self.shared.export_position()?;
         self.shared
-            .export_checkpoint(path, position, Some(progress))
+            .export_checkpoint(path, |_| path.to_path_buf(), Some(progress))
+            .map(|(_, manifest)| manifest)
     }
 
     /// Exports a checkpoint into the configured checkpoint directory, named by time and position.
@@ -841,10 +949,14 @@ impl Store {
 
 impl Shared {
     fn checkpoint_now(&self) -> Result<(PathBuf, CheckpointManifest), CheckpointError> {
-        let position = self.export_position()?;
-        let path = self.config.checkpoint_dir().join(checkpoint_name(position));
-        let manifest = self.export_checkpoint(&path, position, None)?;
-        Ok((path, manifest))
+        let dir = self.config.checkpoint_dir();
+        let now = Utc::now();
+        let provisional = dir.join(checkpoint_name(now, None));
+        self.export_checkpoint(
+            &provisional,
+            |position| dir.join(checkpoint_name(now, Some(position))),
+            None,
+        )
     }
 
     fn checkpoint_due(&self) -> bool {

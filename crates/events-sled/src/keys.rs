@@ -54,9 +54,15 @@ impl StreamKey {
     /// Both parts must be under 64 KiB; validation limits them far below that.
     pub(crate) fn new(aggregate_type: &str, aggregate_id: &str) -> Self {
         let mut bytes = Vec::with_capacity(4 + aggregate_type.len() + aggregate_id.len());
-        push_str16(&mut bytes, aggregate_type);
-        push_str16(&mut bytes, aggregate_id);
+        Self::write(&mut bytes, aggregate_type, aggregate_id);
         Self(bytes.into_boxed_slice())
+    }
+
+    /// Appends the key bytes of `aggregate_type/aggregate_id` to `out` (no allocation when `out`
+    /// has room).
+    pub(crate) fn write(out: &mut Vec<u8>, aggregate_type: &str, aggregate_id: &str) {
+        push_str16(out, aggregate_type);
+        push_str16(out, aggregate_id);
     }
 
     pub(crate) fn as_bytes(&self) -> &[u8] {
@@ -65,9 +71,14 @@ impl StreamKey {
 
     /// `aggregate_type/aggregate_id`, for messages.
     pub(crate) fn label(&self) -> String {
-        match Self::parse(&self.0) {
+        Self::label_of(&self.0)
+    }
+
+    /// [`StreamKey::label`] of key bytes.
+    pub(crate) fn label_of(bytes: &[u8]) -> String {
+        match Self::parse(bytes) {
             Ok((t, i, _)) => format!("{t}/{i}"),
-            Err(_) => self.0.escape_ascii().to_string(),
+            Err(_) => bytes.escape_ascii().to_string(),
         }
     }
 

@@ -138,7 +138,7 @@ fn exports_while_a_projection_commits_and_snapshots_are_saved_import_consistent(
         std::thread::spawn(move || {
             let mut rounds = 0_u64;
             while !stop.load(Ordering::Relaxed) {
-                advance(&store, if rounds % 2 == 0 { "a" } else { "b" }, 3);
+                advance(&store, if rounds.is_multiple_of(2) { "a" } else { "b" }, 3);
                 rounds += 1;
             }
         })
