@@ -78,8 +78,32 @@ pub struct CheckpointManifest {
     pub snapshots: u64,
     /// Consumers in the checkpoint.
     pub consumers: u64,
-    /// The store the checkpoint was exported from.
+    /// The store the checkpoint was exported from (its path).
     pub source: String,
+    /// The id of the store the checkpoint was exported from ([`Store::store_id`]); absent in
+    /// checkpoints written before store ids existed (those are told apart by `source`). Pruning
+    /// touches only the checkpoints of the store that prunes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store_id: Option<String>,
+}
+
+impl CheckpointManifest {
+    /// Which store wrote the checkpoint: its id, or for a checkpoint written before store ids
+    /// existed, its path.
+    fn owner(&self) -> Owner<'_> {
+        match &self.store_id {
+            Some(id) => Owner::Id(id),
+            None => Owner::Path(&self.source),
+        }
+    }
+}
+
+/// The identity of a store, as checkpoint manifests name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Owner<'a> {
+    Id(&'a str),
+    /// A checkpoint from before store ids: the store path it names.
+    Path(&'a str),
 }
 
 /// A checkpoint file found in a directory.
@@ -374,6 +398,7 @@ impl Shared {
             snapshots,
             consumers,
             source: self.config.path.display().to_string(),
+            store_id: Some(self.store_id.clone()),
         };
         let json = serde_json::to_vec(&manifest)
             .map_err(|e| invalid(temporary, format!("manifest: {e}")))?;
@@ -847,25 +872,72 @@ pub fn list_checkpoints(dir: &Path) -> Result<Vec<CheckpointInfo>, CheckpointErr
     Ok(out)
 }
 
-/// Deletes the checkpoints in `dir` created more than `days` days ago; returns what was deleted.
-/// Files whose manifest cannot be read are left alone.
+/// Deletes the checkpoints in `dir` created more than `days` days ago, except each store's newest
+/// checkpoint that passes full verification ([`verify_checkpoint`]), however old; returns what was
+/// deleted, oldest first. Stores are told apart by the store id in the manifest (or, for
+/// checkpoints written before store ids existed, the store path it names); to prune only one
+/// store's checkpoints, use [`Store::prune_checkpoints`]. Files whose manifest cannot be read are
+/// left alone. `days` = 0 keeps only each store's newest verified checkpoint.
 ///
 /// # Errors
 ///
 /// [`CheckpointError::Io`] when the directory cannot be read or a file cannot be deleted.
 pub fn prune_checkpoints(dir: &Path, days: u32) -> Result<Vec<PathBuf>, CheckpointError> {
+    prune(dir, days, None)
+}
+
+/// The one pruning rule: in `dir`, the checkpoints created more than `days` days ago go, except
+/// each store's newest checkpoint that verifies. With `only`, just that store's checkpoints are
+/// touched (by its id, or by its path for those written before it had one), as one store.
+fn prune(
+    dir: &Path,
+    days: u32,
+    only: Option<[Owner<'_>; 2]>,
+) -> Result<Vec<PathBuf>, CheckpointError> {
     let cutoff = Utc::now() - chrono::TimeDelta::days(i64::from(days));
-    let mut removed = Vec::new();
-    for info in list_checkpoints(dir)? {
-        if info
-            .manifest
-            .as_ref()
-            .is_some_and(|m| m.created_at < cutoff)
-        {
-            fs::remove_file(&info.path).map_err(io_error(&info.path))?;
-            removed.push(info.path);
+    let listed = list_checkpoints(dir)?;
+    // Each store's checkpoints, oldest first (as listed).
+    let mut stores: Vec<(Owner<'_>, Vec<(&PathBuf, &CheckpointManifest)>)> = Vec::new();
+    for info in &listed {
+        let Some(manifest) = &info.manifest else {
+            continue;
+        };
+        let owner = match only {
+            None => manifest.owner(),
+            Some(only) if only.contains(&manifest.owner()) => only[0],
+            Some(_) => continue,
+        };
+        match stores.iter_mut().find(|(o, _)| *o == owner) {
+            Some((_, files)) => files.push((&info.path, manifest)),
+            None => stores.push((owner, vec![(&info.path, manifest)])),
         }
     }
+    let mut removed = Vec::new();
+    for (_, files) in &stores {
+        if !files.iter().any(|(_, m)| m.created_at < cutoff) {
+            continue;
+        }
+        // Newest first, the first that passes full verification is kept.
+        let kept = files
+            .iter()
+            .rev()
+            .find(|(path, _)| verify_checkpoint(path).is_ok())
+            .map(|(path, _)| *path);
+        for (path, manifest) in files {
+            if manifest.created_at < cutoff && Some(*path) != kept {
+                fs::remove_file(path).map_err(io_error(path))?;
+                removed.push((*path).clone());
+            }
+        }
+        if kept.is_none() {
+            tracing::warn!(
+                name: "event_store_no_verified_checkpoint",
+                dir = %dir.display(),
+                "no checkpoint of a store in the directory passes verification"
+            );
+        }
+    }
+    removed.sort_by_key(|path| listed.iter().position(|info| &info.path == path));
     if !removed.is_empty() {
         tracing::info!(
             name: "event_store_checkpoints_pruned",
@@ -937,17 +1009,29 @@ impl Store {
         list_checkpoints(&self.shared.config.checkpoint_dir())
     }
 
-    /// Deletes checkpoints in the configured directory older than `days` days.
+    /// Deletes this store's checkpoints in the configured directory created more than `days` days
+    /// ago, except its newest checkpoint that passes full verification, however old; returns
+    /// what was deleted, oldest first. Only files whose manifest names this store
+    /// ([`Store::store_id`], or for checkpoints written before store ids existed, this store's
+    /// path) are touched: other stores sharing the directory keep theirs. `days` = 0 keeps only
+    /// the newest verified checkpoint.
     ///
     /// # Errors
     ///
     /// As [`prune_checkpoints`].
     pub fn prune_checkpoints(&self, days: u32) -> Result<Vec<PathBuf>, CheckpointError> {
-        prune_checkpoints(&self.shared.config.checkpoint_dir(), days)
+        self.shared.prune_checkpoints(days)
     }
 }
 
 impl Shared {
+    fn prune_checkpoints(&self, days: u32) -> Result<Vec<PathBuf>, CheckpointError> {
+        let source = self.config.path.display().to_string();
+        // This store's checkpoints, and those it wrote before it had an id.
+        let mine = [Owner::Id(&self.store_id), Owner::Path(&source)];
+        prune(&self.config.checkpoint_dir(), days, Some(mine))
+    }
+
     fn checkpoint_now(&self) -> Result<(PathBuf, CheckpointManifest), CheckpointError> {
         let dir = self.config.checkpoint_dir();
         let now = Utc::now();
@@ -1009,7 +1093,7 @@ fn run_automatic(shared: &Shared) {
         match shared.checkpoint_now() {
             Ok((path, _)) => {
                 if let Some(days) = shared.config.checkpoints.keep_days
-                    && let Err(e) = prune_checkpoints(&shared.config.checkpoint_dir(), days)
+                    && let Err(e) = shared.prune_checkpoints(days)
                 {
                     tracing::warn!(name: "event_store_checkpoint_prune_failed", error = %e, "pruning checkpoints failed");
                 }

@@ -7,6 +7,7 @@
 //! | `M` `watermark` | last position covered by the persisted indexes, u64 BE |
 //! | `M` `counters` | persisted counters ([`crate::record`]) |
 //! | `M` `flushseq` | the sequence number of the last sled flush (u64 BE; see `mark.rs`) |
+//! | `M` `storeid` | the store's id, a UUID (16 bytes), made when the store is first opened |
 //! | `L` position | a log record whose first event is at `position` |
 //! | `S` stream first_version | a page of the stream index, from `first_version` |
 //! | `T` type first_position | a page of the aggregate-type index, from `first_position` |
@@ -25,6 +26,7 @@ pub(crate) const FORMAT_KEY: &[u8] = b"Mformat";
 pub(crate) const WATERMARK_KEY: &[u8] = b"Mwatermark";
 pub(crate) const COUNTERS_KEY: &[u8] = b"Mcounters";
 pub(crate) const FLUSH_SEQUENCE_KEY: &[u8] = b"Mflushseq";
+pub(crate) const STORE_ID_KEY: &[u8] = b"Mstoreid";
 
 /// The key of the log record that starts at `first_position`.
 pub(crate) fn log_key(first_position: u64) -> [u8; 9] {
