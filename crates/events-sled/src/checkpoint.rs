@@ -5,7 +5,8 @@
 //!
 //! ```text
 //! "EVLCKPT1"
-//! · section* where section = tag u8 · length u64 BE · bytes
+//! · section* where section = tag u8 · length u64 BE · bytes (written in the order S, C, R, M;
+//!   read in any order before the manifest)
 //!     'R' a log record, byte for byte as stored (hash-chained)
 //!     'S' a snapshot: key_len varint · key · value
 //!     'C' a consumer: key_len varint · key · value
@@ -863,7 +864,7 @@ pub fn list_checkpoints(dir: &Path) -> Result<Vec<CheckpointInfo>, CheckpointErr
     out.sort_by(|a, b| {
         let key = |i: &CheckpointInfo| i.manifest.as_ref().map(|m| m.created_at);
         match (key(a), key(b)) {
-            (Some(x), Some(y)) => x.cmp(&y),
+            (Some(x), Some(y)) => x.cmp(&y).then_with(|| a.path.cmp(&b.path)),
             (Some(_), None) => std::cmp::Ordering::Less,
             (None, Some(_)) => std::cmp::Ordering::Greater,
             (None, None) => a.path.cmp(&b.path),
