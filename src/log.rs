@@ -1212,7 +1212,9 @@ impl EventLog {
         self.with_store(|s| Ok(s.list_checkpoints()?))
     }
 
-    /// Deletes checkpoints in the configured directory older than `days` days; returns them.
+    /// Deletes this store's checkpoints in the configured directory older than `days` days,
+    /// except its newest one that passes full verification; other stores' files in the directory
+    /// are left alone. Returns what was deleted (see `Store::prune_checkpoints`).
     ///
     /// # Errors
     ///

@@ -5,7 +5,8 @@
 //!
 //! ```text
 //! "EVLCKPT1"
-//! · section* where section = tag u8 · length u64 BE · bytes
+//! · section* where section = tag u8 · length u64 BE · bytes (written in the order S, C, R, M;
+//!   read in any order before the manifest)
 //!     'R' a log record, byte for byte as stored (hash-chained)
 //!     'S' a snapshot: key_len varint · key · value
 //!     'C' a consumer: key_len varint · key · value
@@ -13,8 +14,11 @@
 //! · footer: manifest_offset u64 BE · BLAKE3 of every byte before the footer [32] · "EVLCKEND"
 //! ```
 //!
-//! An export is consistent at one log position: records are immutable once written, so the
-//! records up to the position the export starts at are copied while appends continue. The file
+//! An export is consistent at one log position: snapshots and consumers are copied first, each
+//! only if the log acknowledged when it is read covers it; then the position is chosen (everything
+//! acknowledged by then, made durable) and the records up to it are copied while appends continue
+//! (records are immutable once written). So no snapshot or consumer runs ahead of the records it
+//! is restored with. The file
 //! is written under a temporary name, `fsync`ed, and renamed into place. Verification checks the
 //! file hash, every record's decoding and its link in the hash chain, positions from 1 without a
 //! gap, and the manifest's counts and chain head. Import verifies first, then restores into a new
@@ -28,12 +32,13 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::config::StoreConfig;
 use crate::consumer::decode_consumer;
 use crate::error::CheckpointError;
-use crate::keys::{FORMAT_KEY, log_key};
+use crate::keys::{FORMAT_KEY, StreamKey, log_key};
 use crate::record::{GENESIS, Hash, Record, record_hash};
 use crate::snapshot::decode_snapshot;
 use crate::state::{Shared, lock};
@@ -74,8 +79,32 @@ pub struct CheckpointManifest {
     pub snapshots: u64,
     /// Consumers in the checkpoint.
     pub consumers: u64,
-    /// The store the checkpoint was exported from.
+    /// The store the checkpoint was exported from (its path).
     pub source: String,
+    /// The id of the store the checkpoint was exported from ([`Store::store_id`]); absent in
+    /// checkpoints written before store ids existed (those are told apart by `source`). Pruning
+    /// touches only the checkpoints of the store that prunes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store_id: Option<String>,
+}
+
+impl CheckpointManifest {
+    /// Which store wrote the checkpoint: its id, or for a checkpoint written before store ids
+    /// existed, its path.
+    fn owner(&self) -> Owner<'_> {
+        match &self.store_id {
+            Some(id) => Owner::Id(id),
+            None => Owner::Path(&self.source),
+        }
+    }
+}
+
+/// The identity of a store, as checkpoint manifests name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Owner<'a> {
+    Id(&'a str),
+    /// A checkpoint from before store ids: the store path it names.
+    Path(&'a str),
 }
 
 /// A checkpoint file found in a directory.
@@ -201,25 +230,27 @@ impl Shared {
             .map_err(|reason| CheckpointError::NotWriting { reason })
     }
 
+    /// Exports a checkpoint: written under a temporary name next to `provisional`, then renamed
+    /// to `destination(last position)`, which must be in the same directory.
     pub(crate) fn export_checkpoint(
         &self,
-        path: &Path,
-        position: u64,
+        provisional: &Path,
+        destination: impl FnOnce(u64) -> PathBuf,
         progress: Option<Progress<'_>>,
-    ) -> Result<CheckpointManifest, CheckpointError> {
+    ) -> Result<(PathBuf, CheckpointManifest), CheckpointError> {
         let started = Instant::now();
         let created_at = Utc::now();
-        let parent = path
+        let parent = provisional
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
         fs::create_dir_all(parent).map_err(io_error(parent))?;
-        let file_name = path
+        let file_name = provisional
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "checkpoint".into());
         let temporary = partial_export_path(parent, &file_name);
-        let result = self.write_checkpoint(&temporary, position, created_at, progress);
+        let result = self.write_checkpoint(&temporary, created_at, progress);
         let manifest = match result {
             Ok(manifest) => manifest,
             Err(e) => {
@@ -227,7 +258,12 @@ impl Shared {
                 return Err(e);
             }
         };
-        fs::rename(&temporary, path).map_err(io_error(path))?;
+        let position = manifest.last_position;
+        let path = destination(position);
+        if let Err(source) = fs::rename(&temporary, &path) {
+            let _ = fs::remove_file(&temporary);
+            return Err(CheckpointError::Io { path, source });
+        }
         sync_dir(parent);
         let counters = &self.counters;
         counters.checkpoints_created.fetch_add(1, Ordering::Relaxed);
@@ -244,16 +280,22 @@ impl Shared {
             last_position = manifest.last_position,
             records = manifest.records,
             snapshots = manifest.snapshots,
+            consumers = manifest.consumers,
             elapsed_ms = started.elapsed().as_millis() as u64,
             "checkpoint created"
         );
-        Ok(manifest)
+        Ok((path, manifest))
     }
 
+    /// Writes the checkpoint file. Snapshots and consumers are copied *before* the export
+    /// position is chosen, each only if the log acknowledged when it is read covers it; the
+    /// position, chosen next, covers everything acknowledged by then, so no snapshot or consumer
+    /// in the file runs ahead of its records. (A snapshot is saved, and a consumer committed,
+    /// only once the events it reflects are written; read the other way round, a projection
+    /// committing during the export would land in the file with a state folded past its records.)
     fn write_checkpoint(
         &self,
         temporary: &Path,
-        position: u64,
         created_at: DateTime<Utc>,
         mut progress: Option<Progress<'_>>,
     ) -> Result<CheckpointManifest, CheckpointError> {
@@ -269,6 +311,60 @@ impl Shared {
         };
         let io = io_error(temporary);
         out.raw(MAGIC).map_err(&io)?;
+        let mut snapshots = 0;
+        for entry in self.snapshots.iter() {
+            let (key, value) = entry.map_err(crate::error::ReadError::from)?;
+            let snapshot = decode_snapshot(&key, &value).map_err(|e| {
+                CheckpointError::Read(crate::state::corrupted(format!(
+                    "snapshot {}: {e}",
+                    crate::index::show_key(&key)
+                )))
+            })?;
+            let current = self.stream_version(&snapshot.aggregate_type, &snapshot.aggregate_id)?;
+            if snapshot.version > current {
+                // Left by a crash in buffered mode that lost the aggregate's later events.
+                tracing::warn!(
+                    name: "event_store_checkpoint_entry_skipped",
+                    kind = "snapshot",
+                    aggregate_type = %snapshot.aggregate_type,
+                    aggregate_id = %snapshot.aggregate_id,
+                    version = snapshot.version,
+                    current,
+                    "snapshot beyond its aggregate's version left out of the checkpoint"
+                );
+                continue;
+            }
+            out.entry(TAG_SNAPSHOT, &key, &value).map_err(&io)?;
+            snapshots += 1;
+        }
+        let mut consumers = 0;
+        for entry in self.consumers.iter() {
+            let (key, value) = entry.map_err(crate::error::ReadError::from)?;
+            let consumer = decode_consumer(&value).map_err(|detail| {
+                CheckpointError::Read(crate::state::corrupted(format!(
+                    "consumer `{}`: {detail}",
+                    String::from_utf8_lossy(&key)
+                )))
+            })?;
+            let acknowledged = lock(&self.state).next_position - 1;
+            if consumer.position > acknowledged {
+                // Committed beyond the log (or left by a crash in buffered mode): its state
+                // reflects events the checkpoint cannot hold. Left out, the consumer starts from
+                // the beginning after an import, which is correct; clamped, it would be wrong.
+                tracing::warn!(
+                    name: "event_store_checkpoint_entry_skipped",
+                    kind = "consumer",
+                    consumer = %String::from_utf8_lossy(&key),
+                    position = consumer.position,
+                    acknowledged,
+                    "consumer beyond the log left out of the checkpoint"
+                );
+                continue;
+            }
+            out.entry(TAG_CONSUMER, &key, &value).map_err(&io)?;
+            consumers += 1;
+        }
+        let position = self.export_position()?;
         let mut chain_head = GENESIS;
         let mut records = 0;
         let mut last = 0;
@@ -292,23 +388,6 @@ impl Shared {
                 }
             }
         }
-        let mut snapshots = 0;
-        for entry in self.snapshots.iter() {
-            let (key, value) = entry.map_err(crate::error::ReadError::from)?;
-            out.entry(TAG_SNAPSHOT, &key, &value).map_err(&io)?;
-            snapshots += 1;
-        }
-        let mut consumers = 0;
-        for entry in self.consumers.iter() {
-            let (key, value) = entry.map_err(crate::error::ReadError::from)?;
-            let value = match decode_consumer(&value) {
-                // A consumer cannot be ahead of the copy of the log it is restored with.
-                Ok(c) if c.position > last => crate::consumer::encode_consumer(last, &c.state),
-                _ => value.to_vec(),
-            };
-            out.entry(TAG_CONSUMER, &key, &value).map_err(&io)?;
-            consumers += 1;
-        }
         let manifest = CheckpointManifest {
             format: CHECKPOINT_FORMAT,
             store_format: STORE_FORMAT,
@@ -320,6 +399,7 @@ impl Shared {
             snapshots,
             consumers,
             source: self.config.path.display().to_string(),
+            store_id: Some(self.store_id.clone()),
         };
         let json = serde_json::to_vec(&manifest)
             .map_err(|e| invalid(temporary, format!("manifest: {e}")))?;
@@ -476,6 +556,13 @@ fn scan(
     let mut next_position = 1;
     let (mut records, mut snapshots, mut consumers) = (0_u64, 0_u64, 0_u64);
     let mut manifest = None;
+    // Every aggregate's version in the records (by stream key), and the snapshots' and
+    // consumers' claims, checked against them once every section is read (sections may come in
+    // any order).
+    let mut versions: FxHashMap<Box<[u8]>, u64> = FxHashMap::default();
+    let mut stream = Vec::new();
+    let mut snapshot_claims: Vec<(Box<[u8]>, u64, u64)> = Vec::new();
+    let mut consumer_claims: Vec<(String, u64, u64)> = Vec::new();
     while let Some((tag, at, bytes)) = reader.section(path)? {
         if manifest.is_some() {
             return Err(invalid(
@@ -488,7 +575,16 @@ fn scan(
                 let record = Record::parse(sled::IVec::from(bytes.as_slice()))
                     .map_err(|e| invalid(path, format!("record at byte {at}: {e}")))?;
                 record
-                    .check_all()
+                    .check_all_visiting(|event| {
+                        stream.clear();
+                        StreamKey::write(&mut stream, event.aggregate_type, event.aggregate_id);
+                        match versions.get_mut(stream.as_slice()) {
+                            Some(version) => *version = (*version).max(event.version),
+                            None => {
+                                versions.insert(stream.as_slice().into(), event.version);
+                            }
+                        }
+                    })
                     .map_err(|e| invalid(path, format!("record at byte {at}: {e}")))?;
                 if record.first_position() != next_position {
                     return Err(invalid(
@@ -515,16 +611,20 @@ fn scan(
                 let (key, value) = split_entry(&bytes).ok_or_else(|| {
                     invalid(path, format!("snapshot entry at byte {at} is truncated"))
                 })?;
-                decode_snapshot(key, value)
+                let snapshot = decode_snapshot(key, value)
                     .map_err(|e| invalid(path, format!("snapshot at byte {at}: {e}")))?;
+                let stream = StreamKey::new(&snapshot.aggregate_type, &snapshot.aggregate_id);
+                snapshot_claims.push((stream.as_bytes().into(), snapshot.version, at));
                 snapshots += 1;
             }
             TAG_CONSUMER => {
-                let (_, value) = split_entry(&bytes).ok_or_else(|| {
+                let (name, value) = split_entry(&bytes).ok_or_else(|| {
                     invalid(path, format!("consumer entry at byte {at} is truncated"))
                 })?;
-                decode_consumer(value)
+                let consumer = decode_consumer(value)
                     .map_err(|e| invalid(path, format!("consumer at byte {at}: {e}")))?;
+                let name = String::from_utf8_lossy(name).into_owned();
+                consumer_claims.push((name, consumer.position, at));
                 consumers += 1;
             }
             TAG_MANIFEST => {
@@ -557,6 +657,32 @@ fn scan(
     }
     let manifest = manifest.ok_or_else(|| invalid(path, "the manifest is missing"))?;
     let last = next_position - 1;
+    // A snapshot or consumer ahead of the records holds state folded from events the checkpoint
+    // does not have: restored, it would be silently wrong.
+    for (stream, version, at) in &snapshot_claims {
+        let reached = versions.get(stream).copied().unwrap_or(0);
+        if *version > reached {
+            return Err(invalid(
+                path,
+                format!(
+                    "the snapshot of `{}` at version {version} (byte {at}) is beyond the \
+                     aggregate's version in the records, {reached}",
+                    StreamKey::label_of(stream)
+                ),
+            ));
+        }
+    }
+    for (name, position, at) in &consumer_claims {
+        if *position > last {
+            return Err(invalid(
+                path,
+                format!(
+                    "consumer `{name}` at position {position} (byte {at}) is beyond the \
+                     records' last position, {last}"
+                ),
+            ));
+        }
+    }
     let checks = [
         (manifest.format == CHECKPOINT_FORMAT, "format"),
         (manifest.last_position == last, "last position"),
@@ -584,11 +710,14 @@ fn scan(
     Ok(Scanned { manifest })
 }
 
-/// Verifies a checkpoint file completely: its hash, every record and the chain, the manifest.
+/// Verifies a checkpoint file completely: its hash, every record and the chain, that no snapshot
+/// is beyond its aggregate's version in the records and no consumer beyond their last position,
+/// the manifest.
 ///
 /// # Errors
 ///
-/// [`CheckpointError::Invalid`] naming what is wrong and where; [`CheckpointError::Io`].
+/// [`CheckpointError::Invalid`] naming what is wrong and where (a snapshot or consumer ahead of
+/// the records included); [`CheckpointError::Io`].
 pub fn verify_checkpoint(path: &Path) -> Result<CheckpointManifest, CheckpointError> {
     verify_checkpoint_with(path, None)
 }
@@ -735,7 +864,7 @@ pub fn list_checkpoints(dir: &Path) -> Result<Vec<CheckpointInfo>, CheckpointErr
     out.sort_by(|a, b| {
         let key = |i: &CheckpointInfo| i.manifest.as_ref().map(|m| m.created_at);
         match (key(a), key(b)) {
-            (Some(x), Some(y)) => x.cmp(&y),
+            (Some(x), Some(y)) => x.cmp(&y).then_with(|| a.path.cmp(&b.path)),
             (Some(_), None) => std::cmp::Ordering::Less,
             (None, Some(_)) => std::cmp::Ordering::Greater,
             (None, None) => a.path.cmp(&b.path),
@@ -744,25 +873,72 @@ pub fn list_checkpoints(dir: &Path) -> Result<Vec<CheckpointInfo>, CheckpointErr
     Ok(out)
 }
 
-/// Deletes the checkpoints in `dir` created more than `days` days ago; returns what was deleted.
-/// Files whose manifest cannot be read are left alone.
+/// Deletes the checkpoints in `dir` created more than `days` days ago, except each store's newest
+/// checkpoint that passes full verification ([`verify_checkpoint`]), however old; returns what was
+/// deleted, oldest first. Stores are told apart by the store id in the manifest (or, for
+/// checkpoints written before store ids existed, the store path it names); to prune only one
+/// store's checkpoints, use [`Store::prune_checkpoints`]. Files whose manifest cannot be read are
+/// left alone. `days` = 0 keeps only each store's newest verified checkpoint.
 ///
 /// # Errors
 ///
 /// [`CheckpointError::Io`] when the directory cannot be read or a file cannot be deleted.
 pub fn prune_checkpoints(dir: &Path, days: u32) -> Result<Vec<PathBuf>, CheckpointError> {
+    prune(dir, days, None)
+}
+
+/// The one pruning rule: in `dir`, the checkpoints created more than `days` days ago go, except
+/// each store's newest checkpoint that verifies. With `only`, just that store's checkpoints are
+/// touched (by its id, or by its path for those written before it had one), as one store.
+fn prune(
+    dir: &Path,
+    days: u32,
+    only: Option<[Owner<'_>; 2]>,
+) -> Result<Vec<PathBuf>, CheckpointError> {
     let cutoff = Utc::now() - chrono::TimeDelta::days(i64::from(days));
-    let mut removed = Vec::new();
-    for info in list_checkpoints(dir)? {
-        if info
-            .manifest
-            .as_ref()
-            .is_some_and(|m| m.created_at < cutoff)
-        {
-            fs::remove_file(&info.path).map_err(io_error(&info.path))?;
-            removed.push(info.path);
+    let listed = list_checkpoints(dir)?;
+    // Each store's checkpoints, oldest first (as listed).
+    let mut stores: Vec<(Owner<'_>, Vec<(&PathBuf, &CheckpointManifest)>)> = Vec::new();
+    for info in &listed {
+        let Some(manifest) = &info.manifest else {
+            continue;
+        };
+        let owner = match only {
+            None => manifest.owner(),
+            Some(only) if only.contains(&manifest.owner()) => only[0],
+            Some(_) => continue,
+        };
+        match stores.iter_mut().find(|(o, _)| *o == owner) {
+            Some((_, files)) => files.push((&info.path, manifest)),
+            None => stores.push((owner, vec![(&info.path, manifest)])),
         }
     }
+    let mut removed = Vec::new();
+    for (_, files) in &stores {
+        if !files.iter().any(|(_, m)| m.created_at < cutoff) {
+            continue;
+        }
+        // Newest first, the first that passes full verification is kept.
+        let kept = files
+            .iter()
+            .rev()
+            .find(|(path, _)| verify_checkpoint(path).is_ok())
+            .map(|(path, _)| *path);
+        for (path, manifest) in files {
+            if manifest.created_at < cutoff && Some(*path) != kept {
+                fs::remove_file(path).map_err(io_error(path))?;
+                removed.push((*path).clone());
+            }
+        }
+        if kept.is_none() {
+            tracing::warn!(
+                name: "event_store_no_verified_checkpoint",
+                dir = %dir.display(),
+                "no checkpoint of a store in the directory passes verification"
+            );
+        }
+    }
+    removed.sort_by_key(|path| listed.iter().position(|info| &info.path == path));
     if !removed.is_empty() {
         tracing::info!(
             name: "event_store_checkpoints_pruned",
@@ -775,25 +951,30 @@ pub fn prune_checkpoints(dir: &Path, days: u32) -> Result<Vec<PathBuf>, Checkpoi
     Ok(removed)
 }
 
-/// The file name of a checkpoint taken now at `position`.
-fn checkpoint_name(position: u64) -> String {
-    format!(
-        "checkpoint-{}-{position:012}.{CHECKPOINT_EXTENSION}",
-        Utc::now().format("%Y%m%dT%H%M%S%.3fZ")
-    )
+/// The file name of a checkpoint taken at `time` up to `position` (without it: the name its
+/// temporary file is derived from, before the position is known).
+fn checkpoint_name(time: DateTime<Utc>, position: Option<u64>) -> String {
+    let time = time.format("%Y%m%dT%H%M%S%.3fZ");
+    match position {
+        Some(position) => format!("checkpoint-{time}-{position:012}.{CHECKPOINT_EXTENSION}"),
+        None => format!("checkpoint-{time}.{CHECKPOINT_EXTENSION}"),
+    }
 }
 
 impl Store {
-    /// Exports a checkpoint of the whole store to `path`, consistent at the log position written
-    /// when the export starts, while appends continue.
+    /// Exports a checkpoint of the whole store to `path`, consistent at the log position
+    /// acknowledged when the export starts, while appends continue. Snapshots and consumers are
+    /// those committed when the export starts; none is ahead of the records (one beyond the log,
+    /// which only a crash in buffered mode or a commit past the log's end leaves, is left out).
     ///
     /// # Errors
     ///
     /// [`CheckpointError::Io`] when the file cannot be written; [`CheckpointError::Read`] when the
-    /// store cannot be read.
+    /// store cannot be read or a snapshot or consumer does not decode.
     pub fn export_checkpoint(&self, path: &Path) -> Result<CheckpointManifest, CheckpointError> {
-        let position = self.shared.export_position()?;
-        self.shared.export_checkpoint(path, position, None)
+        self.shared
+            .export_checkpoint(path, |_| path.to_path_buf(), None)
+            .map(|(_, manifest)| manifest)
     }
 
     /// [`Store::export_checkpoint`] reporting progress in events.
@@ -806,9 +987,9 @@ impl Store {
         path: &Path,
         progress: Progress<'_>,
     ) -> Result<CheckpointManifest, CheckpointError> {
-        let position = self.shared.export_position()?;
         self.shared
-            .export_checkpoint(path, position, Some(progress))
+            .export_checkpoint(path, |_| path.to_path_buf(), Some(progress))
+            .map(|(_, manifest)| manifest)
     }
 
     /// Exports a checkpoint into the configured checkpoint directory, named by time and position.
@@ -829,22 +1010,38 @@ impl Store {
         list_checkpoints(&self.shared.config.checkpoint_dir())
     }
 
-    /// Deletes checkpoints in the configured directory older than `days` days.
+    /// Deletes this store's checkpoints in the configured directory created more than `days` days
+    /// ago, except its newest checkpoint that passes full verification, however old; returns
+    /// what was deleted, oldest first. Only files whose manifest names this store
+    /// ([`Store::store_id`], or for checkpoints written before store ids existed, this store's
+    /// path) are touched: other stores sharing the directory keep theirs. `days` = 0 keeps only
+    /// the newest verified checkpoint.
     ///
     /// # Errors
     ///
     /// As [`prune_checkpoints`].
     pub fn prune_checkpoints(&self, days: u32) -> Result<Vec<PathBuf>, CheckpointError> {
-        prune_checkpoints(&self.shared.config.checkpoint_dir(), days)
+        self.shared.prune_checkpoints(days)
     }
 }
 
 impl Shared {
+    fn prune_checkpoints(&self, days: u32) -> Result<Vec<PathBuf>, CheckpointError> {
+        let source = self.config.path.display().to_string();
+        // This store's checkpoints, and those it wrote before it had an id.
+        let mine = [Owner::Id(&self.store_id), Owner::Path(&source)];
+        prune(&self.config.checkpoint_dir(), days, Some(mine))
+    }
+
     fn checkpoint_now(&self) -> Result<(PathBuf, CheckpointManifest), CheckpointError> {
-        let position = self.export_position()?;
-        let path = self.config.checkpoint_dir().join(checkpoint_name(position));
-        let manifest = self.export_checkpoint(&path, position, None)?;
-        Ok((path, manifest))
+        let dir = self.config.checkpoint_dir();
+        let now = Utc::now();
+        let provisional = dir.join(checkpoint_name(now, None));
+        self.export_checkpoint(
+            &provisional,
+            |position| dir.join(checkpoint_name(now, Some(position))),
+            None,
+        )
     }
 
     fn checkpoint_due(&self) -> bool {
@@ -897,7 +1094,7 @@ fn run_automatic(shared: &Shared) {
         match shared.checkpoint_now() {
             Ok((path, _)) => {
                 if let Some(days) = shared.config.checkpoints.keep_days
-                    && let Err(e) = prune_checkpoints(&shared.config.checkpoint_dir(), days)
+                    && let Err(e) = shared.prune_checkpoints(days)
                 {
                     tracing::warn!(name: "event_store_checkpoint_prune_failed", error = %e, "pruning checkpoints failed");
                 }

@@ -41,8 +41,10 @@ pub struct CheckpointPolicy {
     /// Export automatically once this many payload and metadata bytes were appended since the last
     /// checkpoint. Default = never.
     pub every_bytes: Option<u64>,
-    /// After each automatic export, delete checkpoints older than this many days. Default = keep
-    /// all.
+    /// After each automatic export, delete this store's checkpoints older than this many days —
+    /// never its newest checkpoint that passes full verification, and never another store's (see
+    /// [`crate::Store::prune_checkpoints`]). At least 1 (0 is refused by [`crate::Store::open`]).
+    /// Default = keep all.
     pub keep_days: Option<u32>,
 }
 
@@ -329,6 +331,13 @@ impl StoreConfig {
             return invalid(
                 "limits.validation",
                 "id and name lengths must be between 1 and 65535".into(),
+            );
+        }
+        if self.checkpoints.keep_days == Some(0) {
+            return invalid(
+                "checkpoints.keep_days",
+                "must be at least 1: 0 would delete each automatic checkpoint as it is written"
+                    .into(),
             );
         }
         if matches!(self.checkpoints.every_events, Some(0))

@@ -7,6 +7,7 @@
 //! | `M` `watermark` | last position covered by the persisted indexes, u64 BE |
 //! | `M` `counters` | persisted counters ([`crate::record`]) |
 //! | `M` `flushseq` | the sequence number of the last sled flush (u64 BE; see `mark.rs`) |
+//! | `M` `storeid` | the store's id, a UUID (16 bytes), made when the store is first opened |
 //! | `L` position | a log record whose first event is at `position` |
 //! | `S` stream first_version | a page of the stream index, from `first_version` |
 //! | `T` type first_position | a page of the aggregate-type index, from `first_position` |
@@ -25,6 +26,7 @@ pub(crate) const FORMAT_KEY: &[u8] = b"Mformat";
 pub(crate) const WATERMARK_KEY: &[u8] = b"Mwatermark";
 pub(crate) const COUNTERS_KEY: &[u8] = b"Mcounters";
 pub(crate) const FLUSH_SEQUENCE_KEY: &[u8] = b"Mflushseq";
+pub(crate) const STORE_ID_KEY: &[u8] = b"Mstoreid";
 
 /// The key of the log record that starts at `first_position`.
 pub(crate) fn log_key(first_position: u64) -> [u8; 9] {
@@ -54,9 +56,15 @@ impl StreamKey {
     /// Both parts must be under 64 KiB; validation limits them far below that.
     pub(crate) fn new(aggregate_type: &str, aggregate_id: &str) -> Self {
         let mut bytes = Vec::with_capacity(4 + aggregate_type.len() + aggregate_id.len());
-        push_str16(&mut bytes, aggregate_type);
-        push_str16(&mut bytes, aggregate_id);
+        Self::write(&mut bytes, aggregate_type, aggregate_id);
         Self(bytes.into_boxed_slice())
+    }
+
+    /// Appends the key bytes of `aggregate_type/aggregate_id` to `out` (no allocation when `out`
+    /// has room).
+    pub(crate) fn write(out: &mut Vec<u8>, aggregate_type: &str, aggregate_id: &str) {
+        push_str16(out, aggregate_type);
+        push_str16(out, aggregate_id);
     }
 
     pub(crate) fn as_bytes(&self) -> &[u8] {
@@ -65,9 +73,14 @@ impl StreamKey {
 
     /// `aggregate_type/aggregate_id`, for messages.
     pub(crate) fn label(&self) -> String {
-        match Self::parse(&self.0) {
+        Self::label_of(&self.0)
+    }
+
+    /// [`StreamKey::label`] of key bytes.
+    pub(crate) fn label_of(bytes: &[u8]) -> String {
+        match Self::parse(bytes) {
             Ok((t, i, _)) => format!("{t}/{i}"),
-            Err(_) => self.0.escape_ascii().to_string(),
+            Err(_) => bytes.escape_ascii().to_string(),
         }
     }
 

@@ -500,9 +500,19 @@ impl Record {
 
     /// Checks that every event decodes and that nothing trails the last one.
     pub(crate) fn check_all(&self) -> Result<(), Malformed> {
+        self.check_all_visiting(|_| {})
+    }
+
+    /// [`Record::check_all`], showing `visit` each event as it is checked.
+    pub(crate) fn check_all_visiting(
+        &self,
+        mut visit: impl FnMut(&EventRef<'_>),
+    ) -> Result<(), Malformed> {
         let mut offset = self.events_start;
         for position in self.first_position..=self.last_position() {
-            offset = self.view(position, offset)?.1;
+            let (event, next) = self.view(position, offset)?;
+            visit(&event);
+            offset = next;
         }
         if offset == self.bytes.len() {
             Ok(())

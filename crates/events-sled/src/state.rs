@@ -116,6 +116,8 @@ impl Counters {
 
 /// Everything the store's handles and threads share.
 pub(crate) struct Shared {
+    /// The store's id (see [`crate::Store::store_id`]).
+    pub(crate) store_id: String,
     pub(crate) config: StoreConfig,
     pub(crate) validator: EventValidator,
     pub(crate) db: sled::Db,

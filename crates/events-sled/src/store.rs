@@ -16,7 +16,7 @@ use crate::error::{AppendError, OpenError, ReadError, StoreError};
 use crate::index::{Memtable, StreamEntry, persisted_head, push_position};
 use crate::journal::Journals;
 use crate::keys::{
-    COUNTERS_KEY, FLUSH_SEQUENCE_KEY, FORMAT_KEY, StreamKey, WATERMARK_KEY, log_key,
+    COUNTERS_KEY, FLUSH_SEQUENCE_KEY, FORMAT_KEY, STORE_ID_KEY, StreamKey, WATERMARK_KEY, log_key,
 };
 use crate::mark::MarkWriter;
 use crate::record::{GENESIS, Hash, PersistedCounters, Record, decode_counters, record_hash};
@@ -449,6 +449,22 @@ struct Prepared {
     data_file: std::fs::File,
     recovered: Recovered,
     persisted: PersistedCounters,
+    store_id: String,
+}
+
+/// The store's id, made (and flushed) the first time a store without one is opened: stores made
+/// before ids existed get one on their next open.
+fn store_id(db: &sled::Db, log: &sled::Tree) -> Result<String, OpenError> {
+    if let Some(bytes) = log.get(STORE_ID_KEY).map_err(OpenError::Storage)? {
+        let id = uuid::Uuid::from_slice(&bytes)
+            .map_err(|_| open_corrupted(format!("store id is {} bytes, not 16", bytes.len())))?;
+        return Ok(id.hyphenated().to_string());
+    }
+    let id = uuid::Uuid::new_v4();
+    log.insert(STORE_ID_KEY, id.as_bytes().as_slice())
+        .map_err(OpenError::Storage)?;
+    db.flush().map_err(OpenError::Storage)?;
+    Ok(id.hyphenated().to_string())
 }
 
 /// Everything opening does with sled's content: the format version, the journal replay, the
@@ -505,6 +521,7 @@ fn prepare(config: &StoreConfig, data: &Path, db: &sled::Db) -> Result<Prepared,
         }
         None => PersistedCounters::default(),
     };
+    let store_id = store_id(db, &log)?;
     Ok(Prepared {
         log,
         snapshots,
@@ -512,6 +529,7 @@ fn prepare(config: &StoreConfig, data: &Path, db: &sled::Db) -> Result<Prepared,
         data_file,
         recovered,
         persisted,
+        store_id,
     })
 }
 
@@ -547,6 +565,7 @@ impl Store {
             data_file,
             recovered,
             persisted,
+            store_id,
         } = match catch_unwind(AssertUnwindSafe(|| prepare(&config, &data, &db))) {
             Ok(result) => result?,
             Err(panic) => {
@@ -597,6 +616,7 @@ impl Store {
             source,
         })?;
         let shared = Arc::new(Shared {
+            store_id,
             validator,
             db,
             log,
@@ -669,6 +689,14 @@ impl Store {
     /// The store's directory.
     pub fn path(&self) -> &Path {
         &self.shared.config.path
+    }
+
+    /// The store's id: a UUID made when the store is first opened (or, for a store made before
+    /// ids existed, on its first open since) and kept in it for good. A store restored from a
+    /// checkpoint gets its own. Checkpoints name it in their manifest, so a store prunes only its
+    /// own checkpoints in a shared directory.
+    pub fn store_id(&self) -> &str {
+        &self.shared.store_id
     }
 
     /// The durability mode the store was opened with.

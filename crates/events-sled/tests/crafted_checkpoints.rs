@@ -153,3 +153,80 @@ fn a_footer_pointing_past_the_end_is_refused() {
     let listed = events_sled::list_checkpoints(dir.path()).unwrap();
     assert!(listed[0].problem.is_some());
 }
+
+/// A snapshot entry: `key_len varint · stream key · version u64 BE · snapshot value`.
+fn snapshot_entry(aggregate_type: &str, aggregate_id: &str, version: u64) -> Vec<u8> {
+    let mut key = Vec::new();
+    for part in [aggregate_type, aggregate_id] {
+        key.extend_from_slice(&(part.len() as u16).to_be_bytes());
+        key.extend_from_slice(part.as_bytes());
+    }
+    key.extend_from_slice(&version.to_be_bytes());
+    // format 1 · schema version 1 · created at 0 (zigzag) · state
+    let value = [1, 1, 0, b's'];
+    let mut entry = vec![key.len() as u8];
+    entry.extend_from_slice(&key);
+    entry.extend_from_slice(&value);
+    entry
+}
+
+/// A consumer entry: `key_len varint · name · format 1 · position u64 BE · state`.
+fn consumer_entry(name: &str, position: u64) -> Vec<u8> {
+    let mut entry = vec![name.len() as u8];
+    entry.extend_from_slice(name.as_bytes());
+    entry.push(1);
+    entry.extend_from_slice(&position.to_be_bytes());
+    entry.extend_from_slice(b"state");
+    entry
+}
+
+/// `sections` with `extra` inserted before the manifest, whose `count` field is set to 1.
+fn with_entry(sections: &[(u8, Vec<u8>)], extra: (u8, Vec<u8>), count: &str) -> Vec<(u8, Vec<u8>)> {
+    let mut sections = sections.to_vec();
+    let (_, manifest) = sections.pop().unwrap();
+    let text = String::from_utf8(manifest).unwrap();
+    let edited = text.replace(&format!("\"{count}\":0"), &format!("\"{count}\":1"));
+    assert_ne!(edited, text);
+    sections.push(extra);
+    sections.push((b'M', edited.into_bytes()));
+    sections
+}
+
+#[test]
+fn a_snapshot_within_its_aggregate_is_accepted() {
+    // Guards the two tests below: the crafted entries are well formed.
+    let dir = tempfile::tempdir().unwrap();
+    let real = real_sections(&dir);
+    let sections = with_entry(&real, (b'S', snapshot_entry("cache", "a", 5)), "snapshots");
+    let sections = with_entry(&sections, (b'C', consumer_entry("p", 6)), "consumers");
+    let file = dir.path().join("within.evlc");
+    assemble(&file, &sections);
+    let manifest = verify_checkpoint(&file).unwrap();
+    assert_eq!((manifest.snapshots, manifest.consumers), (1, 1));
+}
+
+#[test]
+fn a_snapshot_ahead_of_its_aggregate_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let real = real_sections(&dir);
+    // `cache/a` reaches version 5 in the records; `cache/c` has no event at all.
+    for (id, version) in [("a", 6), ("c", 1)] {
+        let sections = with_entry(
+            &real,
+            (b'S', snapshot_entry("cache", id, version)),
+            "snapshots",
+        );
+        let detail = refused(&dir, &sections);
+        assert!(detail.contains("snapshot"), "{detail}");
+        assert!(detail.contains(&format!("cache/{id}")), "{detail}");
+    }
+}
+
+#[test]
+fn a_consumer_ahead_of_the_records_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let real = real_sections(&dir);
+    let sections = with_entry(&real, (b'C', consumer_entry("p", 7)), "consumers");
+    let detail = refused(&dir, &sections);
+    assert!(detail.contains("consumer `p`"), "{detail}");
+}
