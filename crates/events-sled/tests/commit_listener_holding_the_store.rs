@@ -108,3 +108,31 @@ fn the_last_handle_dropped_inside_the_listener_closes_the_store() {
     assert!(report.ok, "{report:?}");
     reopened.close().unwrap();
 }
+
+#[test]
+fn closing_the_store_inside_its_listener_finishes_once_the_listener_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(config(&dir)).unwrap();
+    let held = Mutex::new(Some(store.clone()));
+    let (closed_tx, closed_rx) = mpsc::channel();
+    let closed_tx = Mutex::new(closed_tx);
+    store.set_commit_listener(Some(Arc::new(move |_: &[Arc<RecordedEvent>]| {
+        if let Some(own) = held.lock().unwrap().take() {
+            let closed = own.close();
+            let _ = closed_tx.lock().unwrap().send(closed.is_ok());
+        }
+    })));
+    store
+        .append(ExpectedVersion::NoStream, vec![hit("c", 1)])
+        .unwrap();
+    assert_eq!(closed_rx.recv_timeout(REOPEN_TIMEOUT), Ok(true));
+    drop(store);
+
+    let reopened = reopen(&dir);
+    assert_eq!(
+        reopened.last_position(),
+        1,
+        "the acknowledged append survived"
+    );
+    reopened.close().unwrap();
+}
