@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use common::{Seen, cache_hit, config, one_to, wait_until};
 use eventlog::{
-    Backpressure, Cache, EventLog, ExpectedVersion, RecordedEvent, SubscriberState,
+    Backpressure, Cache, Durability, EventLog, ExpectedVersion, RecordedEvent, SubscriberState,
     SubscriptionOptions,
 };
 
@@ -159,5 +159,43 @@ fn a_block_subscriber_that_flushes_does_not_deadlock_the_writer() {
 
         assert_eq!(append_from_another_thread(&log), EVENTS);
         finish(log, &seen);
+    });
+}
+
+#[test]
+fn durable_appends_complete_while_a_block_subscriber_is_stuck_in_its_handler() {
+    within_timeout("stuck-handler", || {
+        const DURABLE_EVENTS: u64 = 300;
+        let dir = tempfile::tempdir().unwrap();
+        let log = EventLog::open(config(dir.path()).durability(Durability::Durable)).unwrap();
+        let (release_tx, release_rx) = mpsc::channel::<()>();
+        let seen = Seen::default();
+        let mut record = seen.handler();
+        log.subscribe(
+            "stuck",
+            SubscriptionOptions::new()
+                .capacity(1)
+                .backpressure(Backpressure::Block),
+            move |event: &RecordedEvent| {
+                if event.position == 1 {
+                    // Stuck until every append returned (bounded, so a regression fails).
+                    release_rx
+                        .recv_timeout(SCENARIO_TIMEOUT)
+                        .map_err(|e| e.to_string())?;
+                }
+                record(event)
+            },
+        )
+        .unwrap();
+        // Each durable append waits for the writer: none may wait for the stuck handler.
+        for n in 0..DURABLE_EVENTS {
+            log.append(ExpectedVersion::Any, vec![cache_hit(&aggregate(n), n)])
+                .unwrap();
+        }
+        assert!(seen.len() <= 1, "the handler was stuck");
+        release_tx.send(()).unwrap();
+        let reports = log.close().unwrap();
+        assert_eq!(seen.positions(), one_to(DURABLE_EVENTS));
+        assert_eq!(reports[0].counts.delivered, DURABLE_EVENTS);
     });
 }
