@@ -142,7 +142,7 @@ fn a_block_subscriber_that_flushes_does_not_deadlock_the_writer() {
                 .capacity(1)
                 .backpressure(Backpressure::Block),
             move |event: &RecordedEvent| {
-                if event.position % 100 == 0 {
+                if event.position.is_multiple_of(100) {
                     reader.flush().map_err(|e| e.to_string())?;
                 }
                 let head = reader.chain_head().map_err(|e| e.to_string())?;
