@@ -92,8 +92,9 @@ impl Published {
 /// What the writer's listener hands the publisher.
 #[derive(Default)]
 struct Feed {
-    /// Committed groups, in log order (with gaps where a group did not fit).
-    batches: VecDeque<Vec<Arc<RecordedEvent>>>,
+    /// Committed groups, in log order (with gaps where a group did not fit), each with the
+    /// memory its events hold.
+    batches: VecDeque<(usize, Vec<Arc<RecordedEvent>>)>,
     /// The memory the queued events hold.
     queued_bytes: usize,
     /// The last position the writer reported committed, queued or not: what the publisher
@@ -125,7 +126,7 @@ impl Shared {
         let mut feed = lock(&self.feed);
         feed.committed = feed.committed.max(last);
         if feed.queued_bytes + bytes <= self.queue_bytes {
-            feed.batches.push_back(events.to_vec());
+            feed.batches.push_back((bytes, events.to_vec()));
             feed.queued_bytes += bytes;
         } else {
             tracing::trace!(
@@ -166,9 +167,10 @@ impl Worker {
                 Next::Batch(batch) => {
                     if let Some(first) = batch.first().map(|e| e.position)
                         && first > self.last + 1
-                    {
                         // Groups before this one did not fit in the queue.
-                        self.catch_up(first - 1);
+                        && !self.catch_up(first - 1)
+                    {
+                        break;
                     }
                     let fresh: Vec<Delivered> = batch
                         .into_iter()
@@ -177,7 +179,11 @@ impl Worker {
                         .collect();
                     self.publish(fresh);
                 }
-                Next::CatchUp(upto) => self.catch_up(upto),
+                Next::CatchUp(upto) => {
+                    if !self.catch_up(upto) {
+                        break;
+                    }
+                }
                 Next::Stop => break,
             }
         }
@@ -191,8 +197,7 @@ impl Worker {
     fn next(&self) -> Option<Next> {
         let mut feed = lock(&self.shared.feed);
         loop {
-            if let Some(batch) = feed.batches.pop_front() {
-                let bytes: usize = batch.iter().map(|e| footprint(e)).sum();
+            if let Some((bytes, batch)) = feed.batches.pop_front() {
                 feed.queued_bytes = feed.queued_bytes.saturating_sub(bytes);
                 return Some(Next::Batch(batch));
             }
@@ -218,8 +223,8 @@ impl Worker {
 
     /// Reads the events after the last published one, up to `upto` (a committed position), from
     /// the store and publishes them. A failed read is retried with a backoff; once `close` asked
-    /// the publisher to stop, a failed read gives up (logged).
-    fn catch_up(&mut self, upto: u64) {
+    /// the publisher to stop, a failed read gives up (logged): then it returns false.
+    fn catch_up(&mut self, upto: u64) -> bool {
         let mut backoff = FIRST_BACKOFF;
         while self.last < upto {
             let failure = match self.source.read_after(self.last, CATCH_UP_BATCH) {
@@ -251,7 +256,7 @@ impl Worker {
                     error = %failure,
                     "closing: committed events could not be read for the bus"
                 );
-                return;
+                return false;
             }
             tracing::warn!(
                 name: "eventlog_publisher_read_failed",
@@ -272,6 +277,7 @@ impl Worker {
             }
             backoff = (backoff * 2).min(MAX_BACKOFF);
         }
+        true
     }
 
     /// Hands `events` (in log order, after the last published) to the bus.
@@ -499,6 +505,35 @@ mod tests {
         assert_eq!(seen, (1..=EVENTS).collect::<Vec<_>>());
         store.set_commit_listener(None);
         source.clear();
+        store.close().unwrap();
+    }
+
+    /// A publisher that cannot read what it missed (the store refuses) retries until `close`
+    /// stops it, then gives up instead of spinning or hanging the close.
+    #[test]
+    fn stopping_gives_up_on_events_the_store_cannot_serve() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(StoreConfig::new(dir.path()).cache_capacity(8 << 20)).unwrap();
+        let source = Arc::new(LogSource::new(store.clone()));
+        let bus = Bus::builder()
+            .catch_up_source(Arc::clone(&source))
+            .last_published(0)
+            .build();
+        let publisher = Publisher::start_with(bus.clone(), Arc::clone(&source), 0, 1).unwrap();
+        store.set_commit_listener(Some(publisher.listener()));
+        source.clear(); // every catch-up read now fails
+        for n in 0..3 {
+            store.append(ExpectedVersion::Any, vec![hit(n)]).unwrap();
+        }
+        store.flush().unwrap();
+        assert!(!publisher.wait_for(3, Duration::from_millis(50)));
+        assert!(
+            publisher.stop(Duration::from_secs(60)),
+            "the publisher ended"
+        );
+        assert_eq!(bus.last_published(), 0);
+        bus.shutdown().unwrap();
+        store.set_commit_listener(None);
         store.close().unwrap();
     }
 }
