@@ -107,11 +107,13 @@ impl EventLogConfig {
         self
     }
 
-    /// Default backpressure of a subscription. Default = [`Backpressure::CatchUp`]: the writer
-    /// never waits for a subscriber; one that falls behind reads what it missed from the store.
-    /// [`Backpressure::Block`] makes a full subscriber hold up the store's writer thread, and so
-    /// every append; the handler of a `Block` subscription must therefore not append to (nor
-    /// close) the same event log, which would wait for the writer that waits for it.
+    /// Default backpressure of a subscription. Default = [`Backpressure::CatchUp`]: one that
+    /// falls behind reads what it missed from the store. [`Backpressure::Block`]: a full
+    /// subscriber holds up the event log's publisher thread, and so delivery to every
+    /// subscription — never the appends (the store's writer never waits for the publisher, which
+    /// reads what it missed from the store once its own bounded queue is full). Its handler may
+    /// append, load, snapshot, flush or checkpoint; it must not close the event log, which waits
+    /// for the publisher that waits for it.
     #[must_use]
     pub fn subscriber_backpressure(mut self, backpressure: Backpressure) -> Self {
         self.subscriber_backpressure = backpressure;

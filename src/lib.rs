@@ -73,6 +73,7 @@ mod log;
 mod metrics;
 mod omni;
 mod projection;
+mod publisher;
 mod subscription;
 mod trace;
 

@@ -1,11 +1,12 @@
 //! [`EventLog`]: the one handle. It opens the store, builds the bus on top of it, publishes
-//! every committed group of events from the store's writer thread, and closes both in order.
+//! every committed group of events from its publisher thread (fed by the store's writer thread,
+//! which never waits for it), and closes them in order.
 
 use std::fmt::{self, Display};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Condvar, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use events_bus::{Bus, BusError, Subscriber, SubscriberHealth, SubscriberReport};
@@ -15,9 +16,8 @@ use events_core::{
 };
 use events_sled::{
     AggregateInfo, AppendBatch, AppendResult, ChainHead, CheckpointInfo, CheckpointManifest,
-    CommitListener, ConsumerCheckpoint, Durability, EventRef, ExpectedVersion, LogEvents,
-    OpenError, Progress, Snapshot, Store, StoreConfig, StreamEvents, StreamRead, TypeEvents,
-    VerifyReport,
+    ConsumerCheckpoint, Durability, EventRef, ExpectedVersion, LogEvents, OpenError, Progress,
+    Snapshot, Store, StoreConfig, StreamEvents, StreamRead, TypeEvents, VerifyReport,
 };
 use serde_json::Value;
 use tracing::field::Empty;
@@ -28,47 +28,16 @@ use crate::error::EventLogError;
 use crate::metrics::{AggregateMetrics, BusMetrics, EventLogMetrics};
 use crate::omni::{ArticleGeneration, Cache, Pipeline, PromptValidation, RetryOperation};
 use crate::projection::{self, Projection, ProjectionHandle, Runner, StoredState};
+use crate::publisher::Publisher;
 use crate::subscription::{
     ConsumerNames, Delivered, Durable, LogSource, Plain, Position, Subscription,
     SubscriptionOptions, release, reserve,
 };
 use crate::trace::SpanLinks;
 
-/// How long `close` waits for the writer to hand its last group to the bus.
+/// How long `close` waits for the publisher thread to hand the last committed events to the
+/// bus (and then to end).
 const CLOSE_PUBLISH_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// The last position handed to the bus, for `close` to wait on.
-#[derive(Debug, Default)]
-struct Published {
-    last: Mutex<u64>,
-    moved: Condvar,
-}
-
-impl Published {
-    fn advance(&self, position: u64) {
-        let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
-        *last = (*last).max(position);
-        self.moved.notify_all();
-    }
-
-    /// Waits until `position` is published; false on timeout.
-    fn wait_for(&self, position: u64, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
-        while *last < position {
-            let now = Instant::now();
-            if now >= deadline {
-                return false;
-            }
-            last = self
-                .moved
-                .wait_timeout(last, deadline - now)
-                .map(|(guard, _)| guard)
-                .unwrap_or_else(|poisoned| poisoned.into_inner().0);
-        }
-        true
-    }
-}
 
 struct Inner {
     /// `None` once closed. Every call holds the read lock while it uses the store, so `close`
@@ -80,7 +49,7 @@ struct Inner {
     durable: bool,
     path: PathBuf,
     links: Arc<SpanLinks>,
-    published: Arc<Published>,
+    publisher: Publisher,
     consumers: ConsumerNames,
     loads: LoadCounters,
 }
@@ -101,16 +70,17 @@ impl Inner {
         match store.flush() {
             Ok(_) => {
                 let last = store.last_position();
-                if !self.published.wait_for(last, CLOSE_PUBLISH_TIMEOUT) {
+                if !self.publisher.wait_for(last, CLOSE_PUBLISH_TIMEOUT) {
                     tracing::warn!(
                         name: "eventlog_close_publish_timeout",
                         last_position = last,
-                        "the store's writer did not hand its last events to the bus in time"
+                        "the publisher did not hand the last committed events to the bus in time"
                     );
                 }
             }
             Err(error) => first_error = Some(error.into()),
         }
+        self.publisher.stop(CLOSE_PUBLISH_TIMEOUT);
         let reports = match self.bus.shutdown() {
             Ok(reports) => reports,
             Err(error) => {
@@ -157,17 +127,21 @@ impl Drop for Inner {
 /// # Delivery
 ///
 /// The store's writer thread hands each committed group of events (flushed to disk first in
-/// durable mode) to the bus, in log order; the bus gives every subscription its own thread and
-/// bounded queue. So an event is delivered only once it is committed, to each subscription in
-/// global position order, exactly once while the process lives (a failing handler is retried
-/// by its [`FailurePolicy`](crate::FailurePolicy)). In [`Durability::Buffered`] mode "committed"
-/// means written to sled, not yet flushed: a crash can lose the last events of the log after
-/// they were delivered (their positions then go to new events). Durable mode has no such
-/// window. With the default
-/// [`Backpressure::CatchUp`](crate::Backpressure::CatchUp) a slow subscription never slows the
-/// writer: it falls behind and reads what it missed from the store. A
-/// [`Backpressure::Block`](crate::Backpressure::Block) subscription with a full queue holds up
-/// the writer thread, and so every append.
+/// durable mode) to the log's publisher thread, `eventlog-publisher`, without ever waiting for
+/// it; the publisher hands them to the bus in log order, and the bus gives every subscription
+/// its own thread and bounded queue. So an event is delivered only once it is committed, to each
+/// subscription in global position order, exactly once while the process lives (a failing
+/// handler is retried by its [`FailurePolicy`](crate::FailurePolicy)). In
+/// [`Durability::Buffered`] mode "committed" means written to sled, not yet flushed: a crash can
+/// lose the last events of the log after they were delivered (their positions then go to new
+/// events). Durable mode has no such window.
+///
+/// No subscription ever slows appends down. With the default
+/// [`Backpressure::CatchUp`](crate::Backpressure::CatchUp) a slow subscription falls behind and
+/// reads what it missed from the store. A [`Backpressure::Block`](crate::Backpressure::Block)
+/// subscription with a full queue makes the publisher wait, which delays delivery to every
+/// subscription (the publisher's own bounded queue then fills, and it later reads what it
+/// missed from the store); its handler may still append, load, snapshot, flush or checkpoint.
 ///
 /// # Example
 ///
@@ -245,7 +219,7 @@ fn bus_error(error: BusError) -> EventLogError {
 
 impl EventLog {
     /// Opens (creating if needed) the event log described by `config`: the store, then the bus
-    /// on top of it, publishing from the store's writer thread.
+    /// on top of it, and the publisher thread that feeds the bus with committed events.
     ///
     /// # Errors
     ///
@@ -267,27 +241,16 @@ impl EventLog {
             .catch_up_source(Arc::clone(&source))
             .last_published(last)
             .build();
-        let published = Arc::new(Published {
-            last: Mutex::new(last),
-            moved: Condvar::new(),
-        });
-        let listener: CommitListener = {
-            let bus = bus.clone();
-            let published = Arc::clone(&published);
-            Arc::new(move |events: &[Arc<RecordedEvent>]| {
-                let Some(last) = events.last().map(|e| e.position) else {
-                    return;
-                };
-                match bus.publish_batch(events.iter().map(|e| Delivered(Arc::clone(e)))) {
-                    Ok(_) | Err(BusError::ShutDown) => {}
-                    Err(error) => {
-                        tracing::error!(name: "eventlog_publish_failed", error = %error, "publishing committed events failed");
-                    }
+        // The listener only queues committed groups for the publisher thread: the writer never
+        // waits for the bus, so never for a subscriber's handler.
+        let publisher =
+            Publisher::start(bus.clone(), Arc::clone(&source), last).map_err(|source| {
+                OpenError::Io {
+                    path: config.path().to_path_buf(),
+                    source,
                 }
-                published.advance(last);
-            })
-        };
-        store.set_commit_listener(Some(listener));
+            })?;
+        store.set_commit_listener(Some(publisher.listener()));
         tracing::info!(
             name: "eventlog_opened",
             path = %config.path().display(),
@@ -303,7 +266,7 @@ impl EventLog {
                 source,
                 durable,
                 links: Arc::new(SpanLinks::default()),
-                published,
+                publisher,
                 consumers: ConsumerNames::default(),
                 loads: LoadCounters::default(),
                 config,

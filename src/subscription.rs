@@ -213,10 +213,11 @@ impl SubscriptionOptions {
         self
     }
 
-    /// What the writer does when the queue is full. Default =
+    /// What the event log's publisher does when the queue is full. Default =
     /// [`EventLogConfig::subscriber_backpressure`] (itself [`Backpressure::CatchUp`] by default).
-    /// A [`Backpressure::Block`] subscription holds up every append while its queue is full; its
-    /// handler must not append to the same event log.
+    /// A [`Backpressure::Block`] subscription makes the publisher thread wait while its queue is
+    /// full, delaying delivery to every subscription but never an append; its handler may use the
+    /// event log (append, load, flush, ...) but must not close it.
     #[must_use]
     pub fn backpressure(mut self, backpressure: Backpressure) -> Self {
         self.backpressure = Some(backpressure);

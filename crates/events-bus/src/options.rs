@@ -29,7 +29,14 @@ pub const MAX_RETRY_BACKOFF: Duration = Duration::from_secs(60);
 #[non_exhaustive]
 pub enum Backpressure {
     /// The publisher waits until the subscriber's channel has room: a slow subscriber slows
-    /// every publish down. Needs no catch-up source (except to start from a past sequence).
+    /// every publish down, and so delivery to every other subscriber. Needs no catch-up source
+    /// (except to start from a past sequence).
+    ///
+    /// Whatever thread calls [`Bus::publish`](crate::Bus::publish) is the one that waits, on the
+    /// subscriber's handler: a publisher whose handlers may wait for it (an event store's writer
+    /// thread, whose subscribers read or snapshot the store) must publish from a thread of its
+    /// own. The `eventlog` facade does: there `Block` holds up its publisher thread, never the
+    /// appends.
     Block,
     /// The publisher never waits and nothing is dropped. When the subscriber's channel is
     /// full, the publisher marks it *lagging* and stops sending it messages; the subscriber

@@ -4,8 +4,8 @@
 use std::collections::VecDeque;
 use std::fs::File;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock};
-use std::thread::JoinHandle;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError, RwLock};
+use std::thread::{JoinHandle, ThreadId};
 
 use events_core::{EventValidator, RecordedEvent};
 
@@ -21,6 +21,13 @@ use crate::record::{Hash, PersistedCounters, Record};
 
 /// Called on the writer thread with each group of events once it is committed (and, in durable
 /// mode, flushed), in log order.
+///
+/// The store holds its listener until it closes. A listener may hold a [`Store`](crate::Store)
+/// handle: closing the store (with `Store::close` on any handle) drops the listener and so that
+/// handle, and the last handle may even be dropped inside the listener (the close then finishes
+/// on a thread of its own once the listener returns). But a store whose listener holds a handle
+/// never sees its *last* handle dropped while the listener is set: it closes only through
+/// `Store::close` or `Store::set_commit_listener(None)`.
 pub type CommitListener = Arc<dyn Fn(&[Arc<RecordedEvent>]) + Send + Sync>;
 
 /// An acknowledged event waiting for the writer.
@@ -136,6 +143,8 @@ pub(crate) struct Shared {
     pub(crate) counters: Counters,
     pub(crate) listener: RwLock<Option<CommitListener>>,
     pub(crate) writer: Mutex<Option<JoinHandle<()>>>,
+    /// The writer thread's id: the thread the listener runs on, which closing must not join.
+    pub(crate) writer_thread: OnceLock<ThreadId>,
     pub(crate) checkpointer: Mutex<Option<JoinHandle<()>>>,
     pub(crate) checkpoint_wake: Condvar,
     /// Durable mode's journal files; the writer holds this from a group's journal entry to its

@@ -101,6 +101,25 @@ impl Drop for CloseGuard {
         let Some(shared) = self.0.take() else {
             return;
         };
+        if shared.on_writer_thread() {
+            // The last handle went away inside the commit listener, on the writer thread, which
+            // cannot join itself: mark the store closing (the writer drains once the listener
+            // returns) and run this drop again on a thread of its own.
+            shared.begin_close();
+            let path = shared.config.path.clone();
+            if let Err(error) = std::thread::Builder::new()
+                .name("eventlog-close".into())
+                .spawn(move || drop(CloseGuard(Some(shared))))
+            {
+                tracing::error!(
+                    name: "event_store_close_thread_failed",
+                    path = %path.display(),
+                    error = %error,
+                    "no thread to close a store dropped inside its commit listener; it stays open until the process exits"
+                );
+            }
+            return;
+        }
         if let Err(e) = shared.shutdown() {
             tracing::warn!(name: "event_store_close_failed", error = %e, "closing the store on drop failed");
         }
@@ -644,6 +663,7 @@ impl Store {
             counters,
             listener: RwLock::new(None),
             writer: Mutex::new(None),
+            writer_thread: std::sync::OnceLock::new(),
             checkpointer: Mutex::new(None),
             checkpoint_wake: Condvar::new(),
             journals: Mutex::new(journals),
@@ -667,6 +687,7 @@ impl Store {
         };
         let writer =
             Writer::spawn(Arc::clone(&shared), recovered.chain_head).map_err(thread_error)?;
+        let _ = shared.writer_thread.set(writer.thread().id());
         *lock(&shared.writer) = Some(writer);
         crate::flusher::start(&shared).map_err(thread_error)?;
         crate::indexer::start(&shared).map_err(thread_error)?;
@@ -785,6 +806,13 @@ impl Store {
     /// Sets the function called with each committed group of events, in log order, on the writer
     /// thread (after the group is flushed in durable mode). It must be quick: the writer waits for
     /// it. A panic in it is caught and logged. Replaces any earlier listener.
+    ///
+    /// The store holds the listener until it closes. A listener may hold a handle on this store:
+    /// closing (with [`Store::close`] on any handle) drops the listener and that handle with it,
+    /// and when the last handle is dropped inside the listener the close finishes on a thread of
+    /// its own. But while such a listener is set, the store's last handle is the listener's, so
+    /// dropping every other handle does not close the store: call [`Store::close`] (or set the
+    /// listener to `None`) first.
     pub fn set_commit_listener(&self, listener: Option<CommitListener>) {
         if let Ok(mut slot) = self.shared.listener.write() {
             *slot = listener;
@@ -793,6 +821,10 @@ impl Store {
 
     /// Drains queued appends, persists the indexes and counters, flushes, and stops the store's
     /// threads. Other handles get [`AppendError::Closed`] afterwards.
+    ///
+    /// Called inside the commit listener (on the writer thread, which cannot wait for itself) it
+    /// only refuses further appends and returns `Ok`: the writer drains once the listener returns,
+    /// and the rest of the close happens when the last handle is dropped.
     ///
     /// # Errors
     ///
@@ -825,19 +857,46 @@ impl Shared {
         Ok(state.written_upto)
     }
 
-    pub(crate) fn shutdown(&self) -> Result<(), StoreError> {
+    /// Whether the caller runs on the writer thread (inside the commit listener).
+    pub(crate) fn on_writer_thread(&self) -> bool {
+        self.writer_thread.get() == Some(&std::thread::current().id())
+    }
+
+    /// Refuses new appends and lets the writer drain what is queued, then stop.
+    fn begin_close(&self) {
         {
             let mut state = lock(&self.state);
             state.closing = true;
             self.writer_wake.notify_all();
         }
         self.checkpoint_wake.notify_all();
+    }
+
+    pub(crate) fn shutdown(&self) -> Result<(), StoreError> {
+        self.begin_close();
+        if self.on_writer_thread() {
+            // Inside the commit listener: the writer cannot wait for itself. It drains and stops
+            // once the listener returns; the last handle's drop finishes the close.
+            tracing::debug!(
+                name: "event_store_close_deferred",
+                "close called inside the commit listener; it finishes when the last handle is dropped"
+            );
+            return Ok(());
+        }
         let writer = lock(&self.writer).take();
         if let Some(handle) = writer
             && handle.join().is_err()
         {
             tracing::error!(name: "event_store_writer_panicked", "the writer thread panicked");
         }
+        // The writer is gone, so the listener is no longer called: drop it, and with it any
+        // handle on this store it holds (which would otherwise keep the store open for good).
+        let listener = self
+            .listener
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        drop(listener);
         self.flusher_wake.notify_all();
         self.indexer_wake.notify_all();
         for thread in [&self.flusher, &self.indexer] {
