@@ -257,6 +257,15 @@ pub enum StoreError {
     /// The store is closed.
     #[error("the store is closed")]
     Closed,
+    /// A consumer committed a position the log has not reached (readers see up to
+    /// `last_position`).
+    #[error("position {position} is beyond the log's end at {last_position}")]
+    PositionBeyondLog {
+        /// The position given.
+        position: u64,
+        /// The last position readers see.
+        last_position: u64,
+    },
 }
 
 impl From<ReadError> for StoreError {
