@@ -44,10 +44,12 @@ pub(crate) fn decode_consumer(value: &[u8]) -> Result<ConsumerCheckpoint, String
 
 impl Store {
     /// Commits a consumer's position and its state together, atomically. With `durable`, waits
-    /// until the commit is on disk.
+    /// until the commit is on disk. The position must be one readers can see (at most
+    /// [`Store::last_position`]): a consumer cannot have handled an event the log does not hold.
     ///
     /// # Errors
     ///
+    /// [`StoreError::PositionBeyondLog`] for a position past the log's end, nothing committed;
     /// [`StoreError::Storage`]; [`StoreError::Failed`] when the store is not writing, or when
     /// the durable commit's sync failed — which fails the store: every later append gets
     /// [`crate::AppendError::Failed`] until it is reopened (a failed `fdatasync` is reported
@@ -59,10 +61,20 @@ impl Store {
         state: &[u8],
         durable: bool,
     ) -> Result<(), StoreError> {
-        if let Some(reason) = &lock(&self.shared.state).failed {
-            return Err(StoreError::Failed {
-                reason: reason.clone(),
-            });
+        {
+            let state = lock(&self.shared.state);
+            if let Some(reason) = &state.failed {
+                return Err(StoreError::Failed {
+                    reason: reason.clone(),
+                });
+            }
+            let last_position = self.shared.visible_end(&state);
+            if position > last_position {
+                return Err(StoreError::PositionBeyondLog {
+                    position,
+                    last_position,
+                });
+            }
         }
         // A consumer's position goes to sled after the events it covers (see `save_snapshot`).
         if position
@@ -100,9 +112,13 @@ impl Store {
         Ok(())
     }
 
-    /// A consumer's last committed position and state, if it committed any. A position beyond the
-    /// log's end (possible in buffered mode when a crash lost the log's tail after the consumer
-    /// committed) is clamped to the end, and reported.
+    /// A consumer's last committed position and state, if it committed any.
+    ///
+    /// A committed position is never beyond the log (see [`Store::commit_consumer`]), but damaged
+    /// files can make it so. Then a consumer that keeps no state resumes at the log's end, and one
+    /// with state is reported as absent — that state was folded over events the log does not
+    /// hold, so it would be wrong at any position; the projection starts over from the log. Both
+    /// are logged (`event_store_consumer_ahead_of_log`).
     ///
     /// # Errors
     ///
@@ -114,15 +130,23 @@ impl Store {
         let mut checkpoint = decode_consumer(&value).map_err(|detail| StoreError::Corrupted {
             detail: format!("consumer `{name}`: {detail}"),
         })?;
-        let end = lock(&self.shared.state).next_position - 1;
+        let end = {
+            let state = lock(&self.shared.state);
+            self.shared.visible_end(&state)
+        };
         if checkpoint.position > end {
+            let starts_over = !checkpoint.state.is_empty();
             tracing::warn!(
                 name: "event_store_consumer_ahead_of_log",
                 consumer = name,
                 position = checkpoint.position,
                 log_end = end,
-                "consumer position is beyond the log's end; resuming from the end"
+                starts_over,
+                "consumer position is beyond the log's end"
             );
+            if starts_over {
+                return Ok(None);
+            }
             checkpoint.position = end;
         }
         Ok(Some(checkpoint))

@@ -45,7 +45,9 @@ fn a_projection_state_ahead_of_the_log_is_not_resumed_at_the_end() {
         store
             .commit_consumer("projection", 5, b"folded to 5", false)
             .unwrap();
-        store.commit_consumer("subscription", 5, b"", false).unwrap();
+        store
+            .commit_consumer("subscription", 5, b"", false)
+            .unwrap();
         store.close().unwrap();
     }
     // Damage: the consumers now claim position 9 of a 5-event log.
