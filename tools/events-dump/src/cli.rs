@@ -187,7 +187,8 @@ pub enum CheckpointCommand {
     /// The checkpoints in `<store>/checkpoints`, oldest first (works while the store is in
     /// use).
     List,
-    /// Delete the checkpoints in `<store>/checkpoints` older than DAYS days.
+    /// Delete the checkpoints in `<store>/checkpoints` older than DAYS days, except each store's
+    /// newest checkpoint that passes full verification (pruning never leaves a store with none).
     Prune {
         /// Age in days.
         #[arg(long, value_name = "DAYS")]
