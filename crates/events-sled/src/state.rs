@@ -207,6 +207,15 @@ impl Shared {
     ) -> Result<&'s mut StreamEntry, ReadError> {
         if !state.memtable.streams.contains_key(stream) {
             let head = persisted_head(&self.log, stream)?;
+            // Version `v` sits at a position of at least `v`, so a head at or past the next
+            // position is damage (and would overflow the versions this append assigns).
+            if head >= state.next_position {
+                return Err(corrupted(format!(
+                    "the index puts `{}` at version {head}, but the log ends at position {}",
+                    stream.label(),
+                    state.next_position.saturating_sub(1)
+                )));
+            }
             state.memtable.streams.insert(
                 stream.clone(),
                 StreamEntry {

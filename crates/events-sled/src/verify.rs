@@ -223,7 +223,7 @@ impl Store {
                     let stream = StreamKey::new(summary.aggregate_type, summary.aggregate_id);
                     let next_id = streams.len() as u32;
                     let (id, head) = streams.entry(stream).or_insert((next_id, 0));
-                    if summary.version != *head + 1 {
+                    if head.checked_add(1) != Some(summary.version) {
                         report.issue(
                             "version",
                             format!("position {}", summary.position),

@@ -62,7 +62,10 @@ fn resending_a_stored_event_id_with_exact_u64_max_is_a_conflict_not_a_retry() {
         AppendBatch::new(ExpectedVersion::Any, vec![hit("b", 1)]),
     ]);
     assert!(
-        matches!(result, Err(AppendError::WrongExpectedVersion { actual: 1, .. })),
+        matches!(
+            result,
+            Err(AppendError::WrongExpectedVersion { actual: 1, .. })
+        ),
         "{result:?}"
     );
     assert_eq!(store.last_position(), 1, "nothing was written");
