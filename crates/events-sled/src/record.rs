@@ -722,6 +722,62 @@ mod tests {
         assert!(decode_page(&[PAGE_FORMAT, 1, 0, 0]).is_err(), "empty run");
     }
 
+    /// A record header: first position 1, `count` events, genesis predecessor, base time 0.
+    fn crafted_header(count: u64, string_count: u64) -> Vec<u8> {
+        let mut bytes = vec![RECORD_FORMAT];
+        bytes.extend_from_slice(&1_u64.to_be_bytes());
+        put_u64(&mut bytes, count);
+        bytes.extend_from_slice(&GENESIS);
+        put_i64(&mut bytes, 0);
+        put_u64(&mut bytes, string_count);
+        bytes
+    }
+
+    #[test]
+    fn a_string_table_reserves_no_more_than_its_bytes_hold() {
+        // 4096 empty strings (one length byte each) and room for one event: the count is
+        // within the bytes left, but the strings hold no text at all.
+        let strings = 4096;
+        let mut bytes = crafted_header(1, strings);
+        bytes.extend(std::iter::repeat_n(0_u8, strings as usize));
+        bytes.extend_from_slice(&[0; 64]);
+        let record = Record::parse(IVec::from(bytes.as_slice())).unwrap();
+        assert!(
+            record.table.capacity() <= bytes.len(),
+            "the string table reserved {} bytes for a {}-byte record",
+            record.table.capacity(),
+            bytes.len()
+        );
+        assert!(
+            record.ranges.capacity() <= bytes.len(),
+            "{} string ranges reserved for a {}-byte record",
+            record.ranges.capacity(),
+            bytes.len()
+        );
+    }
+
+    #[test]
+    fn a_record_whose_events_cannot_fit_its_bytes_is_refused() {
+        // 100 events in 100 bytes: an event takes at least 26 bytes (below).
+        let mut bytes = crafted_header(100, 0);
+        bytes.extend_from_slice(&[0; 100]);
+        let error = Record::parse(IVec::from(bytes)).unwrap_err();
+        assert_eq!(error.what, "record event count");
+        // The smallest event the encoder writes: empty strings' indexes, version 1, no payload.
+        let smallest = NewEvent::from_parts("t", "a", "i", 1, Vec::new(), EventContext::new("s"))
+            .into_recorded(1, 1);
+        let encoded = encode_record(&GENESIS, &[smallest]);
+        let record = Record::parse(IVec::from(encoded.as_slice())).unwrap();
+        assert_eq!(encoded.len() - record.start(), 26);
+    }
+
+    #[test]
+    fn a_page_whose_runs_cannot_fit_its_bytes_is_refused_by_its_count() {
+        // Four runs claimed, bytes for two: refused before anything is reserved for them.
+        let error = decode_page(&[PAGE_FORMAT, 4, 1, 1, 1, 1]).unwrap_err();
+        assert_eq!(error.what, "page run count");
+    }
+
     #[test]
     fn counters_round_trip() {
         let c = PersistedCounters {
