@@ -59,6 +59,14 @@ const HAS_CORRELATION: u8 = 8;
 const HAS_CAUSATION: u8 = 16;
 const KNOWN_FLAGS: u8 = 31;
 
+/// The fewest bytes an event takes in a record: its length prefix (1), id (16), flags (1), four
+/// string indexes (1 each), version, time and schema version (1 each), payload length (1). Bounds
+/// what a record's event count may claim, and so what decoding it reserves.
+const MIN_EVENT_BYTES: usize = 26;
+
+/// The fewest bytes a run takes in an index page: its gap and its length (1 each).
+const MIN_RUN_BYTES: usize = 2;
+
 /// The hash of a record's bytes, which the next record carries as its `prev_hash`.
 pub(crate) fn record_hash(bytes: &[u8]) -> Hash {
     *blake3::hash(bytes).as_bytes()
@@ -270,6 +278,7 @@ impl Record {
         let prev_hash = reader.array::<32>("record prev hash")?;
         let base_micros = reader.zigzag("record base time")?;
         let string_count = reader.varint_usize("record string count")?;
+        // Each string takes at least its length byte.
         if string_count > reader.remaining() {
             return Err(Malformed {
                 what: "record string count",
@@ -277,7 +286,14 @@ impl Record {
             });
         }
         let table_start = reader.offset();
-        let mut table = Vec::with_capacity(string_count * 16);
+        // Untrusted counts reserve only what the bytes left can hold: the strings' text is at
+        // most the bytes after their length prefixes (a crafted record must not ask for more
+        // memory than it brings).
+        let mut table = Vec::with_capacity(
+            string_count
+                .saturating_mul(16)
+                .min(reader.remaining() - string_count),
+        );
         let mut ranges = Vec::with_capacity(string_count);
         for _ in 0..string_count {
             let text = reader.bytes("record string")?;
@@ -302,7 +318,7 @@ impl Record {
         }
         let events_start = reader.offset();
         if count == 0
-            || count > reader.remaining() as u64
+            || count > (reader.remaining() / MIN_EVENT_BYTES) as u64
             || first_position == 0
             // The position after the last must fit too: readers step to it.
             || first_position.checked_add(count).is_none()
@@ -480,6 +496,7 @@ impl Record {
             .checked_sub(self.first_position)
             .ok_or(outside.clone())?;
         if self.offsets.is_none() {
+            // `parse` checked that the bytes hold `count` events of at least MIN_EVENT_BYTES.
             let mut offsets = Vec::with_capacity(usize::try_from(self.count).unwrap_or(0));
             let mut reader = Reader::new(self.bytes.get(self.events_start..).unwrap_or_default());
             for _ in 0..self.count {
@@ -552,7 +569,7 @@ pub(crate) fn decode_page(bytes: &[u8]) -> Result<Vec<Run>, Malformed> {
         });
     }
     let count = reader.varint_usize("page run count")?;
-    if count == 0 || count > reader.remaining() {
+    if count == 0 || count > reader.remaining() / MIN_RUN_BYTES {
         return Err(Malformed {
             what: "page run count",
             offset: reader.offset(),
