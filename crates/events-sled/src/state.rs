@@ -206,7 +206,8 @@ impl Shared {
         stream: &StreamKey,
     ) -> Result<&'s mut StreamEntry, ReadError> {
         if !state.memtable.streams.contains_key(stream) {
-            let head = persisted_head(&self.log, stream)?;
+            let written = state.written_upto;
+            let head = persisted_head(&self.log, stream, || written)?;
             // Version `v` sits at a position of at least `v`, so a head at or past the next
             // position is damage (and would overflow the versions this append assigns).
             if head >= state.next_position {

@@ -384,7 +384,7 @@ fn recover(log: &sled::Tree) -> Result<Recovered, OpenError> {
                 }
                 let stream = StreamKey::new(summary.aggregate_type, summary.aggregate_id);
                 if !memtable.streams.contains_key(&stream) {
-                    let head = persisted_head(log, &stream)
+                    let head = persisted_head(log, &stream, || last_position)
                         .map_err(|e| read_to_open(ReadError::from(e)))?;
                     memtable.streams.insert(
                         stream.clone(),
@@ -1006,6 +1006,18 @@ impl Shared {
                         Some(id) => Some(id),
                         None => {
                             let position = self.persisted_position(stream, head)?;
+                            // `event_at` locks the state for positions past the written log, and
+                            // this holds it: such a position (damage) must not get there.
+                            if position > state.written_upto {
+                                return Err(AppendError::Read(ReadError::Corrupted {
+                                    detail: format!(
+                                        "the index puts version {head} of `{}` at position \
+                                         {position}, past the log's end at {}",
+                                        stream.label(),
+                                        state.written_upto
+                                    ),
+                                }));
+                            }
                             let id = self.event_at(position, &mut None)?.metadata.event_id;
                             if let Some(entry) = state.memtable.streams.get_mut(stream) {
                                 entry.last_event_id = Some(id);
