@@ -211,12 +211,16 @@ impl Loader<'_> {
         };
         let from_snapshot = base.as_ref().map(|(version, _)| *version);
         let (mut version, mut state) = base.unwrap_or((0, A::default()));
-        let mut read = StreamRead::forwards().from(version + 1);
+        // A snapshot is at most the current version (`best_snapshot` skips any beyond `limit`);
+        // no version follows `u64::MAX`, so from there there is nothing to read.
+        let next = version.checked_add(1);
+        let mut read = StreamRead::forwards().from(next.unwrap_or(u64::MAX));
         if let Some(target) = target {
-            read = read.limit(usize::try_from(target - version).unwrap_or(usize::MAX));
+            read =
+                read.limit(usize::try_from(target.saturating_sub(version)).unwrap_or(usize::MAX));
         }
         let mut applied = 0_u64;
-        if read.limit != Some(0) {
+        if next.is_some() && read.limit != Some(0) {
             for event in self.store.read_stream(A::AGGREGATE_TYPE, id, read)? {
                 let event = event?;
                 state

@@ -128,7 +128,9 @@ pub enum AppendError {
     /// The store is closed.
     #[error("the store is closed")]
     Closed,
-    /// Reading back a possible earlier attempt failed.
+    /// Reading the aggregate's index or a possible earlier attempt failed; damaged data (an
+    /// index beyond the log's end, a log whose positions would pass `u64::MAX`) is
+    /// [`ReadError::Corrupted`].
     #[error(transparent)]
     Read(#[from] ReadError),
 }

@@ -157,6 +157,42 @@ pub(crate) fn show_key(key: &[u8]) -> String {
     key.escape_ascii().to_string()
 }
 
+/// The last version of a stream page that starts at `first_version`, if the page is possible:
+/// versions start at 1, fit in `u64`, and none lies beyond its position (version `v` of a stream
+/// sits at a position of at least `v`, since positions start at 1 and never repeat). That bound
+/// keeps every version computed from a page below `u64::MAX`.
+pub(crate) fn page_last_version(first_version: u64, runs: &[Run]) -> Option<u64> {
+    let len = runs.iter().try_fold(0_u64, |n, r| n.checked_add(r.count))?;
+    let last = first_version.checked_add(len.checked_sub(1)?)?;
+    let last_run = runs.last()?;
+    let last_position = last_run
+        .position
+        .checked_add(last_run.count)?
+        .checked_sub(1)?;
+    (first_version >= 1 && last <= last_position).then_some(last)
+}
+
+/// The last position a page's runs reach (0 for no runs).
+pub(crate) fn page_last_position(runs: &[Run]) -> u64 {
+    runs.last()
+        .map_or(0, |r| r.position.saturating_add(r.count).saturating_sub(1))
+}
+
+/// Decodes a stream page entry, checking that its versions are possible ([`page_last_version`]).
+fn stream_page(key: &[u8], value: &[u8]) -> Result<(u64, Vec<Run>), PageError> {
+    let (_, first_version) =
+        parse_stream_page_key(key).map_err(|e| PageError::Corrupted(corrupted(key, e)))?;
+    let runs = decode_page(value).map_err(|e| PageError::Corrupted(corrupted(key, e)))?;
+    if page_last_version(first_version, &runs).is_none() {
+        return Err(PageError::Corrupted(format!(
+            "index page {}: versions from {first_version} do not fit its positions (up to {})",
+            show_key(key),
+            page_last_position(&runs)
+        )));
+    }
+    Ok((first_version, runs))
+}
+
 /// The last persisted page of a stream: its first version and runs.
 pub(crate) fn last_stream_page(
     log: &Tree,
@@ -167,10 +203,7 @@ pub(crate) fn last_stream_page(
         return Ok(None);
     };
     let (key, value) = entry?;
-    let (_, first_version) =
-        parse_stream_page_key(&key).map_err(|e| PageError::Corrupted(corrupted(&key, e)))?;
-    let runs = decode_page(&value).map_err(|e| PageError::Corrupted(corrupted(&key, e)))?;
-    Ok(Some((first_version, runs)))
+    stream_page(&key, &value).map(Some)
 }
 
 /// The persisted stream page holding `version`: its first version and runs.
@@ -186,20 +219,33 @@ pub(crate) fn stream_page_at(
         return Ok(None);
     };
     let (key, value) = entry?;
-    let (_, first_version) =
-        parse_stream_page_key(&key).map_err(|e| PageError::Corrupted(corrupted(&key, e)))?;
-    let runs = decode_page(&value).map_err(|e| PageError::Corrupted(corrupted(&key, e)))?;
-    Ok(Some((first_version, runs)))
+    stream_page(&key, &value).map(Some)
 }
 
-/// The version count covered by a page's runs.
-pub(crate) fn page_len(runs: &[Run]) -> u64 {
-    runs.iter().map(|r| r.count).sum()
-}
-
-/// The persisted version of a stream: the last version of its last page (0: none).
-pub(crate) fn persisted_head(log: &Tree, stream: &StreamKey) -> Result<u64, PageError> {
-    Ok(last_stream_page(log, stream)?.map_or(0, |(first, runs)| first + page_len(&runs) - 1))
+/// The persisted version of a stream: the last version of its last page (0: none). `log_end`
+/// gives the log's last written position, read after the page (pages only ever cover written
+/// positions): a page reaching past it is damaged.
+pub(crate) fn persisted_head(
+    log: &Tree,
+    stream: &StreamKey,
+    log_end: impl FnOnce() -> u64,
+) -> Result<u64, PageError> {
+    let Some((first, runs)) = last_stream_page(log, stream)? else {
+        return Ok(0);
+    };
+    let show = || show_key(&stream_page_key(stream, first));
+    let head = page_last_version(first, &runs).ok_or_else(|| {
+        PageError::Corrupted(format!("index page {}: impossible versions", show()))
+    })?;
+    let last_position = page_last_position(&runs);
+    let end = log_end();
+    if last_position > end {
+        return Err(PageError::Corrupted(format!(
+            "index page {}: a run reaches position {last_position}, past the log's end at {end}",
+            show()
+        )));
+    }
+    Ok(head)
 }
 
 /// Why a page could not be read.
@@ -219,10 +265,11 @@ impl From<sled::Error> for PageError {
 pub(crate) fn page_position(first_version: u64, runs: &[Run], version: u64) -> Option<u64> {
     let mut v = first_version;
     for run in runs {
-        if version < v + run.count {
-            return version.checked_sub(v).map(|offset| run.position + offset);
+        let offset = version.checked_sub(v)?;
+        if offset < run.count {
+            return run.position.checked_add(offset);
         }
-        v += run.count;
+        v = v.checked_add(run.count)?;
     }
     None
 }
@@ -248,22 +295,25 @@ pub(crate) fn persist_stream_runs(
         return Ok(());
     };
     let mut page = match last_stream_page(log, stream)? {
-        Some((page_first, page_runs))
-            if page_first + page_len(&page_runs) == first.first_version
-                && page_runs.len() < MAX_RUNS_PER_PAGE =>
-        {
-            (page_first, page_runs)
+        Some((page_first, page_runs)) => {
+            // `last_stream_page` checked the page: its last version is below `u64::MAX`.
+            let page_next = page_last_version(page_first, &page_runs)
+                .and_then(|last| last.checked_add(1))
+                .unwrap_or(u64::MAX);
+            if page_next > first.first_version {
+                return Err(PageError::Corrupted(format!(
+                    "stream page {} already holds version {}",
+                    show_key(&stream_page_key(stream, page_first)),
+                    first.first_version
+                )));
+            }
+            if page_next == first.first_version && page_runs.len() < MAX_RUNS_PER_PAGE {
+                (page_first, page_runs)
+            } else {
+                (first.first_version, Vec::new())
+            }
         }
-        Some((page_first, page_runs))
-            if page_first + page_len(&page_runs) > first.first_version =>
-        {
-            return Err(PageError::Corrupted(format!(
-                "stream page {} already holds version {}",
-                show_key(&stream_page_key(stream, page_first)),
-                first.first_version
-            )));
-        }
-        _ => (first.first_version, Vec::new()),
+        None => (first.first_version, Vec::new()),
     };
     for stream_run in runs {
         if page.1.len() >= MAX_RUNS_PER_PAGE {
@@ -474,5 +524,34 @@ mod tests {
         assert_eq!(page_position(7, &runs, 11), Some(202));
         assert_eq!(page_position(7, &runs, 12), None);
         assert_eq!(page_position(7, &runs, 6), None);
+        // A damaged key near u64::MAX: no overflow, just no position.
+        assert_eq!(page_position(u64::MAX - 1, &runs, u64::MAX), Some(101));
+        assert_eq!(page_position(u64::MAX - 1, &runs, 5), None);
+    }
+
+    #[test]
+    fn a_page_versions_must_fit_its_positions() {
+        let runs = vec![
+            Run {
+                position: 3,
+                count: 2,
+            },
+            Run {
+                position: 10,
+                count: 3,
+            },
+        ];
+        // Five versions, the last at position 12: from 1 to 8 they fit.
+        assert_eq!(page_last_version(1, &runs), Some(5));
+        assert_eq!(page_last_version(8, &runs), Some(12));
+        assert_eq!(
+            page_last_version(9, &runs),
+            None,
+            "version 13 at position 12"
+        );
+        assert_eq!(page_last_version(0, &runs), None, "version 0");
+        assert_eq!(page_last_version(u64::MAX - 1, &runs), None, "overflow");
+        assert_eq!(page_last_version(1, &[]), None, "no runs");
+        assert_eq!(page_last_position(&runs), 12);
     }
 }

@@ -411,7 +411,12 @@ impl Shared {
         };
         let (head, memory_runs) = match in_memory {
             Some(found) => found,
-            None => (persisted_head(&self.log, &stream)?, Vec::new()),
+            None => (
+                persisted_head(&self.log, &stream, || {
+                    self.written_upto.load(Ordering::Acquire)
+                })?,
+                Vec::new(),
+            ),
         };
         let (next, last) = match read.direction {
             Direction::Forwards => (read.from.unwrap_or(1).max(1), head),
@@ -455,7 +460,9 @@ impl Shared {
         };
         match in_memory {
             Some(head) => Ok(head),
-            None => Ok(persisted_head(&self.log, &stream)?),
+            None => Ok(persisted_head(&self.log, &stream, || {
+                self.written_upto.load(Ordering::Acquire)
+            })?),
         }
     }
 }
@@ -696,7 +703,9 @@ impl Store {
             let (key, _) = entry?;
             let (stream, _) = parse_stream_page_key(&key)
                 .map_err(|e| corrupted(format!("stream page {}: {e}", show_key(&key))))?;
-            let head = persisted_head(&shared.log, &stream)?;
+            let head = persisted_head(&shared.log, &stream, || {
+                shared.written_upto.load(Ordering::Acquire)
+            })?;
             let slot = heads.entry(stream.clone()).or_insert(0);
             *slot = (*slot).max(head);
             cursor = prefix_end(&stream_prefix(&stream));

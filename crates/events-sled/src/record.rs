@@ -59,6 +59,14 @@ const HAS_CORRELATION: u8 = 8;
 const HAS_CAUSATION: u8 = 16;
 const KNOWN_FLAGS: u8 = 31;
 
+/// The fewest bytes an event takes in a record: its length prefix (1), id (16), flags (1), four
+/// string indexes (1 each), version, time and schema version (1 each), payload length (1). Bounds
+/// what a record's event count may claim, and so what decoding it reserves.
+const MIN_EVENT_BYTES: usize = 26;
+
+/// The fewest bytes a run takes in an index page: its gap and its length (1 each).
+const MIN_RUN_BYTES: usize = 2;
+
 /// The hash of a record's bytes, which the next record carries as its `prev_hash`.
 pub(crate) fn record_hash(bytes: &[u8]) -> Hash {
     *blake3::hash(bytes).as_bytes()
@@ -270,6 +278,7 @@ impl Record {
         let prev_hash = reader.array::<32>("record prev hash")?;
         let base_micros = reader.zigzag("record base time")?;
         let string_count = reader.varint_usize("record string count")?;
+        // Each string takes at least its length byte.
         if string_count > reader.remaining() {
             return Err(Malformed {
                 what: "record string count",
@@ -277,7 +286,14 @@ impl Record {
             });
         }
         let table_start = reader.offset();
-        let mut table = Vec::with_capacity(string_count * 16);
+        // Untrusted counts reserve only what the bytes left can hold: the strings' text is at
+        // most the bytes after their length prefixes (a crafted record must not ask for more
+        // memory than it brings).
+        let mut table = Vec::with_capacity(
+            string_count
+                .saturating_mul(16)
+                .min(reader.remaining() - string_count),
+        );
         let mut ranges = Vec::with_capacity(string_count);
         for _ in 0..string_count {
             let text = reader.bytes("record string")?;
@@ -302,7 +318,7 @@ impl Record {
         }
         let events_start = reader.offset();
         if count == 0
-            || count > reader.remaining() as u64
+            || count > (reader.remaining() / MIN_EVENT_BYTES) as u64
             || first_position == 0
             // The position after the last must fit too: readers step to it.
             || first_position.checked_add(count).is_none()
@@ -480,6 +496,7 @@ impl Record {
             .checked_sub(self.first_position)
             .ok_or(outside.clone())?;
         if self.offsets.is_none() {
+            // `parse` checked that the bytes hold `count` events of at least MIN_EVENT_BYTES.
             let mut offsets = Vec::with_capacity(usize::try_from(self.count).unwrap_or(0));
             let mut reader = Reader::new(self.bytes.get(self.events_start..).unwrap_or_default());
             for _ in 0..self.count {
@@ -562,7 +579,7 @@ pub(crate) fn decode_page(bytes: &[u8]) -> Result<Vec<Run>, Malformed> {
         });
     }
     let count = reader.varint_usize("page run count")?;
-    if count == 0 || count > reader.remaining() {
+    if count == 0 || count > reader.remaining() / MIN_RUN_BYTES {
         return Err(Malformed {
             what: "page run count",
             offset: reader.offset(),
@@ -730,6 +747,62 @@ mod tests {
             assert!(decode_page(&bytes[..cut]).is_err());
         }
         assert!(decode_page(&[PAGE_FORMAT, 1, 0, 0]).is_err(), "empty run");
+    }
+
+    /// A record header: first position 1, `count` events, genesis predecessor, base time 0.
+    fn crafted_header(count: u64, string_count: u64) -> Vec<u8> {
+        let mut bytes = vec![RECORD_FORMAT];
+        bytes.extend_from_slice(&1_u64.to_be_bytes());
+        put_u64(&mut bytes, count);
+        bytes.extend_from_slice(&GENESIS);
+        put_i64(&mut bytes, 0);
+        put_u64(&mut bytes, string_count);
+        bytes
+    }
+
+    #[test]
+    fn a_string_table_reserves_no_more_than_its_bytes_hold() {
+        // 4096 empty strings (one length byte each) and room for one event: the count is
+        // within the bytes left, but the strings hold no text at all.
+        let strings = 4096;
+        let mut bytes = crafted_header(1, strings);
+        bytes.extend(std::iter::repeat_n(0_u8, strings as usize));
+        bytes.extend_from_slice(&[0; 64]);
+        let record = Record::parse(IVec::from(bytes.as_slice())).unwrap();
+        assert!(
+            record.table.capacity() <= bytes.len(),
+            "the string table reserved {} bytes for a {}-byte record",
+            record.table.capacity(),
+            bytes.len()
+        );
+        assert!(
+            record.ranges.capacity() <= bytes.len(),
+            "{} string ranges reserved for a {}-byte record",
+            record.ranges.capacity(),
+            bytes.len()
+        );
+    }
+
+    #[test]
+    fn a_record_whose_events_cannot_fit_its_bytes_is_refused() {
+        // 100 events in 100 bytes: an event takes at least 26 bytes (below).
+        let mut bytes = crafted_header(100, 0);
+        bytes.extend_from_slice(&[0; 100]);
+        let error = Record::parse(IVec::from(bytes)).unwrap_err();
+        assert_eq!(error.what, "record event count");
+        // The smallest event the encoder writes: empty strings' indexes, version 1, no payload.
+        let smallest = NewEvent::from_parts("t", "a", "i", 1, Vec::new(), EventContext::new("s"))
+            .into_recorded(1, 1);
+        let encoded = encode_record(&GENESIS, &[smallest]);
+        let record = Record::parse(IVec::from(encoded.as_slice())).unwrap();
+        assert_eq!(encoded.len() - record.start(), 26);
+    }
+
+    #[test]
+    fn a_page_whose_runs_cannot_fit_its_bytes_is_refused_by_its_count() {
+        // Four runs claimed, bytes for two: refused before anything is reserved for them.
+        let error = decode_page(&[PAGE_FORMAT, 4, 1, 1, 1, 1]).unwrap_err();
+        assert_eq!(error.what, "page run count");
     }
 
     #[test]

@@ -244,7 +244,17 @@ impl Shared {
         stream: &StreamKey,
     ) -> Result<&'s mut StreamEntry, ReadError> {
         if !state.memtable.streams.contains_key(stream) {
-            let head = persisted_head(&self.log, stream)?;
+            let written = state.written_upto;
+            let head = persisted_head(&self.log, stream, || written)?;
+            // Version `v` sits at a position of at least `v`, so a head at or past the next
+            // position is damage (and would overflow the versions this append assigns).
+            if head >= state.next_position {
+                return Err(corrupted(format!(
+                    "the index puts `{}` at version {head}, but the log ends at position {}",
+                    stream.label(),
+                    state.next_position.saturating_sub(1)
+                )));
+            }
             state.memtable.streams.insert(
                 stream.clone(),
                 StreamEntry {

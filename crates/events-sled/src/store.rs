@@ -403,7 +403,7 @@ fn recover(log: &sled::Tree) -> Result<Recovered, OpenError> {
                 }
                 let stream = StreamKey::new(summary.aggregate_type, summary.aggregate_id);
                 if !memtable.streams.contains_key(&stream) {
-                    let head = persisted_head(log, &stream)
+                    let head = persisted_head(log, &stream, || last_position)
                         .map_err(|e| read_to_open(ReadError::from(e)))?;
                     memtable.streams.insert(
                         stream.clone(),
@@ -417,7 +417,7 @@ fn recover(log: &sled::Tree) -> Result<Recovered, OpenError> {
                     .streams
                     .get_mut(&stream)
                     .ok_or_else(|| open_corrupted("stream entry vanished during replay"))?;
-                if summary.version != entry.head + 1 {
+                if entry.head.checked_add(1) != Some(summary.version) {
                     return Err(open_corrupted(format!(
                         "event at position {} is version {} of `{}/{}`, whose head is {}",
                         summary.position,
@@ -757,9 +757,11 @@ impl Store {
     ///
     /// # Errors
     ///
-    /// [`AppendError::WrongExpectedVersion`] on a conflict; [`AppendError::Invalid`] for an invalid
-    /// event; [`AppendError::Empty`], [`AppendError::TooLarge`]; [`AppendError::Failed`] or
-    /// [`AppendError::Closed`] when the store is not writing.
+    /// [`AppendError::WrongExpectedVersion`] on a conflict (also for `Exact(u64::MAX)`, which no
+    /// aggregate reaches); [`AppendError::Invalid`] for an invalid event; [`AppendError::Empty`],
+    /// [`AppendError::TooLarge`]; [`AppendError::Failed`] or [`AppendError::Closed`] when the store
+    /// is not writing; [`AppendError::Read`] when the aggregate's index cannot be read or is
+    /// damaged.
     pub fn append(
         &self,
         expected: ExpectedVersion,
@@ -1096,6 +1098,18 @@ impl Shared {
                         Some(id) => Some(id),
                         None => {
                             let position = self.persisted_position(stream, head)?;
+                            // `event_at` locks the state for positions past the written log, and
+                            // this holds it: such a position (damage) must not get there.
+                            if position > state.written_upto {
+                                return Err(AppendError::Read(ReadError::Corrupted {
+                                    detail: format!(
+                                        "the index puts version {head} of `{}` at position \
+                                         {position}, past the log's end at {}",
+                                        stream.label(),
+                                        state.written_upto
+                                    ),
+                                }));
+                            }
                             let id = self.event_at(position, &mut None)?.metadata.event_id;
                             if let Some(entry) = state.memtable.streams.get_mut(stream) {
                                 entry.last_event_id = Some(id);
@@ -1131,6 +1145,18 @@ impl Shared {
                 }
                 look_for_retry = false;
                 continue;
+            }
+            // Positions must fit with the one after the last (records and readers step to it).
+            // Only damaged data puts the log's end near `u64::MAX`; versions then fit too, since
+            // `entry` checked that every head is below the next position.
+            let call_events: u64 = batches.iter().map(|b| b.events.len() as u64).sum();
+            if state.next_position.checked_add(call_events).is_none() {
+                return Err(AppendError::Read(ReadError::Corrupted {
+                    detail: format!(
+                        "the log ends at position {}: {call_events} more positions do not fit",
+                        state.next_position.saturating_sub(1)
+                    ),
+                }));
             }
             // Phase 2: assign versions and positions, queue for the writer.
             let results = Self::assign(&mut state, batches, &streams, &heads, call_bytes);
@@ -1263,17 +1289,24 @@ impl Shared {
         let mut results = Vec::with_capacity(batches.len());
         for (batch, &head) in batches.iter().zip(heads) {
             let n = batch.events.len() as u64;
+            // `Exact(v)` comes from the caller: no version follows `u64::MAX`, so such a call was
+            // never stored and is not a retry (it is the conflict it looks like).
             let first_version = match batch.expected {
-                ExpectedVersion::Exact(v) => v + 1,
+                ExpectedVersion::Exact(v) => match v.checked_add(1) {
+                    Some(first) => first,
+                    None => return Ok(None),
+                },
                 ExpectedVersion::NoStream => 1,
                 ExpectedVersion::Any | ExpectedVersion::StreamExists => match head.checked_sub(n) {
                     Some(before) => before + 1,
                     None => return Ok(None),
                 },
             };
-            if first_version + n - 1 > head {
-                return Ok(None);
-            }
+            // `check_call` refused empty batches, so `n >= 1`.
+            let last_version = match first_version.checked_add(n - 1) {
+                Some(last) if last <= head => last,
+                _ => return Ok(None),
+            };
             let first = &batch.events[0];
             // Against every sequenced event, durable or not: a retry may arrive while its
             // original is still in flight.
@@ -1300,7 +1333,7 @@ impl Shared {
                 aggregate_type: first.aggregate_type.clone(),
                 aggregate_id: first.aggregate_id.clone(),
                 first_version,
-                last_version: first_version + n - 1,
+                last_version,
                 first_position: first_stored.position,
                 last_position: last_stored.position,
             });

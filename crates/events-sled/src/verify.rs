@@ -10,11 +10,12 @@
 //! 4. Snapshots decode and do not claim a version their aggregate has not reached.
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 
 use serde::Serialize;
 
 use crate::error::StoreError;
-use crate::index::{page_len, show_key};
+use crate::index::{page_last_position, page_last_version, show_key};
 use crate::keys::{
     StreamKey, TAG_STREAM, TAG_TYPE, log_key, parse_stream_page_key, parse_type_page_key,
     prefix_end,
@@ -223,7 +224,7 @@ impl Store {
                     let stream = StreamKey::new(summary.aggregate_type, summary.aggregate_id);
                     let next_id = streams.len() as u32;
                     let (id, head) = streams.entry(stream).or_insert((next_id, 0));
-                    if summary.version != *head + 1 {
+                    if head.checked_add(1) != Some(summary.version) {
                         report.issue(
                             "version",
                             format!("position {}", summary.position),
@@ -286,18 +287,33 @@ impl Store {
         let mut paged: HashMap<StreamKey, u64> = HashMap::new();
         self.for_each_page(report, TAG_STREAM, "stream_index", parse_stream_page_key, |report, location, (stream, first_version), runs| {
             let reached = paged.entry(stream.clone()).or_insert(0);
-            if first_version != *reached + 1 {
+            if reached.checked_add(1) != Some(first_version) {
                 report.issue(
                     "stream_index",
                     location.clone(),
                     format!("page starts at version {first_version}, after version {reached}"),
                 );
             }
-            *reached = first_version + page_len(&runs) - 1;
+            let Some(last_version) = page_last_version(first_version, &runs) else {
+                report.issue(
+                    "stream_index",
+                    location,
+                    format!(
+                        "versions from {first_version} do not fit the page's positions (up to {})",
+                        page_last_position(&runs)
+                    ),
+                );
+                return;
+            };
+            *reached = last_version;
             let id = streams.get(&stream).map(|(id, _)| *id);
-            let mut version = first_version;
+            // Positions past the verified log hold nothing to compare (and a damaged run may
+            // claim trillions of them): walk each run only up to the log's last position.
+            let limit = report.last_position;
+            let mut run_version = first_version;
             for run in &runs {
-                for position in run.position..run.end() {
+                for position in run.position..=run.end().saturating_sub(1).min(limit) {
+                    let version = run_version.saturating_add(position - run.position);
                     let logged = usize::try_from(position - 1)
                         .ok()
                         .and_then(|i| events.get(i));
@@ -321,8 +337,8 @@ impl Store {
                             }
                         }
                     }
-                    version += 1;
                 }
+                run_version = run_version.saturating_add(run.count);
             }
         })?;
         for (stream, (id, _)) in streams {
@@ -369,10 +385,9 @@ impl Store {
                 }
                 let id = types.get(&aggregate_type).copied();
                 for run in &runs {
-                    for position in run.position..run.end() {
-                        if position > covered {
-                            continue;
-                        }
+                    // Only positions up to the watermark are compared (a damaged run may claim
+                    // trillions past it).
+                    for position in run.position..=run.end().saturating_sub(1).min(covered) {
                         *paged.entry(aggregate_type.clone()).or_default() += 1;
                         let logged = usize::try_from(position - 1)
                             .ok()
@@ -420,7 +435,21 @@ impl Store {
             report.index_pages += 1;
             let location = show_key(&key);
             match (parse_key(&key), decode_page(&value)) {
-                (Ok(parsed), Ok(runs)) => check(report, location, parsed, runs),
+                (Ok(parsed), Ok(runs)) => {
+                    // Pages only cover written positions; the end is read after the page.
+                    let log_end = self.shared.written_upto.load(Ordering::Acquire);
+                    let last = page_last_position(&runs);
+                    if last > log_end {
+                        report.issue(
+                            kind,
+                            location.clone(),
+                            format!(
+                                "a run reaches position {last}, past the log's end at {log_end}"
+                            ),
+                        );
+                    }
+                    check(report, location, parsed, runs);
+                }
                 (Err(e), _) | (_, Err(e)) => report.issue(kind, location, e.to_string()),
             }
         }
