@@ -29,27 +29,10 @@ fn build(dir: &tempfile::TempDir) {
 
 /// Runs `change` on the store's raw sled `log` tree, then waits until sled lets go of its lock.
 fn damage(dir: &tempfile::TempDir, change: impl FnOnce(&sled::Tree)) {
-    {
-        let db = sled::Config::new()
-            .path(dir.path().join("data"))
-            .segment_size(1 << 20)
-            .open()
-            .unwrap();
-        let log = db.open_tree("log").unwrap();
-        change(&log);
-        db.flush().unwrap();
-    }
-    // sled's background threads may hold the file lock briefly after the `Db` is dropped.
-    let file = std::fs::File::open(dir.path().join("data").join("db")).unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while file.try_lock().is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "sled kept its lock for 30 s"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    file.unlock().unwrap();
+    let db = raw_sled(dir);
+    let log = db.open_tree("log").unwrap();
+    change(&log);
+    db.flush().unwrap();
 }
 
 /// An index page: `(gap, length)` runs, as `record.rs` lays them out.
