@@ -895,7 +895,12 @@ fn prune(
     days: u32,
     only: Option<[Owner<'_>; 2]>,
 ) -> Result<Vec<PathBuf>, CheckpointError> {
-    let cutoff = Utc::now() - chrono::TimeDelta::days(i64::from(days));
+    // An age reaching before the earliest representable time leaves nothing old enough.
+    let Some(cutoff) = chrono::TimeDelta::try_days(i64::from(days))
+        .and_then(|age| Utc::now().checked_sub_signed(age))
+    else {
+        return Ok(Vec::new());
+    };
     let listed = list_checkpoints(dir)?;
     // Each store's checkpoints, oldest first (as listed).
     let mut stores: Vec<(Owner<'_>, Vec<(&PathBuf, &CheckpointManifest)>)> = Vec::new();

@@ -173,6 +173,20 @@ pub(crate) fn wait_unlocked(data: &Path) {
     }
 }
 
+/// Joins one of the store's threads, if it runs; a panic it died of is logged, never dropped.
+fn join_reporting_panic(handle: Option<std::thread::JoinHandle<()>>, thread: &str) {
+    if let Some(handle) = handle
+        && let Err(panic) = handle.join()
+    {
+        tracing::error!(
+            name: "event_store_thread_panicked",
+            thread,
+            panic = %panic_message(panic.as_ref()),
+            "a store thread panicked"
+        );
+    }
+}
+
 pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
     panic
         .downcast_ref::<&str>()
@@ -886,11 +900,7 @@ impl Shared {
             return Ok(());
         }
         let writer = lock(&self.writer).take();
-        if let Some(handle) = writer
-            && handle.join().is_err()
-        {
-            tracing::error!(name: "event_store_writer_panicked", "the writer thread panicked");
-        }
+        join_reporting_panic(writer, "writer");
         // The writer is gone, so the listener is no longer called: drop it, and with it any
         // handle on this store it holds (which would otherwise keep the store open for good).
         let listener = self
@@ -901,15 +911,13 @@ impl Shared {
         drop(listener);
         self.flusher_wake.notify_all();
         self.indexer_wake.notify_all();
-        for thread in [&self.flusher, &self.indexer] {
+        for (thread, name) in [
+            (&self.flusher, "flusher"),
+            (&self.indexer, "indexer"),
+            (&self.checkpointer, "checkpointer"),
+        ] {
             let handle = lock(thread).take();
-            if let Some(handle) = handle {
-                let _ = handle.join();
-            }
-        }
-        let checkpointer = lock(&self.checkpointer).take();
-        if let Some(handle) = checkpointer {
-            let _ = handle.join();
+            join_reporting_panic(handle, name);
         }
         let failed = lock(&self.state).failed.clone();
         if let Some(reason) = failed {
