@@ -5,8 +5,6 @@
 
 mod common;
 
-use std::path::Path;
-
 use common::*;
 use events_sled::{CheckpointError, ExpectedVersion, import_checkpoint, verify_checkpoint};
 
@@ -25,44 +23,15 @@ fn real_sections(dir: &tempfile::TempDir) -> Vec<(u8, Vec<u8>)> {
     let file = dir.path().join("real.evlc");
     store.export_checkpoint(&file).unwrap();
     store.close().unwrap();
-    let bytes = std::fs::read(&file).unwrap();
-    assert_eq!(&bytes[..8], MAGIC);
-    let body = &bytes[..bytes.len() - 48];
-    let mut sections = Vec::new();
-    let mut at = 8;
-    while at < body.len() {
-        let tag = body[at];
-        let len = u64::from_be_bytes(body[at + 1..at + 9].try_into().unwrap()) as usize;
-        sections.push((tag, body[at + 9..at + 9 + len].to_vec()));
-        at += 9 + len;
-    }
+    let sections = checkpoint_sections(&file);
     assert_eq!(sections.last().unwrap().0, b'M');
     sections
-}
-
-/// Writes `sections` as a checkpoint file with a correct footer (manifest offset and hash).
-fn assemble(path: &Path, sections: &[(u8, Vec<u8>)]) {
-    let mut out = MAGIC.to_vec();
-    let mut manifest_offset = 0;
-    for (tag, bytes) in sections {
-        if *tag == b'M' {
-            manifest_offset = out.len() as u64;
-        }
-        out.push(*tag);
-        out.extend_from_slice(&(bytes.len() as u64).to_be_bytes());
-        out.extend_from_slice(bytes);
-    }
-    let hash = blake3::hash(&out);
-    out.extend_from_slice(&manifest_offset.to_be_bytes());
-    out.extend_from_slice(hash.as_bytes());
-    out.extend_from_slice(END_MAGIC);
-    std::fs::write(path, out).unwrap();
 }
 
 /// Both readers refuse `sections` as invalid.
 fn refused(dir: &tempfile::TempDir, sections: &[(u8, Vec<u8>)]) -> String {
     let file = dir.path().join("crafted.evlc");
-    assemble(&file, sections);
+    write_checkpoint_sections(&file, sections);
     let detail = match verify_checkpoint(&file) {
         Err(CheckpointError::Invalid { detail, .. }) => detail,
         other => panic!("verify_checkpoint accepted a crafted file: {other:?}"),
@@ -88,7 +57,7 @@ fn the_assembler_reproduces_a_valid_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
     let sections = real_sections(&dir);
     let file = dir.path().join("copy.evlc");
-    assemble(&file, &sections);
+    write_checkpoint_sections(&file, &sections);
     assert_eq!(verify_checkpoint(&file).unwrap().last_position, 6);
 }
 
@@ -200,7 +169,7 @@ fn a_snapshot_within_its_aggregate_is_accepted() {
     let sections = with_entry(&real, (b'S', snapshot_entry("cache", "a", 5)), "snapshots");
     let sections = with_entry(&sections, (b'C', consumer_entry("p", 6)), "consumers");
     let file = dir.path().join("within.evlc");
-    assemble(&file, &sections);
+    write_checkpoint_sections(&file, &sections);
     let manifest = verify_checkpoint(&file).unwrap();
     assert_eq!((manifest.snapshots, manifest.consumers), (1, 1));
 }
