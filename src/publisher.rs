@@ -418,6 +418,30 @@ mod tests {
     use events_core::{CacheHit, EventContext, NewEvent};
     use events_sled::{ExpectedVersion, Store, StoreConfig};
 
+    /// A fresh store, its log as a catch-up source, and a bus reading from it.
+    fn store_and_bus() -> (tempfile::TempDir, Store, Arc<LogSource>, Bus<Delivered>) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(StoreConfig::new(dir.path()).cache_capacity(8 << 20)).unwrap();
+        let source = Arc::new(LogSource::new(store.clone()));
+        let bus = Bus::builder()
+            .catch_up_source(Arc::clone(&source))
+            .last_published(0)
+            .build();
+        (dir, store, source, bus)
+    }
+
+    /// Appends `events` one at a time through `publisher`, flushes, and waits until all are
+    /// published and the publisher has stopped.
+    fn append_and_stop(store: &Store, publisher: &Publisher, events: u64) {
+        store.set_commit_listener(Some(publisher.listener()));
+        for n in 0..events {
+            store.append(ExpectedVersion::Any, vec![hit(n)]).unwrap();
+        }
+        store.flush().unwrap();
+        assert!(publisher.wait_for(events, Duration::from_secs(60)));
+        assert!(publisher.stop(Duration::from_secs(60)));
+    }
+
     fn hit(n: u64) -> NewEvent {
         let hit = CacheHit {
             cache_key: format!("key-{n}"),
@@ -432,13 +456,7 @@ mod tests {
     #[test]
     fn a_publisher_whose_queue_is_full_reads_what_it_missed_from_the_store() {
         const EVENTS: u64 = 300;
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(StoreConfig::new(dir.path()).cache_capacity(8 << 20)).unwrap();
-        let source = Arc::new(LogSource::new(store.clone()));
-        let bus = Bus::builder()
-            .catch_up_source(Arc::clone(&source))
-            .last_published(0)
-            .build();
+        let (_dir, store, source, bus) = store_and_bus();
         let (tx, rx) = std::sync::mpsc::channel();
         bus.subscribe(
             "slow",
@@ -452,13 +470,7 @@ mod tests {
         )
         .unwrap();
         let publisher = Publisher::start_with(bus.clone(), Arc::clone(&source), 0, 1).unwrap();
-        store.set_commit_listener(Some(publisher.listener()));
-        for n in 0..EVENTS {
-            store.append(ExpectedVersion::Any, vec![hit(n)]).unwrap();
-        }
-        store.flush().unwrap();
-        assert!(publisher.wait_for(EVENTS, Duration::from_secs(60)));
-        assert!(publisher.stop(Duration::from_secs(60)));
+        append_and_stop(&store, &publisher, EVENTS);
         assert_eq!(lock(&publisher.shared.feed).queued_bytes, 0);
         let reports = bus.shutdown().unwrap();
         assert_eq!(reports[0].counts.delivered, EVENTS);
@@ -474,13 +486,7 @@ mod tests {
     #[test]
     fn queued_and_missed_groups_are_published_once_in_order() {
         const EVENTS: u64 = 400;
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(StoreConfig::new(dir.path()).cache_capacity(8 << 20)).unwrap();
-        let source = Arc::new(LogSource::new(store.clone()));
-        let bus = Bus::builder()
-            .catch_up_source(Arc::clone(&source))
-            .last_published(0)
-            .build();
+        let (_dir, store, source, bus) = store_and_bus();
         let (tx, rx) = std::sync::mpsc::channel();
         bus.subscribe(
             "block",
@@ -493,13 +499,7 @@ mod tests {
         let one_group = footprint(&hit(0).into_recorded(1, 1)) * 2;
         let publisher =
             Publisher::start_with(bus.clone(), Arc::clone(&source), 0, one_group).unwrap();
-        store.set_commit_listener(Some(publisher.listener()));
-        for n in 0..EVENTS {
-            store.append(ExpectedVersion::Any, vec![hit(n)]).unwrap();
-        }
-        store.flush().unwrap();
-        assert!(publisher.wait_for(EVENTS, Duration::from_secs(60)));
-        assert!(publisher.stop(Duration::from_secs(60)));
+        append_and_stop(&store, &publisher, EVENTS);
         bus.shutdown().unwrap();
         let seen: Vec<u64> = rx.try_iter().collect();
         assert_eq!(seen, (1..=EVENTS).collect::<Vec<_>>());
@@ -512,13 +512,7 @@ mod tests {
     /// stops it, then gives up instead of spinning or hanging the close.
     #[test]
     fn stopping_gives_up_on_events_the_store_cannot_serve() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(StoreConfig::new(dir.path()).cache_capacity(8 << 20)).unwrap();
-        let source = Arc::new(LogSource::new(store.clone()));
-        let bus = Bus::builder()
-            .catch_up_source(Arc::clone(&source))
-            .last_published(0)
-            .build();
+        let (_dir, store, source, bus) = store_and_bus();
         let publisher = Publisher::start_with(bus.clone(), Arc::clone(&source), 0, 1).unwrap();
         store.set_commit_listener(Some(publisher.listener()));
         source.clear(); // every catch-up read now fails

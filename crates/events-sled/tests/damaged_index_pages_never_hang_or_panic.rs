@@ -166,15 +166,15 @@ fn verify_reports_a_page_key_near_u64_max_without_panicking() {
     );
 }
 
-#[test]
-fn append_after_a_page_beyond_the_log_end_is_corruption() {
+/// Writes a page of stream `cache/s1` at `first_version` with `runs`, then appends to `s1`: the
+/// append is refused as corruption and writes nothing.
+fn append_after_damaged_page_is_corruption(first_version: u64, runs: &[(u64, u64)]) {
     let dir = tempfile::tempdir().unwrap();
     build(&dir);
     damage(&dir, |log| {
-        // Version 500 at position 600, in a log of 50: consistent in itself, but past the end.
         log.insert(
-            events_sled::fuzz::stream_page_key("cache", "s1", 500),
-            page(&[(600, 1)]),
+            events_sled::fuzz::stream_page_key("cache", "s1", first_version),
+            page(runs),
         )
         .unwrap();
     });
@@ -190,25 +190,14 @@ fn append_after_a_page_beyond_the_log_end_is_corruption() {
 }
 
 #[test]
+fn append_after_a_page_beyond_the_log_end_is_corruption() {
+    // Version 500 at position 600, in a log of 50: consistent in itself, but past the end.
+    append_after_damaged_page_is_corruption(500, &[(600, 1)]);
+}
+
+#[test]
 fn append_after_a_page_whose_run_lies_past_the_log_end_is_corruption() {
-    let dir = tempfile::tempdir().unwrap();
-    build(&dir);
-    damage(&dir, |log| {
-        // The stream's last page: version 11 at position 600, in a log of 50. The version is
-        // below the log's end, the position is not.
-        log.insert(
-            events_sled::fuzz::stream_page_key("cache", "s1", 11),
-            page(&[(600, 1)]),
-        )
-        .unwrap();
-    });
-    let (store, appended) = append_within_timeout(open(&dir), "s1");
-    assert!(
-        matches!(
-            appended,
-            Err(AppendError::Read(ReadError::Corrupted { .. }))
-        ),
-        "{appended:?}"
-    );
-    assert_eq!(store.last_position(), 50, "nothing was written");
+    // The stream's last page: version 11 at position 600, in a log of 50. The version is below
+    // the log's end, the position is not.
+    append_after_damaged_page_is_corruption(11, &[(600, 1)]);
 }
