@@ -571,12 +571,8 @@ fn check_snapshots(log: &EventLog, observed: &Observed) -> anyhow::Result<u64> {
 /// The projection's state is the fold of the log up to its stored position, which never goes
 /// back and never passes the log.
 fn check_projection(log: &EventLog, observed: &Observed, pair: &mut Pair) -> anyhow::Result<()> {
+    ensure_not_beyond_the_log(log, COUNTS, observed)?;
     let (position, state) = log.projection_state::<Counts>(COUNTS)?.unwrap_or_default();
-    ensure!(
-        position <= observed.last(),
-        "the projection is at {position}, beyond the log's end at {}",
-        observed.last()
-    );
     ensure!(
         position >= pair.projection_position,
         "the projection went back from {} to {position}",
@@ -604,6 +600,26 @@ fn check_projection(log: &EventLog, observed: &Observed, pair: &mut Pair) -> any
     Ok(())
 }
 
+/// The consumer's position as stored, before `consumer()` resumes one found beyond the log at
+/// the log's end (or drops a projection's state found there): it must never pass the log.
+fn ensure_not_beyond_the_log(
+    log: &EventLog,
+    name: &str,
+    observed: &Observed,
+) -> anyhow::Result<()> {
+    let stored = log
+        .consumers()?
+        .into_iter()
+        .find_map(|(consumer, position)| (consumer == name).then_some(position))
+        .unwrap_or(0);
+    ensure!(
+        stored <= observed.last(),
+        "consumer `{name}` is stored at {stored}, beyond the log's end at {}",
+        observed.last()
+    );
+    Ok(())
+}
+
 /// What [`check_deliveries`] found.
 #[derive(Debug, Default)]
 struct Deliveries {
@@ -621,12 +637,8 @@ fn check_deliveries(
     pair: &mut Pair,
     handled: &str,
 ) -> anyhow::Result<Deliveries> {
+    ensure_not_beyond_the_log(log, HANDLED, observed)?;
     let stored = log.consumer(HANDLED)?.map_or(0, |c| c.position);
-    ensure!(
-        stored <= observed.last(),
-        "the durable subscription is at {stored}, beyond the log's end at {}",
-        observed.last()
-    );
     ensure!(
         stored >= pair.consumer_position,
         "the durable subscription went back from {} to {stored}",
