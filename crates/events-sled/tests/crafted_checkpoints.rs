@@ -199,3 +199,49 @@ fn a_consumer_ahead_of_the_records_is_refused() {
     let detail = refused(&dir, &sections);
     assert!(detail.contains("consumer `p`"), "{detail}");
 }
+
+/// `real`'s records replaced by one record of `cache/a` events at positions 1, 2, ... with
+/// `versions`, and its manifest made to match (counts, last position, chain head).
+fn with_versions(real: &[(u8, Vec<u8>)], versions: &[u64]) -> Vec<(u8, Vec<u8>)> {
+    let events: Vec<_> = versions
+        .iter()
+        .zip(1_u64..)
+        .map(|(&version, position)| hit("a", position).into_recorded(version, position))
+        .collect();
+    let record = events_sled::fuzz::encode_record(&events);
+    let (_, manifest) = real.last().unwrap();
+    let mut manifest: serde_json::Value = serde_json::from_slice(manifest).unwrap();
+    manifest["event_count"] = versions.len().into();
+    manifest["last_position"] = versions.len().into();
+    manifest["records"] = 1.into();
+    manifest["chain_head"] = blake3::hash(&record).to_hex().to_string().into();
+    let mut sections: Vec<_> = real
+        .iter()
+        .filter(|(tag, _)| *tag != b'R' && *tag != b'M')
+        .cloned()
+        .collect();
+    sections.push((b'R', record));
+    sections.push((b'M', serde_json::to_vec(&manifest).unwrap()));
+    sections
+}
+
+#[test]
+fn consecutive_versions_in_a_crafted_record_are_accepted() {
+    // Guards the test below: the crafted record and manifest are well formed.
+    let dir = tempfile::tempdir().unwrap();
+    let real = real_sections(&dir);
+    let file = dir.path().join("consecutive.evlc");
+    write_checkpoint_sections(&file, &with_versions(&real, &[1, 2, 3]));
+    assert_eq!(verify_checkpoint(&file).unwrap().last_position, 3);
+}
+
+#[test]
+fn an_aggregate_whose_versions_skip_or_repeat_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let real = real_sections(&dir);
+    for versions in [&[1, 3][..], &[1, 1], &[2], &[1, 2, 2]] {
+        let detail = refused(&dir, &with_versions(&real, versions));
+        assert!(detail.contains("version"), "{versions:?}: {detail}");
+        assert!(detail.contains("cache/a"), "{versions:?}: {detail}");
+    }
+}
