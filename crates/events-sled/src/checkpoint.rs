@@ -21,7 +21,7 @@
 //! is restored with. The file
 //! is written under a temporary name, `fsync`ed, and renamed into place. Verification checks the
 //! file hash, every record's decoding and its link in the hash chain, positions from 1 without a
-//! gap, and the manifest's counts and chain head. Import verifies first, then restores into a new
+//! gap, each aggregate's versions from 1 without a gap, and the manifest's counts and chain head. Import verifies first, then restores into a new
 //! directory.
 
 use std::fs::{self, File, OpenOptions};
@@ -574,18 +574,35 @@ fn scan(
             TAG_RECORD => {
                 let record = Record::parse(sled::IVec::from(bytes.as_slice()))
                     .map_err(|e| invalid(path, format!("record at byte {at}: {e}")))?;
+                // Each aggregate's versions must run 1, 2, 3, ... in log order, as the store
+                // assigns them: the first event that breaks the run is reported.
+                let mut out_of_order = None;
                 record
                     .check_all_visiting(|event| {
                         stream.clear();
                         StreamKey::write(&mut stream, event.aggregate_type, event.aggregate_id);
+                        let reached = versions.get(stream.as_slice()).copied().unwrap_or(0);
+                        if out_of_order.is_none() && reached.checked_add(1) != Some(event.version)
+                        {
+                            out_of_order = Some(format!(
+                                "event at position {} is version {} of {}/{}, which had reached version {reached}",
+                                event.position,
+                                event.version,
+                                event.aggregate_type,
+                                event.aggregate_id
+                            ));
+                        }
                         match versions.get_mut(stream.as_slice()) {
-                            Some(version) => *version = (*version).max(event.version),
+                            Some(version) => *version = event.version,
                             None => {
                                 versions.insert(stream.as_slice().into(), event.version);
                             }
                         }
                     })
                     .map_err(|e| invalid(path, format!("record at byte {at}: {e}")))?;
+                if let Some(detail) = out_of_order {
+                    return Err(invalid(path, format!("record at byte {at}: {detail}")));
+                }
                 if record.first_position() != next_position {
                     return Err(invalid(
                         path,
