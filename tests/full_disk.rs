@@ -2,7 +2,7 @@
 //! to mount, the test says so and passes without checking anything), durable appends run until
 //! the disk is full. Checked:
 //!
-//! - once free space falls below the store's minimum (`min_free_disk_bytes`, 2 MiB here), appends
+//! - once free space falls below the store's minimum (`min_free_disk_bytes`, 4 MiB here), appends
 //!   fail with a typed error (`AppendError::DiskFull`) before anything is written — never a
 //!   panic and never a hang (a watchdog fails the test after 120 s) — and so does every later
 //!   append while the disk stays full;
@@ -18,8 +18,11 @@ use std::time::Duration;
 use common::full_disk::{assert_acknowledged_kept, config, events, fill, small_disk};
 use eventlog::{AppendError, EventLog, EventLogError, ExpectedVersion};
 
-/// The store refuses appends below 2 MiB free (the tmpfs is 20 MiB).
-const MIN_FREE: u64 = 2 << 20;
+/// The store refuses appends below 4 MiB free (the tmpfs is 20 MiB). What sled holds unflushed
+/// reaches the disk after the check that let it in: at refusal up to ~1.2 MB less than the reserve
+/// was seen free under load, and once (2 MiB reserve, two other builds running) sled's own write
+/// hit "No space left on device" first.
+const MIN_FREE: u64 = 4 << 20;
 
 #[test]
 fn a_full_disk_fails_appends_with_a_typed_error_and_loses_nothing_acknowledged() {

@@ -1036,7 +1036,10 @@ impl Shared {
         }
         let now = self.opened_at.elapsed().as_millis() as u64 + 1;
         let checked = self.free_disk_checked_ms.load(Ordering::Relaxed);
-        let available = if checked == 0 || now.saturating_sub(checked) >= 50 {
+        // Measured at most every 50 ms, but on every append once less than twice the reserve was
+        // left: near the limit, 50 ms of appends can be a large part of what is left.
+        let near_the_limit = self.free_disk.load(Ordering::Relaxed) < required.saturating_mul(2);
+        let available = if checked == 0 || near_the_limit || now.saturating_sub(checked) >= 50 {
             // An unmeasurable filesystem is not refused: sled will report real failures.
             let available = fs2::available_space(&self.config.path).unwrap_or(u64::MAX);
             self.free_disk.store(available, Ordering::Relaxed);
