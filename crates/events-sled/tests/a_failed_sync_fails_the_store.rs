@@ -96,3 +96,17 @@ fn a_failed_checkpoint_sync_fails_the_store() {
     assert!(exported.is_err(), "the export reported {exported:?}");
     assert_failed_then_intact(&dir, store, &faults);
 }
+
+#[test]
+fn a_failed_store_saves_no_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _faults) = store_about_to_fail(&dir);
+    assert!(store.flush().is_err(), "the injected sync failure");
+    // Snapshots go to the same sled files whose sync just failed: nothing more is written.
+    let saved = store.save_snapshot("cache", "a", 3, 1, b"state at 3");
+    assert!(
+        matches!(saved, Err(events_sled::SnapshotError::NotWriting { .. })),
+        "a snapshot saved on a failed store: {saved:?}"
+    );
+    assert!(store.load_snapshot("cache", "a", 1).unwrap().is_none());
+}
