@@ -95,7 +95,9 @@ impl Store {
     /// # Errors
     ///
     /// [`SnapshotError::VersionZero`]; [`SnapshotError::VersionAhead`] when the aggregate has not
-    /// reached `version`; [`SnapshotError::Storage`].
+    /// reached `version`; [`SnapshotError::NotWriting`] when the store is closed or stopped writing
+    /// after a failure (a failed sync: nothing more goes to its files until it is reopened);
+    /// [`SnapshotError::Storage`].
     pub fn save_snapshot(
         &self,
         aggregate_type: &str,

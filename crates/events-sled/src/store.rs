@@ -857,9 +857,13 @@ impl Shared {
     pub(crate) fn wait_written(&self) -> Result<u64, String> {
         let mut state = lock(&self.state);
         let target = state.next_position - 1;
-        while state.written_upto < target {
+        loop {
+            // A failed store writes nothing more, even when nothing is left to wait for.
             if let Some(reason) = &state.failed {
                 return Err(reason.clone());
+            }
+            if state.written_upto >= target {
+                break;
             }
             if state.writer_done {
                 return Err("the store is closed".into());
