@@ -3,7 +3,6 @@
 //! `name → format u8 (= 1) · position u64 BE · state bytes`.
 
 use crate::error::StoreError;
-use crate::fault::SyncPoint;
 use crate::state::lock;
 use crate::store::Store;
 use crate::varint::Reader;
@@ -97,12 +96,9 @@ impl Store {
                 .flush()
                 .map_err(|e| format!("flushing sled for consumer `{name}`: {e}"))
                 .and_then(|_| {
-                    shared
-                        .before_sync(SyncPoint::DataFile)
-                        .and_then(|()| shared.data_file.sync_data())
-                        .map_err(|e| {
-                            format!("fdatasync of sled's data file for consumer `{name}`: {e}")
-                        })
+                    shared.sync_data_file().map_err(|e| {
+                        format!("fdatasync of sled's data file for consumer `{name}`: {e}")
+                    })
                 });
             if let Err(reason) = synced {
                 shared.fail(reason.clone());
@@ -130,10 +126,7 @@ impl Store {
         let mut checkpoint = decode_consumer(&value).map_err(|detail| StoreError::Corrupted {
             detail: format!("consumer `{name}`: {detail}"),
         })?;
-        let end = {
-            let state = lock(&self.shared.state);
-            self.shared.visible_end(&state)
-        };
+        let end = self.shared.last_visible();
         if checkpoint.position > end {
             let starts_over = !checkpoint.state.is_empty();
             tracing::warn!(

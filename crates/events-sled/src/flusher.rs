@@ -27,11 +27,23 @@ impl Shared {
         if let Some(reason) = &lock(&self.state).failed {
             return Err(reason.clone());
         }
-        let result = self.flush_sled_locked();
-        if let Ok(written) = result {
-            *flushed = written;
+        match self.flush_sled_locked() {
+            Ok(written) => {
+                *flushed = written;
+                Ok(written)
+            }
+            Err(reason) => {
+                self.fail(reason.clone());
+                Err(reason)
+            }
         }
-        result.inspect_err(|reason| self.fail(reason.clone()))
+    }
+
+    /// `fdatasync`s sled's data file (`sync_file_range` in sled's own flush does not reach the
+    /// drive). A failure must fail the store: see [`Shared::flush_sled`].
+    pub(crate) fn sync_data_file(&self) -> std::io::Result<()> {
+        self.before_sync(SyncPoint::DataFile)?;
+        self.data_file.sync_data()
     }
 
     /// [`Shared::flush_sled`]'s work, under its lock.
@@ -54,8 +66,7 @@ impl Shared {
         self.sync_new_blobs()
             .map_err(|e| format!("fsync of sled's blob files: {e}"))?;
         *lock(&self.blobs_synced) = started;
-        self.before_sync(SyncPoint::DataFile)
-            .and_then(|()| self.data_file.sync_data())
+        self.sync_data_file()
             .map_err(|e| format!("fdatasync of sled's data file: {e}"))?;
         lock(&self.mark)
             .write(&Mark {

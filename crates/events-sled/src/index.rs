@@ -178,26 +178,27 @@ pub(crate) fn page_last_position(runs: &[Run]) -> u64 {
         .map_or(0, |r| r.position.saturating_add(r.count).saturating_sub(1))
 }
 
-/// Decodes a stream page entry, checking that its versions are possible ([`page_last_version`]).
-fn stream_page(key: &[u8], value: &[u8]) -> Result<(u64, Vec<Run>), PageError> {
+/// Decodes a stream page entry, checking that its versions are possible ([`page_last_version`]):
+/// its first version, last version and runs.
+fn stream_page(key: &[u8], value: &[u8]) -> Result<(u64, u64, Vec<Run>), PageError> {
     let (_, first_version) =
         parse_stream_page_key(key).map_err(|e| PageError::Corrupted(corrupted(key, e)))?;
     let runs = decode_page(value).map_err(|e| PageError::Corrupted(corrupted(key, e)))?;
-    if page_last_version(first_version, &runs).is_none() {
+    let Some(last_version) = page_last_version(first_version, &runs) else {
         return Err(PageError::Corrupted(format!(
             "index page {}: versions from {first_version} do not fit its positions (up to {})",
             show_key(key),
             page_last_position(&runs)
         )));
-    }
-    Ok((first_version, runs))
+    };
+    Ok((first_version, last_version, runs))
 }
 
-/// The last persisted page of a stream: its first version and runs.
-pub(crate) fn last_stream_page(
+/// The last persisted page of a stream: its first version, last version and runs.
+fn last_stream_page(
     log: &Tree,
     stream: &StreamKey,
-) -> Result<Option<(u64, Vec<Run>)>, PageError> {
+) -> Result<Option<(u64, u64, Vec<Run>)>, PageError> {
     let prefix = stream_prefix(stream);
     let Some(entry) = log.scan_prefix(&prefix).next_back() else {
         return Ok(None);
@@ -219,7 +220,8 @@ pub(crate) fn stream_page_at(
         return Ok(None);
     };
     let (key, value) = entry?;
-    stream_page(&key, &value).map(Some)
+    let (first_version, _, runs) = stream_page(&key, &value)?;
+    Ok(Some((first_version, runs)))
 }
 
 /// The persisted version of a stream: the last version of its last page (0: none). `log_end`
@@ -230,19 +232,15 @@ pub(crate) fn persisted_head(
     stream: &StreamKey,
     log_end: impl FnOnce() -> u64,
 ) -> Result<u64, PageError> {
-    let Some((first, runs)) = last_stream_page(log, stream)? else {
+    let Some((first, head, runs)) = last_stream_page(log, stream)? else {
         return Ok(0);
     };
-    let show = || show_key(&stream_page_key(stream, first));
-    let head = page_last_version(first, &runs).ok_or_else(|| {
-        PageError::Corrupted(format!("index page {}: impossible versions", show()))
-    })?;
     let last_position = page_last_position(&runs);
     let end = log_end();
     if last_position > end {
         return Err(PageError::Corrupted(format!(
             "index page {}: a run reaches position {last_position}, past the log's end at {end}",
-            show()
+            show_key(&stream_page_key(stream, first))
         )));
     }
     Ok(head)
@@ -295,11 +293,8 @@ pub(crate) fn persist_stream_runs(
         return Ok(());
     };
     let mut page = match last_stream_page(log, stream)? {
-        Some((page_first, page_runs)) => {
-            // `last_stream_page` checked the page: its last version is below `u64::MAX`.
-            let page_next = page_last_version(page_first, &page_runs)
-                .and_then(|last| last.checked_add(1))
-                .unwrap_or(u64::MAX);
+        Some((page_first, page_last, page_runs)) => {
+            let page_next = page_last.saturating_add(1);
             if page_next > first.first_version {
                 return Err(PageError::Corrupted(format!(
                     "stream page {} already holds version {}",

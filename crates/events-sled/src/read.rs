@@ -390,6 +390,13 @@ impl Iterator for TypeEvents {
 }
 
 impl Shared {
+    /// A stream's version in its persisted index pages (0: none), checked against the log's
+    /// written end.
+    fn persisted_head(&self, stream: &StreamKey) -> Result<u64, ReadError> {
+        let written = || self.written_upto.load(Ordering::Acquire);
+        Ok(persisted_head(&self.log, stream, written)?)
+    }
+
     /// An aggregate's events in `scope`.
     pub(crate) fn read_stream(
         self: &Arc<Self>,
@@ -411,12 +418,7 @@ impl Shared {
         };
         let (head, memory_runs) = match in_memory {
             Some(found) => found,
-            None => (
-                persisted_head(&self.log, &stream, || {
-                    self.written_upto.load(Ordering::Acquire)
-                })?,
-                Vec::new(),
-            ),
+            None => (self.persisted_head(&stream)?, Vec::new()),
         };
         let (next, last) = match read.direction {
             Direction::Forwards => (read.from.unwrap_or(1).max(1), head),
@@ -460,9 +462,7 @@ impl Shared {
         };
         match in_memory {
             Some(head) => Ok(head),
-            None => Ok(persisted_head(&self.log, &stream, || {
-                self.written_upto.load(Ordering::Acquire)
-            })?),
+            None => self.persisted_head(&stream),
         }
     }
 }
@@ -508,10 +508,7 @@ impl Store {
     ///
     /// None at creation; each item is a `Result`, an error ending the iteration.
     pub fn read_log(&self, from_position: u64, limit: Option<usize>) -> LogEvents {
-        let end = {
-            let state = lock(&self.shared.state);
-            self.shared.visible_end(&state)
-        };
+        let end = self.shared.last_visible();
         LogEvents {
             cursor: LogCursor {
                 shared: Arc::clone(&self.shared),
@@ -564,10 +561,7 @@ impl Store {
         limit: Option<usize>,
         mut visit: impl FnMut(EventRef<'_>) -> ControlFlow<()>,
     ) -> Result<u64, ReadError> {
-        let end = {
-            let state = lock(&self.shared.state);
-            self.shared.visible_end(&state)
-        };
+        let end = self.shared.last_visible();
         let mut cursor = LogCursor {
             shared: Arc::clone(&self.shared),
             records: None,
@@ -703,9 +697,7 @@ impl Store {
             let (key, _) = entry?;
             let (stream, _) = parse_stream_page_key(&key)
                 .map_err(|e| corrupted(format!("stream page {}: {e}", show_key(&key))))?;
-            let head = persisted_head(&shared.log, &stream, || {
-                shared.written_upto.load(Ordering::Acquire)
-            })?;
+            let head = shared.persisted_head(&stream)?;
             let slot = heads.entry(stream.clone()).or_insert(0);
             *slot = (*slot).max(head);
             cursor = prefix_end(&stream_prefix(&stream));

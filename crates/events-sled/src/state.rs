@@ -216,6 +216,11 @@ impl Shared {
         }
     }
 
+    /// [`Shared::visible_end`], taking the state lock.
+    pub(crate) fn last_visible(&self) -> u64 {
+        self.visible_end(&lock(&self.state))
+    }
+
     /// The last position a read in `scope` covers, under the state lock.
     pub(crate) fn scope_end(&self, state: &State, scope: Scope) -> u64 {
         match scope {

@@ -748,8 +748,7 @@ impl Store {
     /// durable event (an append still waiting for its sync is not counted), in buffered mode the
     /// last acknowledged one.
     pub fn last_position(&self) -> u64 {
-        let state = lock(&self.shared.state);
-        self.shared.visible_end(&state)
+        self.shared.last_visible()
     }
 
     /// Position up to which every event is flushed to disk.
@@ -940,7 +939,8 @@ impl Shared {
         Ok(())
     }
 
-    fn check_call(&self, batches: &[AppendBatch]) -> Result<(Vec<StreamKey>, usize), AppendError> {
+    /// Checks a call before it is sequenced: its aggregates' stream keys, and its event count.
+    fn check_call(&self, batches: &[AppendBatch]) -> Result<(Vec<StreamKey>, u64), AppendError> {
         if batches.is_empty() || batches.iter().any(|b| b.events.is_empty()) {
             return Err(AppendError::Empty);
         }
@@ -1017,7 +1017,7 @@ impl Shared {
             }
             streams.push(stream);
         }
-        Ok((streams, payload))
+        Ok((streams, count as u64))
     }
 
     fn not_writing(state: &State) -> Option<AppendError> {
@@ -1065,7 +1065,7 @@ impl Shared {
         self: &Arc<Self>,
         batches: Vec<AppendBatch>,
     ) -> Result<Vec<AppendResult>, AppendError> {
-        let (streams, _) = self.check_call(&batches)?;
+        let (streams, call_events) = self.check_call(&batches)?;
         self.check_disk_space()?;
         // Measured once, outside the state lock; `assign` charges it to the call's last event.
         let call_bytes: usize = batches
@@ -1164,7 +1164,6 @@ impl Shared {
             // Positions must fit with the one after the last (records and readers step to it).
             // Only damaged data puts the log's end near `u64::MAX`; versions then fit too, since
             // `entry` checked that every head is below the next position.
-            let call_events: u64 = batches.iter().map(|b| b.events.len() as u64).sum();
             if state.next_position.checked_add(call_events).is_none() {
                 return Err(AppendError::Read(ReadError::Corrupted {
                     detail: format!(
