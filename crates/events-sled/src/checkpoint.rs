@@ -581,7 +581,13 @@ fn scan(
                     .check_all_visiting(|event| {
                         stream.clear();
                         StreamKey::write(&mut stream, event.aggregate_type, event.aggregate_id);
-                        let reached = versions.get(stream.as_slice()).copied().unwrap_or(0);
+                        let reached = match versions.get_mut(stream.as_slice()) {
+                            Some(version) => std::mem::replace(version, event.version),
+                            None => {
+                                versions.insert(stream.as_slice().into(), event.version);
+                                0
+                            }
+                        };
                         if out_of_order.is_none() && reached.checked_add(1) != Some(event.version)
                         {
                             out_of_order = Some(format!(
@@ -591,12 +597,6 @@ fn scan(
                                 event.aggregate_type,
                                 event.aggregate_id
                             ));
-                        }
-                        match versions.get_mut(stream.as_slice()) {
-                            Some(version) => *version = event.version,
-                            None => {
-                                versions.insert(stream.as_slice().into(), event.version);
-                            }
                         }
                     })
                     .map_err(|e| invalid(path, format!("record at byte {at}: {e}")))?;
@@ -919,48 +919,49 @@ fn prune(
         return Ok(Vec::new());
     };
     let listed = list_checkpoints(dir)?;
-    // Each store's checkpoints, oldest first (as listed).
-    let mut stores: Vec<(Owner<'_>, Vec<(&PathBuf, &CheckpointManifest)>)> = Vec::new();
-    for info in &listed {
-        let Some(manifest) = &info.manifest else {
-            continue;
-        };
-        let owner = match only {
-            None => manifest.owner(),
-            Some(only) if only.contains(&manifest.owner()) => only[0],
-            Some(_) => continue,
-        };
-        match stores.iter_mut().find(|(o, _)| *o == owner) {
-            Some((_, files)) => files.push((&info.path, manifest)),
-            None => stores.push((owner, vec![(&info.path, manifest)])),
+    // The checkpoints pruning may touch, oldest first (as listed), each with its store.
+    let candidates: Vec<(Owner<'_>, &CheckpointInfo, DateTime<Utc>)> = listed
+        .iter()
+        .filter_map(|info| {
+            let manifest = info.manifest.as_ref()?;
+            let owner = match only {
+                None => manifest.owner(),
+                Some(only) if only.contains(&manifest.owner()) => only[0],
+                Some(_) => return None,
+            };
+            Some((owner, info, manifest.created_at))
+        })
+        .collect();
+    // Each store with something old enough keeps its newest checkpoint that verifies.
+    let mut kept: Vec<(Owner<'_>, Option<&PathBuf>)> = Vec::new();
+    for (owner, _, created_at) in &candidates {
+        if *created_at < cutoff && !kept.iter().any(|(o, _)| o == owner) {
+            let newest_verified = candidates
+                .iter()
+                .rev()
+                .filter(|(o, _, _)| o == owner)
+                .map(|(_, info, _)| &info.path)
+                .find(|path| verify_checkpoint(path).is_ok());
+            if newest_verified.is_none() {
+                tracing::warn!(
+                    name: "event_store_no_verified_checkpoint",
+                    dir = %dir.display(),
+                    "no checkpoint of a store in the directory passes verification"
+                );
+            }
+            kept.push((*owner, newest_verified));
         }
     }
     let mut removed = Vec::new();
-    for (_, files) in &stores {
-        if !files.iter().any(|(_, m)| m.created_at < cutoff) {
-            continue;
-        }
-        // Newest first, the first that passes full verification is kept.
-        let kept = files
+    for (owner, info, created_at) in &candidates {
+        let keep = kept
             .iter()
-            .rev()
-            .find(|(path, _)| verify_checkpoint(path).is_ok())
-            .map(|(path, _)| *path);
-        for (path, manifest) in files {
-            if manifest.created_at < cutoff && Some(*path) != kept {
-                fs::remove_file(path).map_err(io_error(path))?;
-                removed.push((*path).clone());
-            }
-        }
-        if kept.is_none() {
-            tracing::warn!(
-                name: "event_store_no_verified_checkpoint",
-                dir = %dir.display(),
-                "no checkpoint of a store in the directory passes verification"
-            );
+            .any(|(o, path)| o == owner && *path == Some(&info.path));
+        if *created_at < cutoff && !keep {
+            fs::remove_file(&info.path).map_err(io_error(&info.path))?;
+            removed.push(info.path.clone());
         }
     }
-    removed.sort_by_key(|path| listed.iter().position(|info| &info.path == path));
     if !removed.is_empty() {
         tracing::info!(
             name: "event_store_checkpoints_pruned",
