@@ -14,7 +14,7 @@
 //! may append, load (and snapshot), flush, checkpoint or verify without deadlocking the store.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -22,6 +22,7 @@ use events_bus::{Bus, BusError, CatchUpSource};
 use events_core::RecordedEvent;
 use events_sled::CommitListener;
 
+use crate::projection::lock;
 use crate::subscription::{Delivered, LogSource};
 
 /// How much the publisher's queue holds before it falls behind and reads from the store: 16 MiB,
@@ -35,10 +36,6 @@ const CATCH_UP_BATCH: usize = 256;
 const FIRST_BACKOFF: Duration = Duration::from_millis(10);
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 /// About the memory an event holds (its allocation and its strings).
 fn footprint(event: &RecordedEvent) -> usize {
     let m = &event.metadata;
@@ -47,46 +44,6 @@ fn footprint(event: &RecordedEvent) -> usize {
         + m.aggregate_id.len()
         + m.aggregate_type.len()
         + m.event_type.len()
-}
-
-/// The last position handed to the bus, for `close` to wait on.
-#[derive(Debug)]
-pub(crate) struct Published {
-    last: Mutex<u64>,
-    moved: Condvar,
-}
-
-impl Published {
-    fn new(position: u64) -> Self {
-        Self {
-            last: Mutex::new(position),
-            moved: Condvar::new(),
-        }
-    }
-
-    fn advance(&self, position: u64) {
-        let mut last = lock(&self.last);
-        *last = (*last).max(position);
-        self.moved.notify_all();
-    }
-
-    /// Waits until `position` is published; false on timeout.
-    pub(crate) fn wait_for(&self, position: u64, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        let mut last = lock(&self.last);
-        while *last < position {
-            let now = Instant::now();
-            if now >= deadline {
-                return false;
-            }
-            last = self
-                .moved
-                .wait_timeout(last, deadline - now)
-                .map(|(guard, _)| guard)
-                .unwrap_or_else(|poisoned| poisoned.into_inner().0);
-        }
-        true
-    }
 }
 
 /// What the writer's listener hands the publisher.
@@ -104,6 +61,8 @@ struct Feed {
     stop: bool,
     /// Whether the publisher waits for `wake` (the listener notifies it only then).
     idle: bool,
+    /// The last position handed to the bus, for `close` to wait on.
+    published: u64,
     /// Whether the publisher thread has ended.
     done: bool,
 }
@@ -112,11 +71,29 @@ struct Shared {
     /// How many bytes the queue holds at most ([`QUEUE_BYTES`]; smaller in tests).
     queue_bytes: usize,
     feed: Mutex<Feed>,
-    /// Wakes the publisher (a group, or `stop`) and whoever waits for it to end.
+    /// Wakes the publisher (a group, or `stop`) and whoever waits for it to publish or end.
     wake: Condvar,
 }
 
 impl Shared {
+    /// Waits, at most `timeout`, until `ready` holds for the feed; whether it did.
+    fn wait_until(&self, timeout: Duration, ready: impl Fn(&Feed) -> bool) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut feed = lock(&self.feed);
+        while !ready(&feed) {
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            feed = self
+                .wake
+                .wait_timeout(feed, deadline - now)
+                .map(|(guard, _)| guard)
+                .unwrap_or_else(|poisoned| poisoned.into_inner().0);
+        }
+        true
+    }
+
     /// The commit listener's work: queue the group, or note that it was committed.
     fn offer(&self, events: &[Arc<RecordedEvent>]) {
         let Some(last) = events.last().map(|e| e.position) else {
@@ -147,7 +124,6 @@ impl Shared {
 enum Next {
     Batch(Vec<Arc<RecordedEvent>>),
     CatchUp(u64),
-    Stop,
 }
 
 /// The publisher thread's state.
@@ -155,8 +131,7 @@ struct Worker {
     shared: Arc<Shared>,
     bus: Bus<Delivered>,
     source: Arc<LogSource>,
-    published: Arc<Published>,
-    /// The last position handed to the bus.
+    /// The last position handed to the bus (`Feed::published`, without the lock).
     last: u64,
 }
 
@@ -184,7 +159,6 @@ impl Worker {
                         break;
                     }
                 }
-                Next::Stop => break,
             }
         }
         let mut feed = lock(&self.shared.feed);
@@ -205,7 +179,7 @@ impl Worker {
                 return Some(Next::CatchUp(feed.committed));
             }
             if feed.stop {
-                return Some(Next::Stop);
+                return None;
             }
             feed.idle = true;
             feed = self
@@ -292,14 +266,14 @@ impl Worker {
             }
         }
         self.last = last;
-        self.published.advance(last);
+        lock(&self.shared.feed).published = last;
+        self.shared.wake.notify_all();
     }
 }
 
 /// The publisher thread and what feeds it.
 pub(crate) struct Publisher {
     shared: Arc<Shared>,
-    published: Arc<Published>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -323,16 +297,15 @@ impl Publisher {
             queue_bytes,
             feed: Mutex::new(Feed {
                 committed: last,
+                published: last,
                 ..Feed::default()
             }),
             wake: Condvar::new(),
         });
-        let published = Arc::new(Published::new(last));
         let worker = Worker {
             shared: Arc::clone(&shared),
             bus,
             source,
-            published: Arc::clone(&published),
             last,
         };
         let thread = std::thread::Builder::new()
@@ -340,7 +313,6 @@ impl Publisher {
             .spawn(move || worker.run())?;
         Ok(Self {
             shared,
-            published,
             thread: Mutex::new(Some(thread)),
         })
     }
@@ -354,7 +326,8 @@ impl Publisher {
 
     /// Waits until everything up to `position` is handed to the bus; false on timeout.
     pub(crate) fn wait_for(&self, position: u64, timeout: Duration) -> bool {
-        self.published.wait_for(position, timeout)
+        self.shared
+            .wait_until(timeout, |feed| feed.published >= position)
     }
 
     /// Asks the publisher to publish what is committed and end, and joins it; gives up waiting
@@ -364,27 +337,15 @@ impl Publisher {
         let Some(thread) = lock(&self.thread).take() else {
             return true;
         };
-        let deadline = Instant::now() + timeout;
-        let mut feed = lock(&self.shared.feed);
-        feed.stop = true;
+        lock(&self.shared.feed).stop = true;
         self.shared.wake.notify_all();
-        while !feed.done {
-            let now = Instant::now();
-            if now >= deadline {
-                tracing::warn!(
-                    name: "eventlog_publisher_stuck",
-                    "the publisher thread did not end in time (a Block subscription does not take its events); not joined"
-                );
-                return false;
-            }
-            feed = self
-                .shared
-                .wake
-                .wait_timeout(feed, deadline - now)
-                .map(|(guard, _)| guard)
-                .unwrap_or_else(|poisoned| poisoned.into_inner().0);
+        if !self.shared.wait_until(timeout, |feed| feed.done) {
+            tracing::warn!(
+                name: "eventlog_publisher_stuck",
+                "the publisher thread did not end in time (a Block subscription does not take its events); not joined"
+            );
+            return false;
         }
-        drop(feed);
         if thread.join().is_err() {
             tracing::error!(name: "eventlog_publisher_panicked", "the publisher thread panicked");
         }
