@@ -52,6 +52,28 @@ fn within_timeout(name: &str, scenario: impl FnOnce() + Send + 'static) {
     }
 }
 
+/// Subscribes `name` with a capacity-1 `Block` queue: `before` runs on each event, then the
+/// event is recorded in `seen`.
+fn subscribe_block(
+    log: &EventLog,
+    name: &str,
+    seen: &Seen,
+    mut before: impl FnMut(&RecordedEvent) -> Result<(), String> + Send + 'static,
+) {
+    let mut record = seen.handler();
+    log.subscribe(
+        name,
+        SubscriptionOptions::new()
+            .capacity(1)
+            .backpressure(Backpressure::Block),
+        move |event: &RecordedEvent| {
+            before(event)?;
+            record(event)
+        },
+    )
+    .unwrap();
+}
+
 /// Appends [`EVENTS`] single-event appends from another thread; returns how many completed.
 fn append_from_another_thread(log: &EventLog) -> u64 {
     let appender = log.clone();
@@ -92,27 +114,19 @@ fn a_block_subscriber_that_loads_with_snapshot_every_1_does_not_deadlock_the_wri
         let dir = tempfile::tempdir().unwrap();
         let log = EventLog::open(config(dir.path()).snapshot_every(Some(1))).unwrap();
         let seen = Seen::default();
-        let mut record = seen.handler();
         let reader = log.clone();
-        log.subscribe(
-            "loader",
-            SubscriptionOptions::new()
-                .capacity(1)
-                .backpressure(Backpressure::Block),
-            move |event: &RecordedEvent| {
-                let loaded = reader
-                    .load::<Cache>(&event.metadata.aggregate_id)
-                    .map_err(|e| e.to_string())?;
-                if loaded.version < event.metadata.version {
-                    return Err(format!(
-                        "loaded version {} below the delivered event's {}",
-                        loaded.version, event.metadata.version
-                    ));
-                }
-                record(event)
-            },
-        )
-        .unwrap();
+        subscribe_block(&log, "loader", &seen, move |event| {
+            let loaded = reader
+                .load::<Cache>(&event.metadata.aggregate_id)
+                .map_err(|e| e.to_string())?;
+            if loaded.version < event.metadata.version {
+                return Err(format!(
+                    "loaded version {} below the delivered event's {}",
+                    loaded.version, event.metadata.version
+                ));
+            }
+            Ok(())
+        });
 
         assert_eq!(append_from_another_thread(&log), EVENTS);
         finish(log, &seen);
@@ -134,28 +148,20 @@ fn a_block_subscriber_that_flushes_does_not_deadlock_the_writer() {
         let dir = tempfile::tempdir().unwrap();
         let log = EventLog::open(config(dir.path())).unwrap();
         let seen = Seen::default();
-        let mut record = seen.handler();
         let reader = log.clone();
-        log.subscribe(
-            "flusher",
-            SubscriptionOptions::new()
-                .capacity(1)
-                .backpressure(Backpressure::Block),
-            move |event: &RecordedEvent| {
-                if event.position.is_multiple_of(100) {
-                    reader.flush().map_err(|e| e.to_string())?;
-                }
-                let head = reader.chain_head().map_err(|e| e.to_string())?;
-                if head.position < event.position {
-                    return Err(format!(
-                        "chain head {} below the delivered event {}",
-                        head.position, event.position
-                    ));
-                }
-                record(event)
-            },
-        )
-        .unwrap();
+        subscribe_block(&log, "flusher", &seen, move |event| {
+            if event.position.is_multiple_of(100) {
+                reader.flush().map_err(|e| e.to_string())?;
+            }
+            let head = reader.chain_head().map_err(|e| e.to_string())?;
+            if head.position < event.position {
+                return Err(format!(
+                    "chain head {} below the delivered event {}",
+                    head.position, event.position
+                ));
+            }
+            Ok(())
+        });
 
         assert_eq!(append_from_another_thread(&log), EVENTS);
         finish(log, &seen);
@@ -170,23 +176,15 @@ fn durable_appends_complete_while_a_block_subscriber_is_stuck_in_its_handler() {
         let log = EventLog::open(config(dir.path()).durability(Durability::Durable)).unwrap();
         let (release_tx, release_rx) = mpsc::channel::<()>();
         let seen = Seen::default();
-        let mut record = seen.handler();
-        log.subscribe(
-            "stuck",
-            SubscriptionOptions::new()
-                .capacity(1)
-                .backpressure(Backpressure::Block),
-            move |event: &RecordedEvent| {
-                if event.position == 1 {
-                    // Stuck until every append returned (bounded, so a regression fails).
-                    release_rx
-                        .recv_timeout(SCENARIO_TIMEOUT)
-                        .map_err(|e| e.to_string())?;
-                }
-                record(event)
-            },
-        )
-        .unwrap();
+        subscribe_block(&log, "stuck", &seen, move |event| {
+            if event.position == 1 {
+                // Stuck until every append returned (bounded, so a regression fails).
+                release_rx
+                    .recv_timeout(SCENARIO_TIMEOUT)
+                    .map_err(|e| e.to_string())?;
+            }
+            Ok(())
+        });
         // Each durable append waits for the writer: none may wait for the stuck handler.
         for n in 0..DURABLE_EVENTS {
             log.append(ExpectedVersion::Any, vec![cache_hit(&aggregate(n), n)])

@@ -35,6 +35,21 @@ fn damage(dir: &tempfile::TempDir, change: impl FnOnce(&sled::Tree)) {
     db.flush().unwrap();
 }
 
+/// A built store whose stream `cache/s1` has a page at `first_version` with `runs` written over
+/// its index.
+fn store_with_damaged_s1_page(first_version: u64, runs: &[(u64, u64)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    build(&dir);
+    damage(&dir, |log| {
+        log.insert(
+            events_sled::fuzz::stream_page_key("cache", "s1", first_version),
+            page(runs),
+        )
+        .unwrap();
+    });
+    dir
+}
+
 /// An index page: `(gap, length)` runs, as `record.rs` lays them out.
 fn page(runs: &[(u64, u64)]) -> Vec<u8> {
     let mut bytes = vec![1];
@@ -115,16 +130,8 @@ fn verify_reports_runs_past_the_log_end_without_walking_them() {
 
 #[test]
 fn append_after_a_page_key_near_u64_max_is_corruption_not_a_panic() {
-    let dir = tempfile::tempdir().unwrap();
-    build(&dir);
-    damage(&dir, |log| {
-        // The stream's last page claims versions from u64::MAX - 1 on, at positions 1..=5.
-        log.insert(
-            events_sled::fuzz::stream_page_key("cache", "s1", u64::MAX - 1),
-            page(&[(1, 5)]),
-        )
-        .unwrap();
-    });
+    // The stream's last page claims versions from u64::MAX - 1 on, at positions 1..=5.
+    let dir = store_with_damaged_s1_page(u64::MAX - 1, &[(1, 5)]);
     let (store, appended) = append_within_timeout(open(&dir), "s1");
     assert!(
         matches!(
@@ -149,15 +156,7 @@ fn append_after_a_page_key_near_u64_max_is_corruption_not_a_panic() {
 
 #[test]
 fn verify_reports_a_page_key_near_u64_max_without_panicking() {
-    let dir = tempfile::tempdir().unwrap();
-    build(&dir);
-    damage(&dir, |log| {
-        log.insert(
-            events_sled::fuzz::stream_page_key("cache", "s1", u64::MAX - 1),
-            page(&[(1, 5)]),
-        )
-        .unwrap();
-    });
+    let dir = store_with_damaged_s1_page(u64::MAX - 1, &[(1, 5)]);
     let report = verify_within_timeout(open(&dir));
     assert!(!report.ok);
     assert!(
@@ -169,15 +168,7 @@ fn verify_reports_a_page_key_near_u64_max_without_panicking() {
 /// Writes a page of stream `cache/s1` at `first_version` with `runs`, then appends to `s1`: the
 /// append is refused as corruption and writes nothing.
 fn append_after_damaged_page_is_corruption(first_version: u64, runs: &[(u64, u64)]) {
-    let dir = tempfile::tempdir().unwrap();
-    build(&dir);
-    damage(&dir, |log| {
-        log.insert(
-            events_sled::fuzz::stream_page_key("cache", "s1", first_version),
-            page(runs),
-        )
-        .unwrap();
-    });
+    let dir = store_with_damaged_s1_page(first_version, runs);
     let (store, appended) = append_within_timeout(open(&dir), "s1");
     assert!(
         matches!(

@@ -9,7 +9,7 @@ use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use common::*;
-use events_sled::{AppendError, Durability, ExpectedVersion, Store, StreamRead};
+use events_sled::{AppendError, AppendResult, Durability, ExpectedVersion, Store, StreamRead};
 use tracing_subscriber::layer::SubscriberExt;
 
 fn open_durable(dir: &tempfile::TempDir, faults: &Arc<SyncFaults>) -> Store {
@@ -82,21 +82,31 @@ fn durable_as_of(keys: &[&str]) -> Seen {
     }
 }
 
-#[test]
-fn an_append_in_flight_is_not_read_until_it_is_durable() {
-    let dir = tempfile::tempdir().unwrap();
-    let faults = SyncFaults::new();
-    let store = open_durable(&dir, &faults);
+/// Appends `a`'s first event, then `second` on another thread with its journal sync held: once
+/// this returns, position 2 is assigned but not durable.
+fn second_append_in_flight(
+    store: &Store,
+    faults: &SyncFaults,
+    second: events_core::NewEvent,
+) -> std::thread::JoinHandle<Result<AppendResult, AppendError>> {
     store
         .append(ExpectedVersion::NoStream, vec![hit("a", 1)])
         .unwrap();
     faults.hold_journal();
     let appender = {
         let store = store.clone();
-        std::thread::spawn(move || store.append(ExpectedVersion::Exact(1), vec![hit("a", 2)]))
+        std::thread::spawn(move || store.append(ExpectedVersion::Exact(1), vec![second]))
     };
-    // The writer holds the group's sync: position 2 is assigned, not durable.
     faults.wait_journal_held();
+    appender
+}
+
+#[test]
+fn an_append_in_flight_is_not_read_until_it_is_durable() {
+    let dir = tempfile::tempdir().unwrap();
+    let faults = SyncFaults::new();
+    let store = open_durable(&dir, &faults);
+    let appender = second_append_in_flight(&store, &faults, hit("a", 2));
     assert_eq!(store.durable_position(), 1);
     assert_eq!(seen(&store), durable_as_of(&["key-1"]));
 
@@ -124,17 +134,8 @@ fn appends_are_still_checked_against_events_in_flight() {
     let dir = tempfile::tempdir().unwrap();
     let faults = SyncFaults::new();
     let store = open_durable(&dir, &faults);
-    store
-        .append(ExpectedVersion::NoStream, vec![hit("a", 1)])
-        .unwrap();
-    faults.hold_journal();
     let second = hit("a", 2);
-    let appender = {
-        let store = store.clone();
-        let event = second.clone();
-        std::thread::spawn(move || store.append(ExpectedVersion::Exact(1), vec![event]))
-    };
-    faults.wait_journal_held();
+    let appender = second_append_in_flight(&store, &faults, second.clone());
     assert_eq!(store.stream_version("cache", "a").unwrap(), 1);
 
     // Another writer expecting version 1 conflicts with the version 2 in flight.

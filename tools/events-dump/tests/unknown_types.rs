@@ -70,23 +70,18 @@ fn prune_removes_checkpoints_older_than_asked() {
         cache_type: "memory".into(),
         response_time: 0.001,
     };
-    log.append_event(
-        "cache-1",
-        ExpectedVersion::Any,
-        &hit,
-        EventContext::default(),
-    )
-    .unwrap();
-    log.checkpoint().unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(20));
-    log.append_event(
-        "cache-1",
-        ExpectedVersion::Any,
-        &hit,
-        EventContext::default(),
-    )
-    .unwrap();
-    log.checkpoint().unwrap();
+    // Two checkpoints, at positions 1 and 2, taken at different instants.
+    for _ in 0..2 {
+        log.append_event(
+            "cache-1",
+            ExpectedVersion::Any,
+            &hit,
+            EventContext::default(),
+        )
+        .unwrap();
+        log.checkpoint().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     log.close().unwrap();
     let s = arg(&store);
 
