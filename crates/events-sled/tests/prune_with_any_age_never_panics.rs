@@ -47,14 +47,12 @@ fn automatic_checkpoints_keeping_u32_max_days_keep_coming() {
                 .append(ExpectedVersion::Any, vec![hit("a", round * 10 + i)])
                 .unwrap();
         }
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while list_checkpoints(&checkpoints).map_or(0, |c| c.len()) < round as usize {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "no automatic checkpoint number {round} within 30 s"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
+        assert!(
+            wait_until(std::time::Duration::from_secs(30), || {
+                list_checkpoints(&checkpoints).map_or(0, |c| c.len()) >= round as usize
+            }),
+            "no automatic checkpoint number {round} within 30 s"
+        );
     }
     assert!(store.verify().unwrap().ok);
     store.close().unwrap();

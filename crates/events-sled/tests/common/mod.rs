@@ -67,16 +67,28 @@ impl Drop for RawSled {
     fn drop(&mut self) {
         drop(self.db.take());
         let file = std::fs::File::open(self.data.join("db")).unwrap();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while file.try_lock().is_err() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "sled still holds {} 30 s after the raw Db dropped",
-                self.data.display()
-            );
-            std::thread::sleep(std::time::Duration::from_millis(1));
-        }
+        assert!(
+            wait_until(std::time::Duration::from_secs(30), || file
+                .try_lock()
+                .is_ok()),
+            "sled still holds {} 30 s after the raw Db dropped",
+            self.data.display()
+        );
         file.unlock().unwrap();
+    }
+}
+
+/// Polls `condition` until it holds or `timeout` passes; returns whether it held.
+pub fn wait_until(timeout: std::time::Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if condition() {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
     }
 }
 
