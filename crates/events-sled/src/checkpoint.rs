@@ -41,7 +41,7 @@ use crate::error::CheckpointError;
 use crate::keys::{FORMAT_KEY, StreamKey, log_key};
 use crate::record::{GENESIS, Hash, Record, record_hash};
 use crate::snapshot::decode_snapshot;
-use crate::state::{Shared, lock};
+use crate::state::{Scope, Shared, lock};
 use crate::store::{STORE_FORMAT, Store, open_sled};
 use crate::varint::{Reader, put_bytes};
 
@@ -320,9 +320,15 @@ impl Shared {
                     crate::index::show_key(&key)
                 )))
             })?;
-            let current = self.stream_version(&snapshot.aggregate_type, &snapshot.aggregate_id)?;
+            // Against every sequenced event, as the consumers below: the export position, chosen
+            // after, covers them all.
+            let current = self.stream_version(
+                &snapshot.aggregate_type,
+                &snapshot.aggregate_id,
+                Scope::Sequenced,
+            )?;
             if snapshot.version > current {
-                // Left by a crash in buffered mode that lost the aggregate's later events.
+                // Beyond its aggregate's events: left by damage, or by a crash that lost them.
                 tracing::warn!(
                     name: "event_store_checkpoint_entry_skipped",
                     kind = "snapshot",
@@ -346,11 +352,11 @@ impl Shared {
                     String::from_utf8_lossy(&key)
                 )))
             })?;
-            let acknowledged = lock(&self.state).next_position - 1;
+            let acknowledged = self.scope_end(&lock(&self.state), Scope::Sequenced);
             if consumer.position > acknowledged {
-                // Committed beyond the log (or left by a crash in buffered mode): its state
-                // reflects events the checkpoint cannot hold. Left out, the consumer starts from
-                // the beginning after an import, which is correct; clamped, it would be wrong.
+                // Beyond the log (commits past it are refused; damage or a crash can leave one):
+                // its state reflects events the checkpoint cannot hold. Left out, the consumer starts
+                // from the beginning after an import, which is correct; clamped, it would be wrong.
                 tracing::warn!(
                     name: "event_store_checkpoint_entry_skipped",
                     kind = "consumer",

@@ -445,15 +445,17 @@ impl Shared {
         })
     }
 
+    /// An aggregate's version as of the events in `scope`.
     pub(crate) fn stream_version(
         &self,
         aggregate_type: &str,
         aggregate_id: &str,
+        scope: Scope,
     ) -> Result<u64, ReadError> {
         let stream = StreamKey::new(aggregate_type, aggregate_id);
         let in_memory = {
             let state = lock(&self.state);
-            let end = self.visible_end(&state);
+            let end = self.scope_end(&state, scope);
             state
                 .memtable
                 .streams
@@ -497,7 +499,8 @@ impl Store {
         aggregate_type: &str,
         aggregate_id: &str,
     ) -> Result<u64, ReadError> {
-        self.shared.stream_version(aggregate_type, aggregate_id)
+        self.shared
+            .stream_version(aggregate_type, aggregate_id, Scope::Visible)
     }
 
     /// The global log from `from_position` (positions start at 1), lazily, at most `limit`
