@@ -20,6 +20,8 @@ mod metrics;
 mod read;
 mod reclaim;
 mod record;
+#[allow(dead_code)] // wired into the store next
+mod segment;
 mod snapshot;
 mod state;
 mod store;

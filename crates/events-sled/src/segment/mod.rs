@@ -1,0 +1,3 @@
+//! The global log in append-only segment files (see docs/design.md, "Segment files").
+
+pub(crate) mod vfs;
