@@ -38,7 +38,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::StoreConfig;
 use crate::consumer::decode_consumer;
 use crate::error::CheckpointError;
-use crate::keys::{FORMAT_KEY, StreamKey, log_key};
+use crate::keys::{FORMAT_KEY, STORE_ID_KEY, StreamKey};
 use crate::record::{GENESIS, Hash, Record, record_hash};
 use crate::snapshot::decode_snapshot;
 use crate::state::{Scope, Shared, lock};
@@ -375,9 +375,16 @@ impl Shared {
         let mut records = 0;
         let mut last = 0;
         if position > 0 {
-            for entry in self.log.range(log_key(1)..=log_key(position)) {
-                let (_, bytes) = entry.map_err(crate::error::ReadError::from)?;
-                let record = Record::parse(bytes).map_err(|e| {
+            let reader = self
+                .segments
+                .reader(1)
+                .map_err(crate::error::ReadError::from)?;
+            for frame in reader {
+                let frame = frame.map_err(crate::error::ReadError::from)?;
+                if frame.first_position > position {
+                    break;
+                }
+                let record = Record::parse(frame.record).map_err(|e| {
                     CheckpointError::Read(crate::state::corrupted(format!(
                         "log record after position {last}: {e}"
                     )))
@@ -578,7 +585,7 @@ fn scan(
         }
         match tag {
             TAG_RECORD => {
-                let record = Record::parse(sled::IVec::from(bytes.as_slice()))
+                let record = Record::parse(bytes::Bytes::copy_from_slice(bytes.as_slice()))
                     .map_err(|e| invalid(path, format!("record at byte {at}: {e}")))?;
                 // Each aggregate's versions must run 1, 2, 3, ... in log order, as the store
                 // assigns them: the first event that breaks the run is reported.
@@ -792,8 +799,10 @@ pub fn import_checkpoint(
         let consumers = open_tree("consumers")?;
         log.insert(FORMAT_KEY, &STORE_FORMAT.to_be_bytes())
             .map_err(crate::error::StoreError::Storage)?;
-        let mut batch = sled::Batch::default();
-        let mut pending = 0;
+        let store_id = uuid::Uuid::new_v4();
+        log.insert(STORE_ID_KEY, store_id.as_bytes().as_slice())
+            .map_err(crate::error::StoreError::Storage)?;
+        let (segments, _) = crate::recovery::open_segments(&config, store_id)?;
         let total = manifest.last_position;
         let mut progress = progress;
         let mut write_error = None;
@@ -802,17 +811,17 @@ pub fn import_checkpoint(
             |tag, bytes| {
                 match tag {
                     TAG_RECORD => {
-                        let record = Record::parse(sled::IVec::from(bytes))
+                        let record = Record::parse(bytes::Bytes::copy_from_slice(bytes))
                             .map_err(|e| invalid(path, e.to_string()))?;
-                        batch.insert(&log_key(record.first_position()), bytes);
-                        pending += 1;
-                        if pending >= 256 {
-                            let full = std::mem::take(&mut batch);
-                            if let Err(e) = crate::reclaim::apply_batch(&log, full, pending) {
-                                write_error = Some(e);
-                            }
-                            pending = 0;
-                        }
+                        let count = record.last_position() - record.first_position() + 1;
+                        let appended = u32::try_from(count)
+                            .map_err(|_| invalid(path, format!("a record of {count} events")))
+                            .and_then(|count| {
+                                segments
+                                    .append(record.first_position(), count, bytes)
+                                    .map_err(|e| CheckpointError::Read(e.into()))
+                            });
+                        appended?;
                         if let Some(progress) = progress.as_mut() {
                             progress(record.last_position(), total);
                         }
@@ -838,9 +847,15 @@ pub fn import_checkpoint(
             },
             None,
         )?;
-        crate::reclaim::apply_batch(&log, batch, pending)
-            .and_then(|()| db.flush().map(|_| ()))
-            .map_err(crate::error::StoreError::Storage)?;
+        // The imported log is durable before the store is opened: nothing acknowledged by the
+        // import can be lost to a power loss afterwards.
+        segments
+            .sync()
+            .map_err(|e| CheckpointError::Read(e.into()))?;
+        db.flush().map_err(crate::error::StoreError::Storage)?;
+        fs::File::open(data.join("db"))
+            .and_then(|file| file.sync_all())
+            .map_err(io_error(&data))?;
     }
     crate::store::wait_unlocked(&data);
     // Opening replays the log into the indexes; closing persists them.

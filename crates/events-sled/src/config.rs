@@ -12,17 +12,17 @@ use crate::error::OpenError;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Durability {
-    /// An append returns once it is sequenced and readable. It reaches sled at the next group
-    /// write (immediately when the writer is idle) and the disk within [`StoreConfig::flush_interval`].
+    /// An append returns once it is sequenced and readable. It reaches the log's segment file at
+    /// the next group write (immediately when the writer is idle) and the disk (`fdatasync`)
+    /// within [`StoreConfig::flush_interval`].
     /// A crash loses at most the appends acknowledged since the last flush, and always a suffix:
     /// never part of an append, never out of order, never leaving a gap. Reads see every
     /// acknowledged event at once (read-your-writes), durable or not: an event read may still be
     /// lost by a crash, and its position then given to another event.
     Buffered,
-    /// An append returns only after it is on disk: its group is appended to the store's journal
-    /// and `fdatasync`ed (then applied to sled, which is flushed and `fdatasync`ed every
-    /// `flush_interval`, after which the journal is emptied), so it survives `kill -9` and power
-    /// loss. Concurrent appends share one `fdatasync` (group commit). Reads see only durable
+    /// An append returns only after it is on disk: its group is appended to the log's active
+    /// segment file and `fdatasync`ed (the log is the journal: sled, which holds only what can be
+    /// rebuilt from the log, is not on this path), so it survives `kill -9` and power loss. Concurrent appends share one `fdatasync` (group commit). Reads see only durable
     /// events: until its sync is done, an append is not read, not counted by
     /// `Store::stream_version` or `Store::last_position` (but later appends are already checked
     /// against it).
@@ -110,6 +110,7 @@ pub struct StoreConfig {
     pub(crate) index_flush_events: u64,
     pub(crate) snapshots_to_keep: usize,
     pub(crate) segment_size: usize,
+    pub(crate) log_segment_bytes: u64,
     pub(crate) max_cached_streams: usize,
     #[cfg(feature = "fault-injection")]
     pub(crate) sync_hook: Option<crate::fault::HookSlot>,
@@ -131,6 +132,7 @@ impl StoreConfig {
             index_flush_events: 100_000,
             snapshots_to_keep: 3,
             segment_size: 1 << 20,
+            log_segment_bytes: 64 << 20,
             max_cached_streams: 100_000,
             #[cfg(feature = "fault-injection")]
             sync_hook: None,
@@ -156,8 +158,9 @@ impl StoreConfig {
         self
     }
 
-    /// How often sled is flushed to disk (and, in durable mode, the journal emptied). In buffered
-    /// mode this bounds what a crash loses. Default = 200 ms.
+    /// How often the log's active segment is `fdatasync`ed in buffered mode, and sled (indexes,
+    /// snapshots, consumers) is flushed to disk in both modes. In buffered mode this bounds what
+    /// a crash loses. Default = 200 ms.
     #[must_use]
     pub fn flush_interval(mut self, interval: Duration) -> Self {
         self.flush_interval = interval;
@@ -233,6 +236,15 @@ impl StoreConfig {
         self
     }
 
+    /// The size of the log's segment files, from 64 KiB to 4 GiB: the active segment is
+    /// preallocated to it (so a sync updates no file size), and a full one is sealed and never
+    /// written again. Takes effect for segments created from then on. Default = 64 MiB.
+    #[must_use]
+    pub fn log_segment_bytes(mut self, bytes: u64) -> Self {
+        self.log_segment_bytes = bytes;
+        self
+    }
+
     /// Most aggregates whose current version is kept in memory once indexed; an aggregate not
     /// kept costs one sled lookup on its next append. Each kept one holds its key strings, version
     /// and last event id (a few hundred bytes). Default = 100 000.
@@ -305,6 +317,12 @@ impl StoreConfig {
                     "{} is not a power of two from 256 KiB to 16 MiB",
                     self.segment_size
                 ),
+            );
+        }
+        if !(64 << 10..=4 << 30).contains(&self.log_segment_bytes) {
+            return invalid(
+                "log_segment_bytes",
+                format!("{} is outside 64 KiB ..= 4 GiB", self.log_segment_bytes),
             );
         }
         if self.max_cached_streams == 0 {

@@ -44,6 +44,20 @@ pub enum OpenError {
         /// The panic's message.
         message: String,
     },
+    /// The store was written by an older build in a layout this one does not open in place:
+    /// `events-dump migrate` copies it into a new store.
+    #[error(
+        "the store at {} has format {found}; this build reads format {supported}: migrate it with `events-dump migrate --from {} --to NEW_DIR`",
+        path.display(), path.display()
+    )]
+    NeedsMigration {
+        /// The store's directory.
+        path: PathBuf,
+        /// The format the store has.
+        found: u32,
+        /// The format this build reads.
+        supported: u32,
+    },
     /// The store was written by a newer format than this build reads.
     #[error("store format {found} is newer than this build's {supported}")]
     FormatTooNew {
@@ -147,6 +161,14 @@ pub enum ReadError {
     Corrupted {
         /// What is wrong and where.
         detail: String,
+    },
+    /// Reading the log's segment files failed.
+    #[error("I/O error reading {}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
     },
 }
 
@@ -275,6 +297,7 @@ impl From<ReadError> for StoreError {
         match error {
             ReadError::Storage(e) => Self::Storage(e),
             ReadError::Corrupted { detail } => Self::Corrupted { detail },
+            ReadError::Io { source, .. } => Self::Io(source),
         }
     }
 }

@@ -8,10 +8,10 @@
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SyncPoint {
-    /// Durable mode: the `fdatasync` of a group's journal entry, on the writer thread, before the
-    /// group is applied to sled. Until it returns, the group is not durable.
-    Journal,
-    /// The `fdatasync` of sled's data file: in every sled flush (the flusher thread,
+    /// The `fdatasync` of the log's active segment: durable mode's per-group sync on the writer
+    /// thread (until it returns, the group is not durable), and every flush's first step.
+    Log,
+    /// The `fdatasync` of sled's data file: in every flush (the flusher thread,
     /// `Store::flush`, a checkpoint export, closing) and in a durable consumer commit.
     DataFile,
 }

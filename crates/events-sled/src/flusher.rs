@@ -1,17 +1,15 @@
-//! sled flushes, off the writer's path: every `flush_interval` (if anything was written) the
-//! flusher thread makes what sled holds durable — `db.flush()` (which only `sync_file_range`s)
-//! then `fdatasync` on sled's data file. In durable mode it first swaps the two journal files
-//! (under the lock the writer holds from a journal entry to its sled insert, so the retired file
-//! only holds groups already in sled) and starts a new epoch in the retired file afterwards.
-//! After each flush it records the flushed position and its chain hash in the durable mark
-//! (`mark.rs`). `Store::flush` and closing run the same procedure.
+//! Flushes, off the writer's path: every `flush_interval` (if anything was written) the flusher
+//! thread `fdatasync`s the log's active segment (buffered mode's durability point), then makes
+//! what sled holds durable — `db.flush()` (which only `sync_file_range`s) then `fdatasync` on
+//! sled's data file — with the synced position noted in sled. `Store::flush` and closing run the
+//! same procedure.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use crate::fault::SyncPoint;
-use crate::keys::FLUSH_SEQUENCE_KEY;
-use crate::mark::Mark;
+use crate::keys::SYNCED_KEY;
+use crate::record::encode_synced;
 use crate::state::{Shared, lock};
 
 impl Shared {
@@ -20,8 +18,8 @@ impl Shared {
     /// Any failure fails the store (every later append gets `AppendError::Failed`), whoever
     /// called: Linux reports a writeback error once per open file description, so after a failed
     /// `fdatasync` the next one can "succeed" over data that never reached the disk. A failed store
-    /// is not flushed again: only reopening it (which replays the journal and checks the log
-    /// against the durable mark) tells what is on disk.
+    /// is not flushed again: only reopening it (which recovers the log's tail) tells what is on
+    /// disk.
     pub(crate) fn flush_sled(&self) -> Result<u64, String> {
         let mut flushed = lock(&self.flushed);
         if let Some(reason) = &lock(&self.state).failed {
@@ -46,47 +44,39 @@ impl Shared {
         self.data_file.sync_data()
     }
 
-    /// [`Shared::flush_sled`]'s work, under its lock.
+    /// [`Shared::flush_sled`]'s work, under its lock: the log's active segment first (it is the
+    /// truth), then sled, with a note of the synced position that sled may only hold once the
+    /// segment bytes it names are on disk.
     fn flush_sled_locked(&self) -> Result<u64, String> {
-        if let Some(journals) = lock(&self.journals).as_mut() {
-            journals.swap();
-        }
         let (written, hash) = {
             let state = lock(&self.state);
             (state.written_upto, state.written_hash)
         };
+        self.before_sync(SyncPoint::Log)
+            .map_err(|e| format!("fdatasync of the log: {e}"))?;
+        self.segments
+            .sync()
+            .map_err(|e| format!("fdatasync of the log: {e}"))?;
+        {
+            let mut state = lock(&self.state);
+            if state.durable_upto < written {
+                state.durable_upto = written;
+            }
+            self.progress.notify_all();
+        }
         let started = std::time::SystemTime::now();
-        // Everything written to sled before this point — events, snapshots, consumer
-        // positions — precedes this key in sled's log: if it survives, they do.
-        let sequence = lock(&self.mark).next_sequence();
+        // sled learns of a synced position only after the segment sync: on open, a log shorter
+        // than this position lost acknowledged events (damaged or truncated segment files).
         self.log
-            .insert(FLUSH_SEQUENCE_KEY, &sequence.to_be_bytes())
-            .map_err(|e| format!("writing the flush sequence: {e}"))?;
+            .insert(SYNCED_KEY, encode_synced(written, &hash).as_slice())
+            .map_err(|e| format!("writing the synced position: {e}"))?;
         self.db.flush().map_err(|e| format!("flushing sled: {e}"))?;
         self.sync_new_blobs()
             .map_err(|e| format!("fsync of sled's blob files: {e}"))?;
         *lock(&self.blobs_synced) = started;
         self.sync_data_file()
             .map_err(|e| format!("fdatasync of sled's data file: {e}"))?;
-        lock(&self.mark)
-            .write(&Mark {
-                sequence,
-                position: written,
-                hash,
-            })
-            .map_err(|e| format!("writing the durable mark: {e}"))?;
-        if let Some(journals) = lock(&self.journals).as_mut() {
-            journals
-                .spare
-                .reset()
-                .map_err(|e| format!("retiring a journal file: {e}"))?;
-        }
         self.counters.flushes.fetch_add(1, Ordering::Relaxed);
-        let mut state = lock(&self.state);
-        if state.durable_upto < written {
-            state.durable_upto = written;
-        }
-        self.progress.notify_all();
         Ok(written)
     }
 

@@ -6,9 +6,9 @@
 //! | `M` `format` | store format version, u32 BE |
 //! | `M` `watermark` | last position covered by the persisted indexes, u64 BE |
 //! | `M` `counters` | persisted counters ([`crate::record`]) |
-//! | `M` `flushseq` | the sequence number of the last sled flush (u64 BE; see `mark.rs`) |
+//! | `M` `synced` | the last position a flush synced in the segment files, and the chain hash there ([`crate::record`]) |
 //! | `M` `storeid` | the store's id, a UUID (16 bytes), made when the store is first opened |
-//! | `L` position | a log record whose first event is at `position` |
+//! | `L` position | format 1 only (read by the migration): a log record whose first event is at `position` |
 //! | `S` stream first_version | a page of the stream index, from `first_version` |
 //! | `T` type first_position | a page of the aggregate-type index, from `first_position` |
 //!
@@ -25,7 +25,7 @@ pub(crate) const TAG_TYPE: u8 = b'T';
 pub(crate) const FORMAT_KEY: &[u8] = b"Mformat";
 pub(crate) const WATERMARK_KEY: &[u8] = b"Mwatermark";
 pub(crate) const COUNTERS_KEY: &[u8] = b"Mcounters";
-pub(crate) const FLUSH_SEQUENCE_KEY: &[u8] = b"Mflushseq";
+pub(crate) const SYNCED_KEY: &[u8] = b"Msynced";
 pub(crate) const STORE_ID_KEY: &[u8] = b"Mstoreid";
 
 /// The key of the log record that starts at `first_position`.

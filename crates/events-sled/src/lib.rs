@@ -13,13 +13,12 @@ mod fault;
 mod flusher;
 mod index;
 mod indexer;
-mod journal;
 mod keys;
-mod mark;
 mod metrics;
 mod read;
 mod reclaim;
 mod record;
+mod recovery;
 #[allow(dead_code)] // wired into the store next
 mod segment;
 mod snapshot;
@@ -79,8 +78,8 @@ pub mod fuzz {
     /// Decodes `bytes` as a log record, every event, the way reads and `verify` do; returns the
     /// number of events or the decode error. Must never panic.
     pub fn decode_record(bytes: &[u8]) -> Result<u64, String> {
-        let record =
-            crate::record::Record::parse(sled::IVec::from(bytes)).map_err(|e| e.to_string())?;
+        let record = crate::record::Record::parse(bytes::Bytes::copy_from_slice(bytes))
+            .map_err(|e| e.to_string())?;
         record.check_all().map_err(|e| e.to_string())?;
         let mut count = 0;
         for view in record.views() {

@@ -15,10 +15,11 @@ use events_core::RecordedEvent;
 use crate::error::ReadError;
 use crate::index::{StreamRun, page_position, persisted_head, show_key, stream_page_at};
 use crate::keys::{
-    StreamKey, TAG_STREAM, log_key, parse_stream_page_key, prefix_end, stream_prefix,
-    stream_type_prefix, type_page_key, type_prefix,
+    StreamKey, TAG_STREAM, parse_stream_page_key, prefix_end, stream_prefix, stream_type_prefix,
+    type_page_key, type_prefix,
 };
 use crate::record::{EventRef, Record, Run, decode_page};
+use crate::segment::SegmentReader;
 use crate::state::{Scope, Shared, corrupted, lock};
 use crate::store::Store;
 use crate::types::{AggregateInfo, Direction, StreamRead};
@@ -156,7 +157,7 @@ impl Iterator for StreamEvents {
     }
 }
 
-/// Where the next events of a log read come from: a record from sled, or events still in the
+/// Where the next events of a log read come from: a record from the segment files, or events still in the
 /// writer's queue.
 #[derive(Debug)]
 enum Chunk {
@@ -167,11 +168,11 @@ enum Chunk {
 }
 
 /// Walks the log's records in order from a position, falling back to the writer's queue for
-/// positions sled does not hold yet. Shared by [`LogEvents`] and [`Store::scan_log`].
+/// positions the segment files do not hold yet. Shared by [`LogEvents`] and [`Store::scan_log`].
 #[derive(Debug)]
 struct LogCursor {
     shared: Arc<Shared>,
-    records: Option<Cursor>,
+    records: Option<SegmentReader>,
 }
 
 impl LogCursor {
@@ -198,23 +199,26 @@ impl LogCursor {
             }
         }
         loop {
-            let record = match self.records.as_mut().and_then(|c| c.0.next()) {
-                Some(entry) => {
-                    let (key, bytes) = entry?;
-                    Record::parse(bytes)
-                        .map_err(|e| corrupted(format!("log record {}: {e}", show_key(&key))))?
-                }
+            let frame = match self.records.as_mut().and_then(Iterator::next) {
+                Some(frame) => frame?,
                 None => {
-                    let record = self.shared.record_at(next)?;
-                    self.records =
-                        Some(Cursor(self.shared.log.range(
-                            log_key(record.last_position() + 1)..=log_key(u64::MAX),
-                        )));
-                    record
+                    // No reader yet, or it reached the end it saw: start one at `next`.
+                    let mut reader = self.shared.segments.reader(next)?;
+                    let frame = reader.next().ok_or_else(|| {
+                        corrupted(format!("no log record holds position {next}"))
+                    })??;
+                    self.records = Some(reader);
+                    frame
                 }
             };
+            let record = Record::parse(frame.record).map_err(|e| {
+                corrupted(format!(
+                    "log record at position {}: {e}",
+                    frame.first_position
+                ))
+            })?;
             if !record.contains(next) {
-                // The cursor ran past what sled showed it when it was created: seek again.
+                // The reader is not where this read is: seek again.
                 self.records = None;
                 if record.first_position() > next {
                     return Err(corrupted(format!(

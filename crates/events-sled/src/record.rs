@@ -34,10 +34,10 @@
 
 use std::borrow::Borrow;
 
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use events_core::{EventMetadata, RecordedEvent};
 use rustc_hash::FxHashMap;
-use sled::IVec;
 use uuid::Uuid;
 
 use crate::varint::{Malformed, Reader, put_bytes, put_i64, put_u64};
@@ -155,7 +155,7 @@ pub(crate) fn encode_record<E: Borrow<RecordedEvent>>(prev_hash: &Hash, events: 
 /// A parsed log record: header and string table decoded, events decoded on demand.
 #[derive(Debug, Clone)]
 pub(crate) struct Record {
-    bytes: IVec,
+    bytes: Bytes,
     first_position: u64,
     count: u64,
     prev_hash: Hash,
@@ -264,7 +264,7 @@ impl<'a> From<&'a RecordedEvent> for EventRef<'a> {
 
 impl Record {
     /// Parses the header and string table; events are checked as they are read.
-    pub(crate) fn parse(bytes: IVec) -> Result<Self, Malformed> {
+    pub(crate) fn parse(bytes: Bytes) -> Result<Self, Malformed> {
         let mut reader = Reader::new(&bytes);
         let format = reader.u8("record format")?;
         if format != RECORD_FORMAT {
@@ -341,7 +341,7 @@ impl Record {
         })
     }
 
-    pub(crate) fn bytes(&self) -> &IVec {
+    pub(crate) fn bytes(&self) -> &Bytes {
         &self.bytes
     }
 
@@ -617,6 +617,29 @@ pub(crate) fn decode_page(bytes: &[u8]) -> Result<Vec<Run>, Malformed> {
     Ok(runs)
 }
 
+/// The value of `M synced`: the last position a flush synced in the segment files and the chain
+/// hash of the record ending there (`u64 BE · [32]`).
+pub(crate) fn encode_synced(position: u64, hash: &Hash) -> [u8; 40] {
+    let mut out = [0; 40];
+    out[..8].copy_from_slice(&position.to_be_bytes());
+    out[8..].copy_from_slice(hash);
+    out
+}
+
+/// Decodes [`encode_synced`]'s value.
+pub(crate) fn decode_synced(bytes: &[u8]) -> Result<(u64, Hash), Malformed> {
+    let mut reader = Reader::new(bytes);
+    let position = reader.u64_be("synced position")?;
+    let hash = reader.array::<32>("synced hash")?;
+    if reader.remaining() != 0 {
+        return Err(Malformed {
+            what: "synced value length",
+            offset: reader.offset(),
+        });
+    }
+    Ok((position, hash))
+}
+
 /// Counters that survive a restart.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct PersistedCounters {
@@ -687,7 +710,7 @@ mod tests {
     fn records_round_trip() {
         let events = sample();
         let bytes = encode_record(&GENESIS, &events);
-        let mut record = Record::parse(IVec::from(bytes)).unwrap();
+        let mut record = Record::parse(Bytes::from(bytes)).unwrap();
         assert_eq!(record.first_position(), 5);
         assert_eq!(record.last_position(), 7);
         let back: Vec<_> = record.events().map(Result::unwrap).collect();
@@ -707,7 +730,7 @@ mod tests {
         let events = sample();
         let bytes = encode_record(&GENESIS, &events);
         for cut in 0..bytes.len() {
-            let parsed = Record::parse(IVec::from(&bytes[..cut]));
+            let parsed = Record::parse(Bytes::copy_from_slice(&bytes[..cut]));
             if let Ok(record) = parsed {
                 assert!(
                     record.check_all().is_err(),
@@ -718,7 +741,7 @@ mod tests {
         for bit in 0..bytes.len() * 8 {
             let mut flipped = bytes.clone();
             flipped[bit / 8] ^= 1 << (bit % 8);
-            if let Ok(record) = Record::parse(IVec::from(flipped)) {
+            if let Ok(record) = Record::parse(Bytes::from(flipped)) {
                 let _ = record.check_all();
                 let _ = record.events().count();
             }
@@ -768,7 +791,7 @@ mod tests {
         let mut bytes = crafted_header(1, strings);
         bytes.extend(std::iter::repeat_n(0_u8, strings as usize));
         bytes.extend_from_slice(&[0; 64]);
-        let record = Record::parse(IVec::from(bytes.as_slice())).unwrap();
+        let record = Record::parse(Bytes::copy_from_slice(bytes.as_slice())).unwrap();
         assert!(
             record.table.capacity() <= bytes.len(),
             "the string table reserved {} bytes for a {}-byte record",
@@ -788,13 +811,13 @@ mod tests {
         // 100 events in 100 bytes: an event takes at least 26 bytes (below).
         let mut bytes = crafted_header(100, 0);
         bytes.extend_from_slice(&[0; 100]);
-        let error = Record::parse(IVec::from(bytes)).unwrap_err();
+        let error = Record::parse(Bytes::from(bytes)).unwrap_err();
         assert_eq!(error.what, "record event count");
         // The smallest event the encoder writes: empty strings' indexes, version 1, no payload.
         let smallest = NewEvent::from_parts("t", "a", "i", 1, Vec::new(), EventContext::new("s"))
             .into_recorded(1, 1);
         let encoded = encode_record(&GENESIS, &[smallest]);
-        let record = Record::parse(IVec::from(encoded.as_slice())).unwrap();
+        let record = Record::parse(Bytes::copy_from_slice(encoded.as_slice())).unwrap();
         assert_eq!(encoded.len() - record.start(), 26);
     }
 

@@ -14,10 +14,9 @@ use crate::error::ReadError;
 use crate::index::{
     Memtable, PageError, StreamEntry, page_position, persisted_head, stream_page_at,
 };
-use crate::journal::Journals;
-use crate::keys::{StreamKey, log_key};
-use crate::mark::MarkWriter;
+use crate::keys::StreamKey;
 use crate::record::{Hash, PersistedCounters, Record};
+use crate::segment::{SegmentError, SegmentLog};
 
 /// Called on the writer thread with each group of events once it is committed (and, in durable
 /// mode, flushed), in log order.
@@ -147,13 +146,10 @@ pub(crate) struct Shared {
     pub(crate) writer_thread: OnceLock<ThreadId>,
     pub(crate) checkpointer: Mutex<Option<JoinHandle<()>>>,
     pub(crate) checkpoint_wake: Condvar,
-    /// Durable mode's journal files; the writer holds this from a group's journal entry to its
-    /// sled insert.
-    pub(crate) journals: Mutex<Option<Journals>>,
-    /// Serialises sled flushes; holds the written position the last flush covered.
+    /// The global log: the records, in segment files.
+    pub(crate) segments: SegmentLog,
+    /// Serialises flushes; holds the written position the last flush covered.
     pub(crate) flushed: Mutex<u64>,
-    /// Records each flush's position outside sled (see `mark.rs`).
-    pub(crate) mark: Mutex<MarkWriter>,
     /// When the last flush began: blob files written since then still need an `fsync`.
     pub(crate) blobs_synced: Mutex<std::time::SystemTime>,
     pub(crate) flusher: Mutex<Option<JoinHandle<()>>>,
@@ -184,6 +180,15 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 pub(crate) fn corrupted(detail: impl Into<String>) -> ReadError {
     ReadError::Corrupted {
         detail: detail.into(),
+    }
+}
+
+impl From<SegmentError> for ReadError {
+    fn from(e: SegmentError) -> Self {
+        match e {
+            SegmentError::Io { path, source } => ReadError::Io { path, source },
+            other => corrupted(format!("the log's segment files: {other}")),
+        }
     }
 }
 
@@ -276,17 +281,11 @@ impl Shared {
             .ok_or_else(|| corrupted("stream entry vanished"))
     }
 
-    /// The log record holding `position`, read from sled.
+    /// The log record holding `position`, read from the segments.
     pub(crate) fn record_at(&self, position: u64) -> Result<Record, ReadError> {
-        let found = self
-            .log
-            .range(log_key(1)..=log_key(position))
-            .next_back()
-            .transpose()?;
-        let (key, bytes) =
-            found.ok_or_else(|| corrupted(format!("no log record holds position {position}")))?;
+        let bytes = self.segments.record_at(position)?;
         let record = Record::parse(bytes)
-            .map_err(|e| corrupted(format!("log record {}: {e}", crate::index::show_key(&key))))?;
+            .map_err(|e| corrupted(format!("log record holding position {position}: {e}")))?;
         if !record.contains(position) {
             return Err(corrupted(format!(
                 "log record at {} ends at {}, before position {position}",

@@ -1,7 +1,6 @@
 //! The store handle: open (through a panic guard, with invariant checks), append, flush, close.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::fs::OpenOptions;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,13 +12,9 @@ use events_core::{EventValidator, NewEvent, RecordedEvent, ValidationError};
 
 use crate::config::{Durability, StoreConfig};
 use crate::error::{AppendError, OpenError, ReadError, StoreError};
-use crate::index::{Memtable, StreamEntry, persisted_head, push_position};
-use crate::journal::Journals;
-use crate::keys::{
-    COUNTERS_KEY, FLUSH_SEQUENCE_KEY, FORMAT_KEY, STORE_ID_KEY, StreamKey, WATERMARK_KEY, log_key,
-};
-use crate::mark::MarkWriter;
-use crate::record::{GENESIS, Hash, PersistedCounters, Record, decode_counters, record_hash};
+use crate::index::{StreamEntry, push_position};
+use crate::keys::StreamKey;
+use crate::recovery::{Prepared, prepare};
 use crate::state::{CommitListener, Counters, Pending, Scope, Shared, State, lock};
 use crate::types::{AppendBatch, AppendResult, ExpectedVersion, StreamRead};
 use crate::writer::Writer;
@@ -59,7 +54,7 @@ fn pending_bytes(event: &NewEvent) -> usize {
 }
 
 /// The store format this build writes and reads.
-pub const STORE_FORMAT: u32 = 1;
+pub const STORE_FORMAT: u32 = 2;
 
 /// The sled directory inside a store's directory.
 pub(crate) const DATA_DIR: &str = "data";
@@ -236,336 +231,6 @@ pub(crate) fn open_sled(config: &StoreConfig, data: &Path) -> Result<sled::Db, O
     }
 }
 
-fn open_corrupted(detail: impl Into<String>) -> OpenError {
-    OpenError::Corrupted {
-        detail: detail.into(),
-    }
-}
-
-fn read_to_open(e: ReadError) -> OpenError {
-    match e {
-        ReadError::Storage(e) => OpenError::Storage(e),
-        ReadError::Corrupted { detail } => OpenError::Corrupted { detail },
-    }
-}
-
-/// What an open learns from the log: where it ends, its chain head, and the memtable rebuilt from
-/// the events after the index watermark.
-struct Recovered {
-    last_position: u64,
-    chain_head: Hash,
-    watermark: u64,
-    memtable: Memtable,
-    replayed: u64,
-    new_aggregates: u64,
-}
-
-fn u64_value(bytes: &[u8], what: &str) -> Result<u64, OpenError> {
-    let array: [u8; 8] = bytes
-        .try_into()
-        .map_err(|_| open_corrupted(format!("{what} is {} bytes, not 8", bytes.len())))?;
-    Ok(u64::from_be_bytes(array))
-}
-
-/// Refuses a log that lost what the durable mark says was flushed, or differs from it there.
-fn check_mark(store: &Path, log: &sled::Tree, last_position: u64) -> Result<(), OpenError> {
-    let mark = crate::mark::read(store).map_err(|source| OpenError::Io {
-        path: crate::mark::mark_path(store),
-        source,
-    })?;
-    let Some(mark) = mark else {
-        return Ok(());
-    };
-    let flushed = match log.get(FLUSH_SEQUENCE_KEY).map_err(OpenError::Storage)? {
-        Some(bytes) => u64_value(&bytes, "the flush sequence")?,
-        None => 0,
-    };
-    if flushed < mark.sequence {
-        return Err(open_corrupted(format!(
-            "sled lost writes that were flushed to disk (flush {} of {} survived): its files were \
-             truncated or damaged",
-            flushed, mark.sequence
-        )));
-    }
-    if mark.position > last_position {
-        return Err(open_corrupted(format!(
-            "the log ends at position {last_position}, but position {} was flushed to disk: {} \
-             acknowledged events are missing (sled's files were truncated or damaged)",
-            mark.position,
-            mark.position - last_position
-        )));
-    }
-    if mark.position == 0 {
-        return Ok(());
-    }
-    let found = log
-        .range(log_key(1)..=log_key(mark.position))
-        .next_back()
-        .transpose()
-        .map_err(OpenError::Storage)?;
-    let matches = found
-        .and_then(|(_, bytes)| Record::parse(bytes).ok())
-        .is_some_and(|record| {
-            record.last_position() == mark.position && record_hash(record.bytes()) == mark.hash
-        });
-    if !matches {
-        return Err(open_corrupted(format!(
-            "the log at position {} is not what was flushed to disk there (its hash differs)",
-            mark.position
-        )));
-    }
-    Ok(())
-}
-
-/// The log's last position and chain head (0 and the genesis hash when empty), checking that the
-/// last record decodes whole.
-fn log_end(log: &sled::Tree) -> Result<(u64, Hash), OpenError> {
-    let last = log
-        .range(log_key(1)..=log_key(u64::MAX))
-        .next_back()
-        .transpose()
-        .map_err(OpenError::Storage)?;
-    match last {
-        None => Ok((0, GENESIS)),
-        Some((_, bytes)) => {
-            let record = Record::parse(bytes)
-                .map_err(|e| open_corrupted(format!("last log record: {e}")))?;
-            record
-                .check_all()
-                .map_err(|e| open_corrupted(format!("last log record: {e}")))?;
-            Ok((record.last_position(), record_hash(record.bytes())))
-        }
-    }
-}
-
-/// Checks the store's invariants and rebuilds memory: the last record decodes, the persisted
-/// indexes do not reach past the log, and every event after the watermark follows its stream's
-/// head and its predecessor in the chain with no gap.
-fn recover(log: &sled::Tree) -> Result<Recovered, OpenError> {
-    let watermark = match log.get(WATERMARK_KEY).map_err(OpenError::Storage)? {
-        Some(bytes) => u64_value(&bytes, "the index watermark")?,
-        None => 0,
-    };
-    let (last_position, chain_head) = log_end(log)?;
-    if last_position == 0 {
-        if watermark > 0 {
-            return Err(open_corrupted(format!(
-                "the indexes reach position {watermark} but the log is empty"
-            )));
-        }
-        return Ok(Recovered {
-            last_position: 0,
-            chain_head: GENESIS,
-            watermark: 0,
-            memtable: Memtable::default(),
-            replayed: 0,
-            new_aggregates: 0,
-        });
-    }
-    if watermark > last_position {
-        return Err(open_corrupted(format!(
-            "the indexes reach position {watermark}, beyond the log's end at {last_position}"
-        )));
-    }
-    let mut memtable = Memtable::default();
-    let mut replayed = 0;
-    let mut new_aggregates = 0;
-    if watermark < last_position {
-        let start = log
-            .range(log_key(1)..=log_key(watermark + 1))
-            .next_back()
-            .transpose()
-            .map_err(OpenError::Storage)?
-            .map_or(log_key(1), |(key, _)| {
-                let mut k = [0; 9];
-                k.copy_from_slice(&key);
-                k
-            });
-        let mut expected = None;
-        let mut prev_hash: Option<Hash> = None;
-        for entry in log.range(start..=log_key(u64::MAX)) {
-            let (_, bytes) = entry.map_err(OpenError::Storage)?;
-            let record = Record::parse(bytes)
-                .map_err(|e| open_corrupted(format!("log record after the watermark: {e}")))?;
-            if let Some(expected) = expected
-                && record.first_position() != expected
-            {
-                return Err(open_corrupted(format!(
-                    "the log has a gap: expected a record at position {expected}, found one at {}",
-                    record.first_position()
-                )));
-            }
-            if let Some(prev) = prev_hash
-                && *record.prev_hash() != prev
-            {
-                return Err(open_corrupted(format!(
-                    "the hash chain breaks at the record starting at position {}",
-                    record.first_position()
-                )));
-            }
-            expected = Some(record.last_position() + 1);
-            prev_hash = Some(record_hash(record.bytes()));
-            for summary in record.views() {
-                let summary = summary.map_err(|e| {
-                    open_corrupted(format!(
-                        "record at position {}: {e}",
-                        record.first_position()
-                    ))
-                })?;
-                if summary.position <= watermark {
-                    continue;
-                }
-                let stream = StreamKey::new(summary.aggregate_type, summary.aggregate_id);
-                if !memtable.streams.contains_key(&stream) {
-                    let head = persisted_head(log, &stream, || last_position)
-                        .map_err(|e| read_to_open(ReadError::from(e)))?;
-                    memtable.streams.insert(
-                        stream.clone(),
-                        StreamEntry {
-                            head,
-                            ..StreamEntry::default()
-                        },
-                    );
-                }
-                let entry = memtable
-                    .streams
-                    .get_mut(&stream)
-                    .ok_or_else(|| open_corrupted("stream entry vanished during replay"))?;
-                if entry.head.checked_add(1) != Some(summary.version) {
-                    return Err(open_corrupted(format!(
-                        "event at position {} is version {} of `{}/{}`, whose head is {}",
-                        summary.position,
-                        summary.version,
-                        summary.aggregate_type,
-                        summary.aggregate_id,
-                        entry.head
-                    )));
-                }
-                entry.push(summary.position);
-                entry.last_event_id = Some(summary.event_id);
-                if summary.version == 1 {
-                    new_aggregates += 1;
-                }
-                push_position(
-                    memtable
-                        .types
-                        .entry(summary.aggregate_type.to_string())
-                        .or_default(),
-                    summary.position,
-                );
-                replayed += 1;
-            }
-        }
-        if expected != Some(last_position + 1) {
-            return Err(open_corrupted(format!(
-                "replay after the watermark ended at {:?}, the log ends at {last_position}",
-                expected.map(|e| e - 1)
-            )));
-        }
-    }
-    Ok(Recovered {
-        last_position,
-        chain_head,
-        watermark,
-        memtable,
-        replayed,
-        new_aggregates,
-    })
-}
-
-/// What opening learns once sled is open: the trees, sled's data file, and the checked,
-/// recovered log.
-struct Prepared {
-    log: sled::Tree,
-    snapshots: sled::Tree,
-    consumers: sled::Tree,
-    data_file: std::fs::File,
-    recovered: Recovered,
-    persisted: PersistedCounters,
-    store_id: String,
-}
-
-/// The store's id, made (and flushed) the first time a store without one is opened: stores made
-/// before ids existed get one on their next open.
-fn store_id(db: &sled::Db, log: &sled::Tree) -> Result<String, OpenError> {
-    if let Some(bytes) = log.get(STORE_ID_KEY).map_err(OpenError::Storage)? {
-        let id = uuid::Uuid::from_slice(&bytes)
-            .map_err(|_| open_corrupted(format!("store id is {} bytes, not 16", bytes.len())))?;
-        return Ok(id.hyphenated().to_string());
-    }
-    let id = uuid::Uuid::new_v4();
-    log.insert(STORE_ID_KEY, id.as_bytes().as_slice())
-        .map_err(OpenError::Storage)?;
-    db.flush().map_err(OpenError::Storage)?;
-    Ok(id.hyphenated().to_string())
-}
-
-/// Everything opening does with sled's content: the format version, the journal replay, the
-/// invariant checks and the memtable rebuild, and the durable mark. sled can panic on damaged
-/// files at any of these reads, so the caller runs this under `catch_unwind`.
-fn prepare(config: &StoreConfig, data: &Path, db: &sled::Db) -> Result<Prepared, OpenError> {
-    let guarded = |what: &str, result: sled::Result<sled::Tree>| {
-        result.map_err(|e| open_corrupted(format!("opening tree {what}: {e}")))
-    };
-    let log = guarded("log", db.open_tree("log"))?;
-    let snapshots = guarded("snapshots", db.open_tree("snapshots"))?;
-    let consumers = guarded("consumers", db.open_tree("consumers"))?;
-    match log.get(FORMAT_KEY).map_err(OpenError::Storage)? {
-        Some(bytes) => {
-            let array: [u8; 4] = bytes.as_ref().try_into().map_err(|_| {
-                open_corrupted(format!("format key is {} bytes, not 4", bytes.len()))
-            })?;
-            let found = u32::from_be_bytes(array);
-            if found > STORE_FORMAT {
-                return Err(OpenError::FormatTooNew {
-                    found,
-                    supported: STORE_FORMAT,
-                });
-            }
-            if found == 0 {
-                return Err(open_corrupted("format version 0"));
-            }
-        }
-        None => {
-            if log.first().map_err(OpenError::Storage)?.is_some() {
-                return Err(open_corrupted("the store holds data but no format version"));
-            }
-            log.insert(FORMAT_KEY, &STORE_FORMAT.to_be_bytes())
-                .map_err(OpenError::Storage)?;
-            db.flush().map_err(OpenError::Storage)?;
-        }
-    }
-    let data_file_path = data.join("db");
-    let data_file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(&data_file_path)
-        .map_err(|source| OpenError::Io {
-            path: data_file_path,
-            source,
-        })?;
-    let (end, head) = log_end(&log)?;
-    crate::journal::replay(&config.path, db, &log, &data_file, end, head)?;
-    let recovered = recover(&log)?;
-    check_mark(&config.path, &log, recovered.last_position)?;
-    let persisted = match log.get(COUNTERS_KEY).map_err(OpenError::Storage)? {
-        Some(bytes) => {
-            decode_counters(&bytes).map_err(|e| open_corrupted(format!("counters: {e}")))?
-        }
-        None => PersistedCounters::default(),
-    };
-    let store_id = store_id(db, &log)?;
-    Ok(Prepared {
-        log,
-        snapshots,
-        consumers,
-        data_file,
-        recovered,
-        persisted,
-        store_id,
-    })
-}
-
 impl Store {
     /// Opens (creating if needed) the store described by `config`.
     ///
@@ -596,6 +261,7 @@ impl Store {
             snapshots,
             consumers,
             data_file,
+            segments,
             recovered,
             persisted,
             store_id,
@@ -633,21 +299,6 @@ impl Store {
             validator = validator.with_registry(Arc::clone(registry));
         }
         let last_position = recovered.last_position;
-        let journals = match config.durability {
-            Durability::Durable => {
-                Some(
-                    Journals::open(&config.path).map_err(|source| OpenError::Io {
-                        path: config.path.join(crate::journal::JOURNAL_DIR),
-                        source,
-                    })?,
-                )
-            }
-            Durability::Buffered => None,
-        };
-        let mark = MarkWriter::open(&config.path).map_err(|source| OpenError::Io {
-            path: crate::mark::mark_path(&config.path),
-            source,
-        })?;
         let shared = Arc::new(Shared {
             store_id,
             validator,
@@ -680,9 +331,8 @@ impl Store {
             writer_thread: std::sync::OnceLock::new(),
             checkpointer: Mutex::new(None),
             checkpoint_wake: Condvar::new(),
-            journals: Mutex::new(journals),
+            segments,
             flushed: Mutex::new(last_position),
-            mark: Mutex::new(mark),
             // A crash may have left blobs unsynced: the first flush syncs them all.
             blobs_synced: Mutex::new(std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(2)),
             flusher: Mutex::new(None),

@@ -14,11 +14,10 @@ use std::sync::atomic::Ordering;
 
 use serde::Serialize;
 
-use crate::error::StoreError;
+use crate::error::{ReadError, StoreError};
 use crate::index::{page_last_position, page_last_version, show_key};
 use crate::keys::{
-    StreamKey, TAG_STREAM, TAG_TYPE, log_key, parse_stream_page_key, parse_type_page_key,
-    prefix_end,
+    StreamKey, TAG_STREAM, TAG_TYPE, parse_stream_page_key, parse_type_page_key, prefix_end,
 };
 use crate::record::{GENESIS, Hash, Record, decode_page, record_hash};
 use crate::snapshot::decode_snapshot;
@@ -176,10 +175,19 @@ impl Store {
         let mut chain = GENESIS;
         let mut next_position = 1;
         if end > 0 {
-            for entry in shared.log.range(log_key(1)..=log_key(end)) {
-                let (key, bytes) = entry?;
-                let location = show_key(&key);
-                let record = match Record::parse(bytes) {
+            for frame in shared.segments.reader(1).map_err(ReadError::from)? {
+                let frame = match frame {
+                    Ok(frame) => frame,
+                    Err(e) => {
+                        report.issue("log", format!("position {next_position}"), e.to_string());
+                        break;
+                    }
+                };
+                if frame.first_position > end {
+                    break;
+                }
+                let location = format!("record at position {}", frame.first_position);
+                let record = match Record::parse(frame.record) {
                     Ok(record) => record,
                     Err(e) => {
                         report.issue("log", location, e.to_string());

@@ -1,6 +1,6 @@
-//! The writer thread: the only writer of the `log` tree. It takes acknowledged events in commit
-//! order, turns each group into one hash-chained record, in durable mode appends it to the journal
-//! and `fdatasync`s it, inserts it into sled, and hands the committed events to the commit
+//! The writer thread: the only writer of the log's segment files. It takes acknowledged events in
+//! commit order, turns each group into one hash-chained record, appends it to the active segment
+//! (in durable mode then `fdatasync`s it), and hands the committed events to the commit
 //! listener. sled flushes (`flusher.rs`) and index persistence (`indexer.rs`) happen on their
 //! own threads, so the writer never waits for either.
 
@@ -14,8 +14,8 @@ use events_core::RecordedEvent;
 
 use crate::config::Durability;
 use crate::fault::SyncPoint;
-use crate::keys::log_key;
 use crate::record::{Hash, encode_record, record_hash};
+use crate::segment::SegmentError;
 use crate::state::{Shared, lock};
 
 pub(crate) struct Writer {
@@ -44,22 +44,16 @@ pub(crate) fn event_size(event: &RecordedEvent) -> usize {
 
 #[derive(Debug)]
 enum WriteError {
-    Storage(sled::Error),
+    Log(SegmentError),
     Io(std::io::Error),
 }
 
 impl std::fmt::Display for WriteError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Storage(e) => write!(f, "storage: {e}"),
+            Self::Log(e) => write!(f, "log: {e}"),
             Self::Io(e) => write!(f, "I/O: {e}"),
         }
-    }
-}
-
-impl From<sled::Error> for WriteError {
-    fn from(e: sled::Error) -> Self {
-        Self::Storage(e)
     }
 }
 
@@ -167,24 +161,21 @@ impl Writer {
         };
         let (first_position, last_position) = (first.position, last.position);
         let total_bytes: usize = events.iter().map(|e| event_size(e)).sum();
-        // One group, one record, one sled key: a single `insert` is atomic by itself and, unlike
-        // `apply_batch`, does not force sled to write out its I/O buffer.
+        // One group, one record, one checksummed frame: a torn frame is cut whole on open.
         let record = encode_record(&self.chain_head, &events);
         self.chain_head = record_hash(&record);
         let durable = shared.config.durability == Durability::Durable;
+        let event_count = u32::try_from(events.len()).map_err(|_| {
+            WriteError::Io(std::io::Error::other("a group of more than 2^32 events"))
+        })?;
+        shared
+            .segments
+            .append(first_position, event_count, &record)
+            .map_err(WriteError::Log)?;
         if durable {
-            shared
-                .before_sync(SyncPoint::Journal)
-                .map_err(WriteError::Io)?;
-        }
-        {
-            // Held from the journal entry to the sled insert: a flush that swaps the journals
-            // then knows everything in the retired one is in sled.
-            let mut journals = lock(&shared.journals);
-            if let Some(journals) = journals.as_mut() {
-                journals.active.append(&[&record]).map_err(WriteError::Io)?;
-            }
-            shared.log.insert(log_key(first_position), record)?;
+            // The log is the journal: the group is durable once its segment bytes are synced.
+            shared.before_sync(SyncPoint::Log).map_err(WriteError::Io)?;
+            shared.segments.sync().map_err(WriteError::Log)?;
         }
         let created = events.iter().filter(|e| e.metadata.version == 1).count() as u64;
         {
