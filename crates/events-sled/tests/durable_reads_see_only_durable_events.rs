@@ -82,7 +82,7 @@ fn durable_as_of(keys: &[&str]) -> Seen {
     }
 }
 
-/// Appends `a`'s first event, then `second` on another thread with its journal sync held: once
+/// Appends `a`'s first event, then `second` on another thread with its log sync held: once
 /// this returns, position 2 is assigned but not durable.
 fn second_append_in_flight(
     store: &Store,
@@ -92,12 +92,12 @@ fn second_append_in_flight(
     store
         .append(ExpectedVersion::NoStream, vec![hit("a", 1)])
         .unwrap();
-    faults.hold_journal();
+    faults.hold_log();
     let appender = {
         let store = store.clone();
         std::thread::spawn(move || store.append(ExpectedVersion::Exact(1), vec![second]))
     };
-    faults.wait_journal_held();
+    faults.wait_log_held();
     appender
 }
 
@@ -110,7 +110,7 @@ fn an_append_in_flight_is_not_read_until_it_is_durable() {
     assert_eq!(store.durable_position(), 1);
     assert_eq!(seen(&store), durable_as_of(&["key-1"]));
 
-    faults.release_journal();
+    faults.release_log();
     let result = appender.join().unwrap().unwrap();
     assert_eq!((result.last_version, result.last_position), (2, 2));
     // Acknowledged means durable, and from then on read.
@@ -161,7 +161,7 @@ fn appends_are_still_checked_against_events_in_flight() {
         })
     };
     let seen_retry = retries.recv_timeout(FAULT_WAIT);
-    faults.release_journal();
+    faults.release_log();
     assert!(
         seen_retry.is_ok(),
         "the re-sent append was not recognised as a retry while its original was in flight"

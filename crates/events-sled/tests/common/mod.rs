@@ -93,7 +93,7 @@ pub fn wait_until(timeout: std::time::Duration, mut condition: impl FnMut() -> b
 }
 
 /// Faults for the store's test-only sync hook (`StoreConfig::sync_hook`, feature
-/// `fault-injection`): hold durable mode's journal syncs, or fail the next sync of sled's data
+/// `fault-injection`): hold syncs of the log's segment files, or fail the next sync of sled's data
 /// file.
 #[derive(Debug, Default)]
 pub struct SyncFaults {
@@ -103,8 +103,8 @@ pub struct SyncFaults {
 
 #[derive(Debug, Default)]
 struct FaultState {
-    hold_journal: bool,
-    journal_held: usize,
+    hold_log: bool,
+    log_held: usize,
     fail_data_file: bool,
     data_file_failures: usize,
 }
@@ -124,26 +124,26 @@ impl SyncFaults {
         std::sync::Arc::new(move |point| faults.on_sync(point))
     }
 
-    /// Journal syncs from now on wait until [`SyncFaults::release_journal`].
-    pub fn hold_journal(&self) {
-        self.state.lock().unwrap().hold_journal = true;
+    /// Syncs of the log from now on wait until [`SyncFaults::release_log`].
+    pub fn hold_log(&self) {
+        self.state.lock().unwrap().hold_log = true;
     }
 
-    pub fn release_journal(&self) {
-        self.state.lock().unwrap().hold_journal = false;
+    pub fn release_log(&self) {
+        self.state.lock().unwrap().hold_log = false;
         self.changed.notify_all();
     }
 
-    /// Waits until a journal sync is being held; panics after [`FAULT_WAIT`].
-    pub fn wait_journal_held(&self) {
+    /// Waits until a log sync is being held; panics after [`FAULT_WAIT`].
+    pub fn wait_log_held(&self) {
         let state = self.state.lock().unwrap();
         let (state, timeout) = self
             .changed
-            .wait_timeout_while(state, FAULT_WAIT, |s| s.journal_held == 0)
+            .wait_timeout_while(state, FAULT_WAIT, |s| s.log_held == 0)
             .unwrap();
         assert!(
-            !timeout.timed_out() && state.journal_held > 0,
-            "no journal sync started within {FAULT_WAIT:?}"
+            !timeout.timed_out() && state.log_held > 0,
+            "no log sync started within {FAULT_WAIT:?}"
         );
     }
 
@@ -160,14 +160,14 @@ impl SyncFaults {
     fn on_sync(&self, point: events_sled::SyncPoint) -> std::io::Result<()> {
         let mut state = self.state.lock().unwrap();
         match point {
-            events_sled::SyncPoint::Journal if state.hold_journal => {
-                state.journal_held += 1;
+            events_sled::SyncPoint::Log if state.hold_log => {
+                state.log_held += 1;
                 self.changed.notify_all();
                 let (mut state, _) = self
                     .changed
-                    .wait_timeout_while(state, FAULT_WAIT, |s| s.hold_journal)
+                    .wait_timeout_while(state, FAULT_WAIT, |s| s.hold_log)
                     .unwrap();
-                state.journal_held -= 1;
+                state.log_held -= 1;
                 Ok(())
             }
             events_sled::SyncPoint::DataFile if state.fail_data_file => {
