@@ -1,7 +1,7 @@
 //! Reading frames forward through a segment file in large windows, handing out zero-copy slices.
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -81,11 +81,18 @@ pub(super) fn check_header(
     header.next_position().ok_or(FrameProblem::Overflow)
 }
 
+/// Damage found at `offset` of the file at `path`.
+pub(super) fn corrupt_at(path: &Path, offset: u64, what: impl fmt::Display) -> SegmentError {
+    SegmentError::Corrupted {
+        detail: format!("{} at offset {offset}: {what}", path.display()),
+    }
+}
+
 /// A position in a segment file and the window of bytes read ahead from it.
 #[derive(Debug)]
 pub(super) struct FrameCursor {
     file: Arc<dyn VfsFile>,
-    path: PathBuf,
+    path: Arc<Path>,
     window: u64,
     win_start: u64,
     win: Bytes,
@@ -94,7 +101,7 @@ pub(super) struct FrameCursor {
 }
 
 impl FrameCursor {
-    pub(super) fn new(file: Arc<dyn VfsFile>, path: PathBuf, offset: u64, window: u64) -> Self {
+    pub(super) fn new(file: Arc<dyn VfsFile>, path: Arc<Path>, offset: u64, window: u64) -> Self {
         Self {
             file,
             path,
@@ -106,7 +113,7 @@ impl FrameCursor {
     }
 
     /// The file's path, for error messages.
-    pub(super) fn path(&self) -> &std::path::Path {
+    pub(super) fn path(&self) -> &Path {
         &self.path
     }
 
@@ -130,7 +137,7 @@ impl FrameCursor {
                 self.file
                     .read_at(&mut buf, self.offset)
                     .map_err(|source| SegmentError::Io {
-                        path: self.path.clone(),
+                        path: self.path.to_path_buf(),
                         source,
                     })?;
             buf.truncate(n);

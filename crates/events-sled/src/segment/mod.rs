@@ -15,13 +15,13 @@ pub(crate) mod layout;
 mod recover;
 pub(crate) mod vfs;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use bytes::Bytes;
 
-use cursor::{FrameCursor, check_header};
+use cursor::{FrameCursor, check_header, corrupt_at};
 use layout::{FRAME_HEADER_LEN, HEADER_LEN, MAX_RECORD_LEN, SegmentHeader, SegmentIndex};
 use vfs::{Dir, VfsFile};
 
@@ -136,6 +136,8 @@ pub(crate) struct Frame {
 struct SegmentInfo {
     first_position: u64,
     name: String,
+    /// The file's path, for error messages.
+    path: Arc<Path>,
     file: Arc<dyn VfsFile>,
     /// Sparse index: (first_position, offset) of frames, the segment's first frame first.
     entries: Vec<(u64, u64)>,
@@ -160,7 +162,7 @@ struct Shared {
 struct Located {
     seg_index: usize,
     file: Arc<dyn VfsFile>,
-    path: PathBuf,
+    path: Arc<Path>,
     offset: u64,
     /// The first position of the frame at `offset`.
     expected: u64,
@@ -176,8 +178,8 @@ impl Shared {
         self.table.write().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
+    fn path(&self, name: &str) -> Arc<Path> {
+        Arc::from(self.dir.path().join(name))
     }
 
     fn not_found(&self, position: u64) -> SegmentError {
@@ -225,7 +227,7 @@ impl Shared {
         Ok(Located {
             seg_index,
             file: Arc::clone(&seg.file),
-            path: self.path(&seg.name),
+            path: Arc::clone(&seg.path),
             offset,
             expected,
             data_end: seg.data_end,
@@ -445,6 +447,7 @@ impl SegmentLog {
         let name = layout::segment_name(first);
         self.shared.table_mut().push(SegmentInfo {
             first_position: first,
+            path: self.shared.path(&name),
             name: name.clone(),
             file: Arc::clone(&next),
             entries: Vec::new(),
@@ -504,31 +507,35 @@ impl SegmentLog {
     /// The record holding `position`, its crc checked.
     pub(crate) fn record_at(&self, position: u64) -> Result<Bytes, SegmentError> {
         let at = self.shared.locate(position, false)?;
-        let path = at.path.display().to_string();
         let mut cursor = FrameCursor::new(at.file, at.path, at.offset, POINT_READ_WINDOW);
         let mut expected = at.expected;
         loop {
             let offset = cursor.offset;
-            let corrupt = |what: String| {
-                SegmentError::corrupted(format!("{path} at offset {offset}: {what}"))
-            };
             let Some(header) = cursor.header(at.data_end)? else {
-                return Err(corrupt(format!(
-                    "no frame holds position {position} below the data end {}",
-                    at.data_end
-                )));
+                return Err(corrupt_at(
+                    cursor.path(),
+                    offset,
+                    format!(
+                        "no frame holds position {position} below the data end {}",
+                        at.data_end
+                    ),
+                ));
             };
             let next = check_header(&header, offset, at.data_end, expected)
-                .map_err(|p| corrupt(p.to_string()))?;
+                .map_err(|p| corrupt_at(cursor.path(), offset, p))?;
             if position < next {
                 let Some(record) = cursor.record(&header, at.data_end)? else {
-                    return Err(corrupt("a frame cut short".into()));
+                    return Err(corrupt_at(cursor.path(), offset, "a frame cut short"));
                 };
                 if !header.crc_matches(&record) {
-                    return Err(corrupt(format!(
-                        "crc mismatch of the frame at position {}",
-                        header.first_position
-                    )));
+                    return Err(corrupt_at(
+                        cursor.path(),
+                        offset,
+                        format!(
+                            "crc mismatch of the frame at position {}",
+                            header.first_position
+                        ),
+                    ));
                 }
                 if record.len() < POINT_READ_COPY_BELOW {
                     return Ok(Bytes::copy_from_slice(&record));
@@ -598,7 +605,7 @@ impl SegmentReader {
                     }
                     self.cursor = FrameCursor::new(
                         Arc::clone(&next.file),
-                        self.shared.path(&next.name),
+                        Arc::clone(&next.path),
                         HEADER_LEN,
                         READ_AHEAD,
                     );
@@ -608,30 +615,32 @@ impl SegmentReader {
                 seg.data_end
             };
             let offset = self.cursor.offset;
-            let path = self.cursor.path().display().to_string();
-            let corrupt = |what: String| {
-                SegmentError::corrupted(format!("{path} at offset {offset}: {what}"))
-            };
             let Some(header) = self.cursor.header(limit)? else {
-                return Err(corrupt(
-                    "a frame header cut short below the data end".into(),
+                return Err(corrupt_at(
+                    self.cursor.path(),
+                    offset,
+                    "a frame header cut short below the data end",
                 ));
             };
             let next = check_header(&header, offset, limit, self.expected)
-                .map_err(|p| corrupt(p.to_string()))?;
+                .map_err(|p| corrupt_at(self.cursor.path(), offset, p))?;
             if next <= self.start {
                 self.cursor.advance(&header);
                 self.expected = next;
                 continue;
             }
             let Some(record) = self.cursor.record(&header, limit)? else {
-                return Err(corrupt("a frame cut short".into()));
+                return Err(corrupt_at(self.cursor.path(), offset, "a frame cut short"));
             };
             if !header.crc_matches(&record) {
-                return Err(corrupt(format!(
-                    "crc mismatch of the frame at position {}",
-                    header.first_position
-                )));
+                return Err(corrupt_at(
+                    self.cursor.path(),
+                    offset,
+                    format!(
+                        "crc mismatch of the frame at position {}",
+                        header.first_position
+                    ),
+                ));
             }
             self.cursor.advance(&header);
             self.expected = next;

@@ -48,7 +48,12 @@ fn scan_frames(
     limit: u64,
     index_every_bytes: u64,
 ) -> Result<Scan, SegmentError> {
-    let mut cursor = FrameCursor::new(Arc::clone(file), dir.path().join(name), HEADER_LEN, CHUNK);
+    let mut cursor = FrameCursor::new(
+        Arc::clone(file),
+        Arc::from(dir.path().join(name)),
+        HEADER_LEN,
+        CHUNK,
+    );
     let mut expected = first_position;
     let mut entries: Vec<(u64, u64)> = Vec::new();
     let mut last_record = None;
@@ -298,6 +303,7 @@ fn open_sealed(
     };
     Ok(SegmentInfo {
         first_position,
+        path: Arc::from(dir.path().join(&name)),
         name,
         file,
         entries: index.entries,
@@ -546,6 +552,7 @@ impl SegmentLog {
                 last_record = tail.scan.last_record;
                 table.push(SegmentInfo {
                     first_position: first,
+                    path: Arc::from(d.path().join(&name)),
                     name,
                     file,
                     entries: tail.scan.entries,
@@ -565,9 +572,11 @@ impl SegmentLog {
                     (None, None) => 1,
                 };
                 let file = create_segment(d, &options, first, options.segment_bytes)?;
+                let name = layout::segment_name(first);
                 table.push(SegmentInfo {
                     first_position: first,
-                    name: layout::segment_name(first),
+                    path: Arc::from(d.path().join(&name)),
+                    name,
                     file,
                     entries: Vec::new(),
                     last_position: first - 1, // first >= 1

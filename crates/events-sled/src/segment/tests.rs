@@ -99,7 +99,7 @@ fn check_all(log: &SegmentLog, model: &Model) {
         }
     }
     for start in [1, last / 3, last / 2, last] {
-        if start == 0 {
+        if start == 0 || start > last {
             continue;
         }
         let skip = model
@@ -486,19 +486,11 @@ fn fill_until_rolled(path: &Path) -> (Model, Vec<(String, u64)>) {
             let (first, _, _) = model.pop().unwrap();
             drop(log);
             write_at(&path.join(name), HEADER_LEN, &[0; 420]);
-            assert_eq!(
-                layout::parse_name(&log_name_of(path, first)).map(|p| p.1),
-                Some(first)
-            );
+            assert!(segment_path(path, first).exists());
             let segments = open(path).0.segments();
             return (model, segments);
         }
     }
-}
-
-fn log_name_of(path: &Path, first: u64) -> String {
-    assert!(segment_path(path, first).exists());
-    layout::segment_name(first)
 }
 
 #[test]
@@ -663,4 +655,68 @@ fn concurrent_readers_while_appending() {
     done.store(true, Ordering::Release);
     assert!(pointer.join().unwrap() > 0);
     assert!(log.segments().len() > 10);
+}
+
+#[test]
+fn the_log_is_send_sync() {
+    fn check<T: Send + Sync + std::fmt::Debug>() {}
+    check::<SegmentLog>();
+    check::<SegmentReader>();
+}
+
+mod prop {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+
+        /// Truncating or overwriting the active segment anywhere after its header keeps exactly
+        /// the frames that end before the damage, and the log goes on from there.
+        #[test]
+        fn any_damage_to_the_active_tail_recovers(
+            lens in proptest::collection::vec(1usize..700, 1..40),
+            frac in 0.0f64..1.0,
+            truncate in any::<bool>(),
+        ) {
+            let tmp = tempfile::tempdir().unwrap();
+            let (log, _) = open(tmp.path());
+            let mut model = Model::new();
+            // (segment name, frame end) of every record.
+            let mut ends = Vec::new();
+            for len in lens {
+                let first = log.last_position() + 1;
+                let record = content(first, len);
+                log.append(first, 1, &record).unwrap();
+                model.push((first, 1, record));
+                ends.push(active_data_end(&log));
+            }
+            let (active, data_end) = active_data_end(&log);
+            drop(log);
+            let cut = HEADER_LEN + ((data_end - HEADER_LEN) as f64 * frac) as u64;
+            let file = tmp.path().join(&active);
+            if truncate {
+                let f = std::fs::OpenOptions::new().write(true).open(&file).unwrap();
+                f.set_len(cut).unwrap();
+            } else if data_end > cut {
+                write_at(&file, cut, &vec![0xab; (data_end - cut) as usize]);
+            }
+            let keep = ends
+                .iter()
+                .take_while(|(name, end)| *name != active || *end <= cut)
+                .count();
+            model.truncate(keep);
+            let (log, rec) = open(tmp.path());
+            prop_assert_eq!(rec.last_position, keep as u64);
+            check_all(&log, &model);
+            let next = keep as u64 + 1;
+            log.append(next, 1, b"next").unwrap();
+            model.push((next, 1, b"next".to_vec()));
+            drop(log);
+            let (log, rec) = open(tmp.path());
+            prop_assert_eq!(rec.cut_bytes, 0);
+            check_all(&log, &model);
+        }
+    }
 }
