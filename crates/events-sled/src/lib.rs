@@ -19,7 +19,6 @@ mod read;
 mod reclaim;
 mod record;
 mod recovery;
-#[allow(dead_code)] // wired into the store next
 mod segment;
 mod snapshot;
 mod state;
