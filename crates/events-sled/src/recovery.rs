@@ -346,8 +346,7 @@ pub(crate) fn open_segments(
     })?;
     let options = SegmentOptions {
         segment_bytes: config.log_segment_bytes,
-        store_id: *store_id.as_bytes(),
-        index_every_bytes: 64 << 10,
+        ..SegmentOptions::new(*store_id.as_bytes())
     };
     SegmentLog::open(Arc::new(dir), options).map_err(segment_to_open)
 }

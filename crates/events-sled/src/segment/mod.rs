@@ -499,6 +499,7 @@ impl SegmentLog {
         self.shared.last_position.load(Ordering::Acquire)
     }
 
+    #[cfg(test)]
     /// The last synced position.
     pub(crate) fn synced_position(&self) -> u64 {
         self.shared.synced_position.load(Ordering::Acquire)
@@ -561,6 +562,7 @@ impl SegmentLog {
         })
     }
 
+    #[cfg(test)]
     /// Every segment file's name and first position, oldest first.
     pub(crate) fn segments(&self) -> Vec<(String, u64)> {
         self.shared

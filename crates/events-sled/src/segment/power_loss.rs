@@ -10,16 +10,27 @@ use super::sim::{Rng, SimDir};
 use super::{SegmentLog, SegmentOptions};
 
 /// A record the test appended: its bytes begin with its first position, so a record read back
-/// at the wrong place cannot pass for the right one.
-fn record_bytes(rng: &mut Rng, first_position: u64) -> Vec<u8> {
-    let len = 8 + rng.below(if rng.chance(10) { 3000 } else { 300 }) as usize;
+/// at the wrong place cannot pass for the right one. With `aligned`, its size and event count
+/// follow from its position alone: a record appended again at a position a cut took lands at the
+/// same offset as the one it replaces, so a stale frame left behind the new ones would continue
+/// the positions exactly (only the tail's zeroing keeps it from being read back).
+fn record_shape(rng: &mut Rng, first_position: u64, aligned: bool) -> (u32, Vec<u8>) {
+    let (count, len) = if aligned {
+        let mut shape = Rng::new(first_position);
+        // Mostly frames within one sector: a stale one then survives a cut whole more often.
+        let max = if shape.chance(10) { 3000 } else { 100 };
+        (1 + shape.below(4) as u32, 8 + shape.below(max) as usize)
+    } else {
+        let max = if rng.chance(10) { 3000 } else { 300 };
+        (1 + rng.below(4) as u32, 8 + rng.below(max) as usize)
+    };
     let mut bytes = first_position.to_be_bytes().to_vec();
     while bytes.len() < len {
         // Now and then a run of zeros, like a preallocated region, inside a record.
         let byte = if rng.chance(5) { 0 } else { rng.next() as u8 };
         bytes.push(byte);
     }
-    bytes
+    (count, bytes)
 }
 
 fn options() -> SegmentOptions {
@@ -28,6 +39,19 @@ fn options() -> SegmentOptions {
         store_id: [7; 16],
         index_every_bytes: 512,
     }
+}
+
+/// What the cuts did, summed over a run: a test whose cuts never tear anything proves nothing.
+#[derive(Debug, Default)]
+struct Stats {
+    /// Recoveries that cut a torn tail.
+    torn_tails: u64,
+    /// Recoveries that lost appended, unsynced records.
+    lost_unsynced: u64,
+    /// Budgeted opens that the cut interrupted.
+    recoveries_cut: u64,
+    /// Recoveries that found more segments than one.
+    multi_segment: u64,
 }
 
 /// What the test knows of the log: every record appended (and not cut since), and how far the
@@ -49,7 +73,10 @@ impl Model {
 
     /// After a recovery ending at `last`: every synced position survived, and the records after
     /// `last` are gone.
-    fn recovered(&mut self, last: u64, seed: u64) {
+    fn recovered(&mut self, last: u64, seed: u64, stats: &mut Stats) {
+        if last < self.last_position() {
+            stats.lost_unsynced += 1;
+        }
         assert!(
             last >= self.synced,
             "seed {seed}: recovery ended at {last}, but {} was synced",
@@ -93,11 +120,14 @@ fn check_reads(log: &SegmentLog, model: &Model, seed: u64) {
             "seed {seed}: reader"
         );
     }
-    assert!(expected.next().is_none(), "seed {seed}: reader stopped early");
+    assert!(
+        expected.next().is_none(),
+        "seed {seed}: reader stopped early"
+    );
 }
 
 /// Appends and syncs until the budget runs out (or `steps` are done).
-fn work(log: &SegmentLog, model: &mut Model, rng: &mut Rng, steps: u64) {
+fn work(log: &SegmentLog, model: &mut Model, rng: &mut Rng, steps: u64, aligned: bool) {
     for _ in 0..steps {
         if rng.chance(25) {
             let before = model.last_position();
@@ -111,8 +141,7 @@ fn work(log: &SegmentLog, model: &mut Model, rng: &mut Rng, steps: u64) {
             continue;
         }
         let first = model.last_position() + 1;
-        let count = 1 + rng.below(4) as u32;
-        let bytes = record_bytes(rng, first);
+        let (count, bytes) = record_shape(rng, first, aligned);
         // Inserted before the call: an append cut short may still reach the disk in part.
         model.records.insert(first, (count, bytes.clone()));
         if log.append(first, count, &bytes).is_err() {
@@ -121,20 +150,22 @@ fn work(log: &SegmentLog, model: &mut Model, rng: &mut Rng, steps: u64) {
     }
 }
 
-fn run(seed: u64, crashes: u32) {
+fn run(seed: u64, crashes: u32, stats: &mut Stats) {
     let mut rng = Rng::new(seed);
     let mut dir = SimDir::new();
     let mut model = Model::default();
+    let aligned = seed % 2 == 0;
     for _ in 0..crashes {
         // A budget makes the crash land anywhere: in an append, a sync, a seal, or the recovery.
         dir.set_budget(Some(rng.below(400)));
         match SegmentLog::open(Arc::new(dir.clone()), options()) {
             Ok((log, recovered)) => {
-                model.recovered(recovered.last_position, seed);
-                work(&log, &mut model, &mut rng, 200);
+                model.recovered(recovered.last_position, seed, stats);
+                work(&log, &mut model, &mut rng, 200, aligned);
             }
             Err(_) => {
                 // The crash hit the recovery itself: what it had done must not cost synced data.
+                stats.recoveries_cut += 1;
             }
         }
         dir = dir.crash(&mut rng);
@@ -142,7 +173,13 @@ fn run(seed: u64, crashes: u32) {
         // Without a budget, recovery must always succeed, and it alone cannot lose data.
         let (log, recovered) = SegmentLog::open(Arc::new(dir.clone()), options())
             .unwrap_or_else(|e| panic!("seed {seed}: recovery failed: {e}"));
-        model.recovered(recovered.last_position, seed);
+        model.recovered(recovered.last_position, seed, stats);
+        if recovered.cut_bytes > 0 {
+            stats.torn_tails += 1;
+        }
+        if log.segments().len() > 1 {
+            stats.multi_segment += 1;
+        }
         check_reads(&log, &model, seed);
         drop(log);
         dir = dir.crash(&mut rng);
@@ -156,7 +193,14 @@ fn every_synced_record_survives_any_power_loss() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(400);
     // Each seed crashes 5 times: 2 000 cuts by default.
+    let mut stats = Stats::default();
     for seed in 0..seeds {
-        run(seed, 5);
+        run(seed, 5, &mut stats);
     }
+    eprintln!("{seeds} seeds: {stats:?}");
+    // The cuts must reach what the test claims to cover.
+    assert!(stats.torn_tails > seeds / 4, "{stats:?}");
+    assert!(stats.lost_unsynced > seeds / 4, "{stats:?}");
+    assert!(stats.recoveries_cut > seeds / 10, "{stats:?}");
+    assert!(stats.multi_segment > seeds / 4, "{stats:?}");
 }

@@ -215,7 +215,9 @@ impl VfsFile for SimFile {
         let mut state = lock(&self.state);
         state.spend()?;
         let content = &state.content(self.id)?.current;
-        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(content.len());
+        let start = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(content.len());
         let n = buf.len().min(content.len() - start);
         buf[..n].copy_from_slice(&content[start..start + n]);
         Ok(n)
