@@ -75,6 +75,38 @@ pub mod fuzz {
         crate::record::encode_record(&crate::record::GENESIS, events)
     }
 
+    /// Encodes consecutive events as one log record following the record whose hash is
+    /// `prev_hash` in the chain ([`record_hash`] of it; zeros for the first record).
+    pub fn encode_chained_record(prev_hash: &[u8; 32], events: &[RecordedEvent]) -> Vec<u8> {
+        crate::record::encode_record(prev_hash, events)
+    }
+
+    /// The hash of a record's bytes: the `prev_hash` of the record after it.
+    pub fn record_hash(bytes: &[u8]) -> [u8; 32] {
+        crate::record::record_hash(bytes)
+    }
+
+    /// A snapshot entry of the `snapshots` tree, `(key, value)`, in the stored layout.
+    pub fn snapshot_entry(
+        aggregate_type: &str,
+        aggregate_id: &str,
+        version: u64,
+        schema_version: u16,
+        created_micros: i64,
+        state: &[u8],
+    ) -> (Vec<u8>, Vec<u8>) {
+        let stream = crate::keys::StreamKey::new(aggregate_type, aggregate_id);
+        (
+            crate::snapshot::snapshot_key(&stream, version),
+            crate::snapshot::encode_snapshot(schema_version, created_micros, state),
+        )
+    }
+
+    /// A consumer's value in the `consumers` tree (its key is its name), in the stored layout.
+    pub fn consumer_value(position: u64, state: &[u8]) -> Vec<u8> {
+        crate::consumer::encode_consumer(position, state)
+    }
+
     /// Decodes `bytes` as a log record, every event, the way reads and `verify` do; returns the
     /// number of events or the decode error. Must never panic.
     pub fn decode_record(bytes: &[u8]) -> Result<u64, String> {
