@@ -15,6 +15,7 @@ mod index;
 mod indexer;
 mod keys;
 mod metrics;
+mod migrate;
 mod read;
 mod reclaim;
 mod record;
@@ -40,6 +41,7 @@ pub use error::{AppendError, CheckpointError, OpenError, ReadError, SnapshotErro
 #[cfg(feature = "fault-injection")]
 pub use fault::{SyncHook, SyncPoint};
 pub use metrics::StoreMetrics;
+pub use migrate::migrate_store;
 pub use read::{LogEvents, StreamEvents, TypeEvents};
 pub use record::EventRef;
 pub use snapshot::Snapshot;
@@ -105,6 +107,18 @@ pub mod fuzz {
     /// A consumer's value in the `consumers` tree (its key is its name), in the stored layout.
     pub fn consumer_value(position: u64, state: &[u8]) -> Vec<u8> {
         crate::consumer::encode_consumer(position, state)
+    }
+
+    /// Writes a checkpoint of the format-1 store at `from` to `file` (which must not exist), as
+    /// [`crate::migrate_store`] does before it imports it; reads a copy of the store's sled
+    /// directory made at `<file>.sled` (removed again).
+    pub fn export_format_1(
+        from: &std::path::Path,
+        file: &std::path::Path,
+    ) -> Result<crate::CheckpointManifest, crate::CheckpointError> {
+        let mut copy = file.as_os_str().to_owned();
+        copy.push(".sled");
+        crate::migrate::export_format_1(from, std::path::Path::new(&copy), file, None)
     }
 
     /// Decodes `bytes` as a log record, every event, the way reads and `verify` do; returns the
