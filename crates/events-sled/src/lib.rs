@@ -109,6 +109,27 @@ pub mod fuzz {
         crate::consumer::encode_consumer(position, state)
     }
 
+    /// Opens the sled directory of the store at `store` (`<store>/data`, created if missing) the
+    /// way an older build did, runs `write` on it, flushes and closes it again, waiting until
+    /// sled has let go of its lock: for building stores by hand (an older format's, damaged
+    /// ones) in tests.
+    pub fn with_raw_sled(
+        store: &std::path::Path,
+        write: impl FnOnce(&sled::Db) -> sled::Result<()>,
+    ) -> sled::Result<()> {
+        let data = crate::store::data_dir(store);
+        {
+            let db = sled::Config::new()
+                .path(&data)
+                .segment_size(1 << 20)
+                .open()?;
+            write(&db)?;
+            db.flush()?;
+        }
+        crate::store::wait_unlocked(&data);
+        Ok(())
+    }
+
     /// Writes a checkpoint of the format-1 store at `from` to `file` (which must not exist), as
     /// [`crate::migrate_store`] does before it imports it; reads a copy of the store's sled
     /// directory made at `<file>.sled` (removed again).

@@ -38,9 +38,12 @@ use crate::store::{data_dir, open_sled, panic_message, wait_unlocked};
 /// position (others are left out with a warning, as an export leaves them out). The file is
 /// synced and imported with [`import_checkpoint`], which verifies it again and builds the new
 /// store; the copy and the file are removed, also on failure (as is `to`, if the migration made
-/// it). The manifest's `store_format` is 1,
-/// the format the records were taken from; its `store_id` is the old store's (the new store gets
-/// an id of its own).
+/// it). The manifest's `store_format` is 1, the format the records were taken from; its
+/// `store_id` is the old store's (the new store gets an id of its own).
+///
+/// Only what is in sled is migrated: a format-1 store in durable mode that was not closed
+/// cleanly may hold its last acknowledged appends only in `<from>/journal/`; open and close it
+/// once with the build that wrote it (which replays its journal into sled) before migrating.
 ///
 /// `progress` is told `(done, total)` in events: once while the records are copied, then again
 /// while the new store is built. Disk space: the old store's sled directory and the checkpoint

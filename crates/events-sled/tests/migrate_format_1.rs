@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use events_core::{CacheHit, EventContext, NewEvent, RecordedEvent};
 use events_sled::fuzz::{
     consumer_value, encode_chained_record, export_format_1, log_key, record_hash, snapshot_entry,
+    with_raw_sled,
 };
 use events_sled::{
     CheckpointError, OpenError, Store, StoreConfig, migrate_store, verify_checkpoint,
@@ -34,18 +35,6 @@ fn hit(id: &str, version: u64, position: u64) -> RecordedEvent {
     .into_recorded(version, position)
 }
 
-/// Polls `condition` until it holds or 30 s pass; returns whether it held.
-fn wait_until(mut condition: impl FnMut() -> bool) -> bool {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while !condition() {
-        if std::time::Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(2));
-    }
-    true
-}
-
 /// What a hand-made format-1 store holds.
 struct Old {
     path: PathBuf,
@@ -55,24 +44,6 @@ struct Old {
 
 fn hex(hash: &[u8]) -> String {
     hash.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Opens `<store>/data` with raw sled, runs `write`, and closes it again (waiting until sled has
-/// let go of its lock).
-fn with_raw_sled(store: &Path, write: impl FnOnce(&sled::Db)) {
-    let data = store.join("data");
-    {
-        let db = sled::Config::new()
-            .path(&data)
-            .segment_size(1 << 20)
-            .open()
-            .unwrap();
-        write(&db);
-        db.flush().unwrap();
-    }
-    let file = std::fs::File::open(data.join("db")).unwrap();
-    assert!(wait_until(|| file.try_lock().is_ok()));
-    file.unlock().unwrap();
 }
 
 /// The records of the format-1 log: `(aggregate id, version)` per event, in position order,
@@ -108,28 +79,26 @@ fn format_1_store(dir: &Path, name: &str, edit: impl FnOnce(&mut Vec<Vec<u8>>)) 
     let chain_head = hex(&prev);
     edit(&mut records);
     with_raw_sled(&path, |db| {
-        let log = db.open_tree("log").unwrap();
-        log.insert(b"Mformat", &1_u32.to_be_bytes()).unwrap();
-        log.insert(b"Mstoreid", &STORE_ID).unwrap();
+        let log = db.open_tree("log")?;
+        log.insert(b"Mformat", &1_u32.to_be_bytes())?;
+        log.insert(b"Mstoreid", &STORE_ID)?;
         let mut first = 1;
         for (record, events) in records.iter().zip(RECORDS) {
-            log.insert(log_key(first), record.as_slice()).unwrap();
+            log.insert(log_key(first), record.as_slice())?;
             first += events.len() as u64;
         }
-        let snapshots = db.open_tree("snapshots").unwrap();
+        let snapshots = db.open_tree("snapshots")?;
         for (id, version) in [("a", 2), ("b", 5)] {
             let (key, value) =
                 snapshot_entry("cache", id, version, 1, 1_700_000_000_000_000, b"state");
-            snapshots.insert(key, value).unwrap();
+            snapshots.insert(key, value)?;
         }
-        let consumers = db.open_tree("consumers").unwrap();
-        consumers
-            .insert("projection", consumer_value(5, b"folded"))
-            .unwrap();
-        consumers
-            .insert("ahead", consumer_value(99, b"too far"))
-            .unwrap();
-    });
+        let consumers = db.open_tree("consumers")?;
+        consumers.insert("projection", consumer_value(5, b"folded"))?;
+        consumers.insert("ahead", consumer_value(99, b"too far"))?;
+        Ok(())
+    })
+    .unwrap();
     Old { path, chain_head }
 }
 
@@ -285,13 +254,15 @@ fn only_a_format_1_store_is_migrated() {
     // A store of this build's format.
     let current = dir.path().join("current");
     with_raw_sled(&current, |db| {
-        let log = db.open_tree("log").unwrap();
-        log.insert(b"Mformat", &2_u32.to_be_bytes()).unwrap();
-    });
+        db.open_tree("log")?
+            .insert(b"Mformat", &2_u32.to_be_bytes())?;
+        Ok(())
+    })
+    .unwrap();
     assert_eq!(not_migratable(&current), Some(2));
     // A sled directory without a store format, and a directory without a store.
     let empty = dir.path().join("empty");
-    with_raw_sled(&empty, |_| {});
+    with_raw_sled(&empty, |_| Ok(())).unwrap();
     assert_eq!(not_migratable(&empty), None);
     let plain = dir.path().join("plain");
     std::fs::create_dir(&plain).unwrap();
