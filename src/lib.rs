@@ -109,6 +109,6 @@ pub use events_sled::{
     CheckpointInfo, CheckpointManifest, CheckpointPolicy, ConsumerCheckpoint, Direction,
     Durability, EventRef, ExpectedVersion, LogEvents, OpenError, Progress, ReadError, Snapshot,
     SnapshotError, StoreConfig, StoreError, StoreLimits, StoreMetrics, StreamEvents, StreamRead,
-    TypeEvents, VerifyIssue, VerifyReport, import_checkpoint, list_checkpoints, prune_checkpoints,
-    read_manifest, verify_checkpoint, verify_checkpoint_with,
+    TypeEvents, VerifyIssue, VerifyReport, import_checkpoint, list_checkpoints, migrate_store,
+    prune_checkpoints, read_manifest, verify_checkpoint, verify_checkpoint_with,
 };

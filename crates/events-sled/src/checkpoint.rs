@@ -5,8 +5,9 @@
 //!
 //! ```text
 //! "EVLCKPT1"
-//! · section* where section = tag u8 · length u64 BE · bytes (written in the order S, C, R, M;
-//!   read in any order before the manifest)
+//! · section* where section = tag u8 · length u64 BE · bytes (an export writes them in the
+//!   order S, C, R, M, a migration from a format-1 store R, S, C, M; read in any order before the
+//!   manifest)
 //!     'R' a log record, byte for byte as stored (hash-chained)
 //!     'S' a snapshot: key_len varint · key · value
 //!     'C' a consumer: key_len varint · key · value
@@ -40,7 +41,7 @@ use crate::consumer::decode_consumer;
 use crate::error::CheckpointError;
 use crate::keys::{FORMAT_KEY, STORE_ID_KEY, StreamKey};
 use crate::record::{GENESIS, Hash, Record, record_hash};
-use crate::snapshot::decode_snapshot;
+use crate::snapshot::{Snapshot, decode_snapshot};
 use crate::state::{Scope, Shared, lock};
 use crate::store::{STORE_FORMAT, Store, open_sled};
 use crate::varint::{Reader, put_bytes};
@@ -124,14 +125,14 @@ pub struct CheckpointInfo {
 /// (verify).
 pub type Progress<'a> = &'a mut dyn FnMut(u64, u64);
 
-fn io_error(path: &Path) -> impl Fn(std::io::Error) -> CheckpointError + '_ {
+pub(crate) fn io_error(path: &Path) -> impl Fn(std::io::Error) -> CheckpointError + '_ {
     move |source| CheckpointError::Io {
         path: path.to_path_buf(),
         source,
     }
 }
 
-fn invalid(path: &Path, detail: impl Into<String>) -> CheckpointError {
+pub(crate) fn invalid(path: &Path, detail: impl Into<String>) -> CheckpointError {
     CheckpointError::Invalid {
         path: path.to_path_buf(),
         detail: detail.into(),
@@ -142,32 +143,253 @@ fn hex(hash: &Hash) -> String {
     hash.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Writes sections while hashing everything written.
-struct SectionWriter<W: Write> {
-    out: W,
-    hasher: blake3::Hasher,
-    written: u64,
+/// Where a checkpoint's content comes from, for its manifest.
+pub(crate) struct Origin {
+    /// When the export started.
+    pub(crate) created_at: DateTime<Utc>,
+    /// The store format the records were taken from.
+    pub(crate) store_format: u32,
+    /// The store's path.
+    pub(crate) source: String,
+    /// The store's id, if it has one.
+    pub(crate) store_id: Option<String>,
 }
 
-impl<W: Write> SectionWriter<W> {
-    fn raw(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        self.out.write_all(bytes)?;
+/// Writes a checkpoint file's sections while hashing everything written and counting what it
+/// holds: [`SectionWriter::create`] writes the magic, [`SectionWriter::finish`] the manifest and
+/// footer, and syncs the file.
+pub(crate) struct SectionWriter {
+    out: BufWriter<File>,
+    path: PathBuf,
+    hasher: blake3::Hasher,
+    written: u64,
+    chain_head: Hash,
+    last_position: u64,
+    records: u64,
+    snapshots: u64,
+    consumers: u64,
+}
+
+impl SectionWriter {
+    /// Creates `path` (which must not exist) and writes the magic.
+    pub(crate) fn create(path: &Path) -> Result<Self, CheckpointError> {
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .map_err(io_error(path))?;
+        let mut out = Self {
+            out: BufWriter::with_capacity(1 << 20, file),
+            path: path.to_path_buf(),
+            hasher: blake3::Hasher::new(),
+            written: 0,
+            chain_head: GENESIS,
+            last_position: 0,
+            records: 0,
+            snapshots: 0,
+            consumers: 0,
+        };
+        out.raw(MAGIC)?;
+        Ok(out)
+    }
+
+    fn raw(&mut self, bytes: &[u8]) -> Result<(), CheckpointError> {
+        self.out.write_all(bytes).map_err(io_error(&self.path))?;
         self.hasher.update(bytes);
         self.written += bytes.len() as u64;
         Ok(())
     }
 
-    fn section(&mut self, tag: u8, bytes: &[u8]) -> std::io::Result<()> {
+    fn section(&mut self, tag: u8, bytes: &[u8]) -> Result<(), CheckpointError> {
         self.raw(&[tag])?;
         self.raw(&(bytes.len() as u64).to_be_bytes())?;
         self.raw(bytes)
     }
 
-    fn entry(&mut self, tag: u8, key: &[u8], value: &[u8]) -> std::io::Result<()> {
+    /// Writes a log record, byte for byte (the next in the chain: the caller keeps the order).
+    pub(crate) fn record(&mut self, record: &Record) -> Result<(), CheckpointError> {
+        self.section(TAG_RECORD, record.bytes())?;
+        self.chain_head = record_hash(record.bytes());
+        self.last_position = record.last_position();
+        self.records += 1;
+        Ok(())
+    }
+
+    fn entry(&mut self, tag: u8, key: &[u8], value: &[u8]) -> Result<(), CheckpointError> {
         let mut bytes = Vec::with_capacity(key.len() + value.len() + 4);
         put_bytes(&mut bytes, key);
         bytes.extend_from_slice(value);
         self.section(tag, &bytes)
+    }
+
+    /// Writes the snapshot entry `key`, `value` (decoded: `snapshot`) unless it is beyond
+    /// `current`, its aggregate's version in the records the checkpoint holds: such a snapshot,
+    /// left by damage or by a crash that lost its events, is left out with a warning.
+    pub(crate) fn snapshot(
+        &mut self,
+        key: &[u8],
+        value: &[u8],
+        snapshot: &Snapshot,
+        current: u64,
+    ) -> Result<(), CheckpointError> {
+        if snapshot.version > current {
+            tracing::warn!(
+                name: "event_store_checkpoint_entry_skipped",
+                kind = "snapshot",
+                aggregate_type = %snapshot.aggregate_type,
+                aggregate_id = %snapshot.aggregate_id,
+                version = snapshot.version,
+                current,
+                "snapshot beyond its aggregate's version left out of the checkpoint"
+            );
+            return Ok(());
+        }
+        self.entry(TAG_SNAPSHOT, key, value)?;
+        self.snapshots += 1;
+        Ok(())
+    }
+
+    /// Writes the consumer entry `key`, `value` (at `position`) unless it is beyond
+    /// `acknowledged`, the last position the checkpoint's records reach. Such a consumer (commits
+    /// past the log are refused; damage or a crash can leave one) holds state reflecting events
+    /// the checkpoint cannot hold: left out with a warning, it starts from the beginning after an
+    /// import, which is correct; clamped, it would be wrong.
+    pub(crate) fn consumer(
+        &mut self,
+        key: &[u8],
+        value: &[u8],
+        position: u64,
+        acknowledged: u64,
+    ) -> Result<(), CheckpointError> {
+        if position > acknowledged {
+            tracing::warn!(
+                name: "event_store_checkpoint_entry_skipped",
+                kind = "consumer",
+                consumer = %String::from_utf8_lossy(key),
+                position,
+                acknowledged,
+                "consumer beyond the log left out of the checkpoint"
+            );
+            return Ok(());
+        }
+        self.entry(TAG_CONSUMER, key, value)?;
+        self.consumers += 1;
+        Ok(())
+    }
+
+    /// Writes the manifest of what was written and the footer, and syncs the file.
+    pub(crate) fn finish(mut self, origin: Origin) -> Result<CheckpointManifest, CheckpointError> {
+        let manifest = CheckpointManifest {
+            format: CHECKPOINT_FORMAT,
+            store_format: origin.store_format,
+            created_at: origin.created_at,
+            event_count: self.last_position,
+            last_position: self.last_position,
+            chain_head: hex(&self.chain_head),
+            records: self.records,
+            snapshots: self.snapshots,
+            consumers: self.consumers,
+            source: origin.source,
+            store_id: origin.store_id,
+        };
+        let json = serde_json::to_vec(&manifest)
+            .map_err(|e| invalid(&self.path, format!("manifest: {e}")))?;
+        let manifest_offset = self.written;
+        self.section(TAG_MANIFEST, &json)?;
+        let hash = self.hasher.finalize();
+        let io = io_error(&self.path);
+        let mut writer = self.out;
+        writer
+            .write_all(&manifest_offset.to_be_bytes())
+            .and_then(|()| writer.write_all(hash.as_bytes()))
+            .and_then(|()| writer.write_all(END_MAGIC))
+            .map_err(&io)?;
+        let file = writer.into_inner().map_err(|e| CheckpointError::Io {
+            path: self.path.clone(),
+            source: e.into_error(),
+        })?;
+        file.sync_all().map_err(&io)?;
+        Ok(manifest)
+    }
+}
+
+/// Follows a log's records in order, checking what a checkpoint's records must satisfy:
+/// positions from 1 without a gap, each record linked to the one before in the hash chain, each
+/// aggregate's versions running 1, 2, 3, ... in log order.
+pub(crate) struct LogFollower {
+    chain: Hash,
+    next_position: u64,
+    records: u64,
+    /// Every aggregate's version reached (by stream key).
+    versions: FxHashMap<Box<[u8]>, u64>,
+    stream: Vec<u8>,
+}
+
+impl LogFollower {
+    pub(crate) fn new() -> Self {
+        Self {
+            chain: GENESIS,
+            next_position: 1,
+            records: 0,
+            versions: FxHashMap::default(),
+            stream: Vec::new(),
+        }
+    }
+
+    /// Checks `record` (every event decoded) as the next one; the error says what is wrong.
+    pub(crate) fn follow(&mut self, record: &Record) -> Result<(), String> {
+        // Each aggregate's versions must run 1, 2, 3, ... in log order, as the store assigns
+        // them: the first event that breaks the run is reported.
+        let mut out_of_order = None;
+        let (versions, stream) = (&mut self.versions, &mut self.stream);
+        record
+            .check_all_visiting(|event| {
+                stream.clear();
+                StreamKey::write(stream, event.aggregate_type, event.aggregate_id);
+                let reached = match versions.get_mut(stream.as_slice()) {
+                    Some(version) => std::mem::replace(version, event.version),
+                    None => {
+                        versions.insert(stream.as_slice().into(), event.version);
+                        0
+                    }
+                };
+                if out_of_order.is_none() && reached.checked_add(1) != Some(event.version) {
+                    out_of_order = Some(format!(
+                        "event at position {} is version {} of {}/{}, which had reached version {reached}",
+                        event.position, event.version, event.aggregate_type, event.aggregate_id
+                    ));
+                }
+            })
+            .map_err(|e| e.to_string())?;
+        if let Some(detail) = out_of_order {
+            return Err(detail);
+        }
+        let next_position = self.next_position;
+        if record.first_position() != next_position {
+            return Err(format!(
+                "starts at position {}, expected {next_position}",
+                record.first_position()
+            ));
+        }
+        if *record.prev_hash() != self.chain {
+            return Err(format!(
+                "hash chain broken at the record for position {next_position}"
+            ));
+        }
+        self.chain = record_hash(record.bytes());
+        self.next_position = record.last_position() + 1;
+        self.records += 1;
+        Ok(())
+    }
+
+    /// The version the records reach for an aggregate (by stream key), 0 if none.
+    pub(crate) fn version(&self, stream: &[u8]) -> u64 {
+        self.versions.get(stream).copied().unwrap_or(0)
+    }
+
+    /// The last position of the records followed.
+    pub(crate) fn last_position(&self) -> u64 {
+        self.next_position - 1
     }
 }
 
@@ -299,19 +521,7 @@ impl Shared {
         created_at: DateTime<Utc>,
         mut progress: Option<Progress<'_>>,
     ) -> Result<CheckpointManifest, CheckpointError> {
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(temporary)
-            .map_err(io_error(temporary))?;
-        let mut out = SectionWriter {
-            out: BufWriter::with_capacity(1 << 20, file),
-            hasher: blake3::Hasher::new(),
-            written: 0,
-        };
-        let io = io_error(temporary);
-        out.raw(MAGIC).map_err(&io)?;
-        let mut snapshots = 0;
+        let mut out = SectionWriter::create(temporary)?;
         for entry in self.snapshots.iter() {
             let (key, value) = entry.map_err(crate::error::ReadError::from)?;
             let snapshot = decode_snapshot(&key, &value).map_err(|e| {
@@ -327,23 +537,8 @@ impl Shared {
                 &snapshot.aggregate_id,
                 Scope::Sequenced,
             )?;
-            if snapshot.version > current {
-                // Beyond its aggregate's events: left by damage, or by a crash that lost them.
-                tracing::warn!(
-                    name: "event_store_checkpoint_entry_skipped",
-                    kind = "snapshot",
-                    aggregate_type = %snapshot.aggregate_type,
-                    aggregate_id = %snapshot.aggregate_id,
-                    version = snapshot.version,
-                    current,
-                    "snapshot beyond its aggregate's version left out of the checkpoint"
-                );
-                continue;
-            }
-            out.entry(TAG_SNAPSHOT, &key, &value).map_err(&io)?;
-            snapshots += 1;
+            out.snapshot(&key, &value, &snapshot, current)?;
         }
-        let mut consumers = 0;
         for entry in self.consumers.iter() {
             let (key, value) = entry.map_err(crate::error::ReadError::from)?;
             let consumer = decode_consumer(&value).map_err(|detail| {
@@ -353,26 +548,9 @@ impl Shared {
                 )))
             })?;
             let acknowledged = self.scope_end(&lock(&self.state), Scope::Sequenced);
-            if consumer.position > acknowledged {
-                // Beyond the log (commits past it are refused; damage or a crash can leave one):
-                // its state reflects events the checkpoint cannot hold. Left out, the consumer starts
-                // from the beginning after an import, which is correct; clamped, it would be wrong.
-                tracing::warn!(
-                    name: "event_store_checkpoint_entry_skipped",
-                    kind = "consumer",
-                    consumer = %String::from_utf8_lossy(&key),
-                    position = consumer.position,
-                    acknowledged,
-                    "consumer beyond the log left out of the checkpoint"
-                );
-                continue;
-            }
-            out.entry(TAG_CONSUMER, &key, &value).map_err(&io)?;
-            consumers += 1;
+            out.consumer(&key, &value, consumer.position, acknowledged)?;
         }
         let position = self.export_position()?;
-        let mut chain_head = GENESIS;
-        let mut records = 0;
         let mut last = 0;
         if position > 0 {
             let reader = self
@@ -392,45 +570,19 @@ impl Shared {
                 if record.last_position() > position {
                     break;
                 }
-                chain_head = record_hash(record.bytes());
                 last = record.last_position();
-                out.section(TAG_RECORD, record.bytes()).map_err(&io)?;
-                records += 1;
+                out.record(&record)?;
                 if let Some(progress) = progress.as_mut() {
                     progress(last, position);
                 }
             }
         }
-        let manifest = CheckpointManifest {
-            format: CHECKPOINT_FORMAT,
-            store_format: STORE_FORMAT,
+        out.finish(Origin {
             created_at,
-            event_count: last,
-            last_position: last,
-            chain_head: hex(&chain_head),
-            records,
-            snapshots,
-            consumers,
+            store_format: STORE_FORMAT,
             source: self.config.path.display().to_string(),
             store_id: Some(self.store_id.clone()),
-        };
-        let json = serde_json::to_vec(&manifest)
-            .map_err(|e| invalid(temporary, format!("manifest: {e}")))?;
-        let manifest_offset = out.written;
-        out.section(TAG_MANIFEST, &json).map_err(&io)?;
-        let hash = out.hasher.finalize();
-        let mut writer = out.out;
-        writer
-            .write_all(&manifest_offset.to_be_bytes())
-            .and_then(|()| writer.write_all(hash.as_bytes()))
-            .and_then(|()| writer.write_all(END_MAGIC))
-            .map_err(&io)?;
-        let file = writer.into_inner().map_err(|e| CheckpointError::Io {
-            path: temporary.to_path_buf(),
-            source: e.into_error(),
-        })?;
-        file.sync_all().map_err(&io)?;
-        Ok(manifest)
+        })
     }
 }
 
@@ -565,15 +717,11 @@ fn scan(
     if &magic != MAGIC {
         return Err(invalid(path, "not a checkpoint file (bad magic)"));
     }
-    let mut chain = GENESIS;
-    let mut next_position = 1;
-    let (mut records, mut snapshots, mut consumers) = (0_u64, 0_u64, 0_u64);
+    let mut follower = LogFollower::new();
+    let (mut snapshots, mut consumers) = (0_u64, 0_u64);
     let mut manifest = None;
-    // Every aggregate's version in the records (by stream key), and the snapshots' and
-    // consumers' claims, checked against them once every section is read (sections may come in
-    // any order).
-    let mut versions: FxHashMap<Box<[u8]>, u64> = FxHashMap::default();
-    let mut stream = Vec::new();
+    // The snapshots' and consumers' claims, checked against the records once every section is
+    // read (sections may come in any order).
     let mut snapshot_claims: Vec<(Box<[u8]>, u64, u64)> = Vec::new();
     let mut consumer_claims: Vec<(String, u64, u64)> = Vec::new();
     while let Some((tag, at, bytes)) = reader.section(path)? {
@@ -587,55 +735,9 @@ fn scan(
             TAG_RECORD => {
                 let record = Record::parse(bytes::Bytes::copy_from_slice(bytes.as_slice()))
                     .map_err(|e| invalid(path, format!("record at byte {at}: {e}")))?;
-                // Each aggregate's versions must run 1, 2, 3, ... in log order, as the store
-                // assigns them: the first event that breaks the run is reported.
-                let mut out_of_order = None;
-                record
-                    .check_all_visiting(|event| {
-                        stream.clear();
-                        StreamKey::write(&mut stream, event.aggregate_type, event.aggregate_id);
-                        let reached = match versions.get_mut(stream.as_slice()) {
-                            Some(version) => std::mem::replace(version, event.version),
-                            None => {
-                                versions.insert(stream.as_slice().into(), event.version);
-                                0
-                            }
-                        };
-                        if out_of_order.is_none() && reached.checked_add(1) != Some(event.version)
-                        {
-                            out_of_order = Some(format!(
-                                "event at position {} is version {} of {}/{}, which had reached version {reached}",
-                                event.position,
-                                event.version,
-                                event.aggregate_type,
-                                event.aggregate_id
-                            ));
-                        }
-                    })
-                    .map_err(|e| invalid(path, format!("record at byte {at}: {e}")))?;
-                if let Some(detail) = out_of_order {
-                    return Err(invalid(path, format!("record at byte {at}: {detail}")));
-                }
-                if record.first_position() != next_position {
-                    return Err(invalid(
-                        path,
-                        format!(
-                            "record at byte {at} starts at position {}, expected {next_position}",
-                            record.first_position()
-                        ),
-                    ));
-                }
-                if *record.prev_hash() != chain {
-                    return Err(invalid(
-                        path,
-                        format!(
-                            "hash chain broken at the record for position {next_position} (byte {at})"
-                        ),
-                    ));
-                }
-                chain = record_hash(record.bytes());
-                next_position = record.last_position() + 1;
-                records += 1;
+                follower
+                    .follow(&record)
+                    .map_err(|detail| invalid(path, format!("record at byte {at}: {detail}")))?;
             }
             TAG_SNAPSHOT => {
                 let (key, value) = split_entry(&bytes).ok_or_else(|| {
@@ -686,11 +788,11 @@ fn scan(
         ));
     }
     let manifest = manifest.ok_or_else(|| invalid(path, "the manifest is missing"))?;
-    let last = next_position - 1;
+    let last = follower.last_position();
     // A snapshot or consumer ahead of the records holds state folded from events the checkpoint
     // does not have: restored, it would be silently wrong.
     for (stream, version, at) in &snapshot_claims {
-        let reached = versions.get(stream).copied().unwrap_or(0);
+        let reached = follower.version(stream);
         if *version > reached {
             return Err(invalid(
                 path,
@@ -717,8 +819,8 @@ fn scan(
         (manifest.format == CHECKPOINT_FORMAT, "format"),
         (manifest.last_position == last, "last position"),
         (manifest.event_count == last, "event count"),
-        (manifest.chain_head == hex(&chain), "chain head"),
-        (manifest.records == records, "record count"),
+        (manifest.chain_head == hex(&follower.chain), "chain head"),
+        (manifest.records == follower.records, "record count"),
         (manifest.snapshots == snapshots, "snapshot count"),
         (manifest.consumers == consumers, "consumer count"),
     ];

@@ -225,7 +225,9 @@ pub enum CheckpointError {
         /// The underlying error.
         source: std::io::Error,
     },
-    /// The file is not a valid checkpoint, or its content does not match its manifest.
+    /// The file is not a valid checkpoint, or its content does not match its manifest (for
+    /// [`crate::migrate_store`]: the format-1 store's records, snapshots or consumers are
+    /// damaged; `path` is then the store's directory).
     #[error("checkpoint {} is invalid: {detail}", path.display())]
     Invalid {
         /// The file.
@@ -253,6 +255,23 @@ pub enum CheckpointError {
     NotWriting {
         /// Why.
         reason: String,
+    },
+    /// [`crate::migrate_store`] was given something other than a format-1 store: only those are
+    /// migrated (a store of this build's format opens as it is).
+    #[error(
+        "{} is not a format-1 store ({}): only format-1 stores are migrated",
+        path.display(),
+        match found {
+            Some(format) => format!("it has format {format}"),
+            None => "it holds no store format".to_string(),
+        }
+    )]
+    NotMigratable {
+        /// The directory given as the store to migrate.
+        path: PathBuf,
+        /// The store format found there; `None` when there is none (an empty store, or not a
+        /// store).
+        found: Option<u32>,
     },
 }
 

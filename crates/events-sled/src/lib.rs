@@ -15,6 +15,7 @@ mod index;
 mod indexer;
 mod keys;
 mod metrics;
+mod migrate;
 mod read;
 mod reclaim;
 mod record;
@@ -39,6 +40,7 @@ pub use error::{AppendError, CheckpointError, OpenError, ReadError, SnapshotErro
 #[cfg(feature = "fault-injection")]
 pub use fault::{SyncHook, SyncPoint};
 pub use metrics::StoreMetrics;
+pub use migrate::migrate_store;
 pub use read::{LogEvents, StreamEvents, TypeEvents};
 pub use record::EventRef;
 pub use snapshot::Snapshot;
@@ -72,6 +74,71 @@ pub mod fuzz {
     /// Encodes consecutive events as one log record (first record of a chain).
     pub fn encode_record(events: &[RecordedEvent]) -> Vec<u8> {
         crate::record::encode_record(&crate::record::GENESIS, events)
+    }
+
+    /// Encodes consecutive events as one log record following the record whose hash is
+    /// `prev_hash` in the chain ([`record_hash`] of it; zeros for the first record).
+    pub fn encode_chained_record(prev_hash: &[u8; 32], events: &[RecordedEvent]) -> Vec<u8> {
+        crate::record::encode_record(prev_hash, events)
+    }
+
+    /// The hash of a record's bytes: the `prev_hash` of the record after it.
+    pub fn record_hash(bytes: &[u8]) -> [u8; 32] {
+        crate::record::record_hash(bytes)
+    }
+
+    /// A snapshot entry of the `snapshots` tree, `(key, value)`, in the stored layout.
+    pub fn snapshot_entry(
+        aggregate_type: &str,
+        aggregate_id: &str,
+        version: u64,
+        schema_version: u16,
+        created_micros: i64,
+        state: &[u8],
+    ) -> (Vec<u8>, Vec<u8>) {
+        let stream = crate::keys::StreamKey::new(aggregate_type, aggregate_id);
+        (
+            crate::snapshot::snapshot_key(&stream, version),
+            crate::snapshot::encode_snapshot(schema_version, created_micros, state),
+        )
+    }
+
+    /// A consumer's value in the `consumers` tree (its key is its name), in the stored layout.
+    pub fn consumer_value(position: u64, state: &[u8]) -> Vec<u8> {
+        crate::consumer::encode_consumer(position, state)
+    }
+
+    /// Opens the sled directory of the store at `store` (`<store>/data`, created if missing) the
+    /// way an older build did, runs `write` on it, flushes and closes it again, waiting until
+    /// sled has let go of its lock: for building stores by hand (an older format's, damaged
+    /// ones) in tests.
+    pub fn with_raw_sled(
+        store: &std::path::Path,
+        write: impl FnOnce(&sled::Db) -> sled::Result<()>,
+    ) -> sled::Result<()> {
+        let data = crate::store::data_dir(store);
+        {
+            let db = sled::Config::new()
+                .path(&data)
+                .segment_size(1 << 20)
+                .open()?;
+            write(&db)?;
+            db.flush()?;
+        }
+        crate::store::wait_unlocked(&data);
+        Ok(())
+    }
+
+    /// Writes a checkpoint of the format-1 store at `from` to `file` (which must not exist), as
+    /// [`crate::migrate_store`] does before it imports it; reads a copy of the store's sled
+    /// directory made at `<file>.sled` (removed again).
+    pub fn export_format_1(
+        from: &std::path::Path,
+        file: &std::path::Path,
+    ) -> Result<crate::CheckpointManifest, crate::CheckpointError> {
+        let mut copy = file.as_os_str().to_owned();
+        copy.push(".sled");
+        crate::migrate::export_format_1(from, std::path::Path::new(&copy), file, None)
     }
 
     /// Decodes `bytes` as a log record, every event, the way reads and `verify` do; returns the

@@ -160,6 +160,17 @@ pub enum Command {
     /// Export, import, verify, list and prune checkpoint files.
     #[command(subcommand)]
     Checkpoint(CheckpointCommand),
+    /// Copy a format-1 store (written by an older build, which kept the log in sled) into a new
+    /// store of this build's format, through a checkpoint. The old store is left as it was; it
+    /// must not be in use.
+    Migrate {
+        /// The format-1 store's directory.
+        #[arg(long, value_name = "OLD")]
+        from: PathBuf,
+        /// The new store's directory (must not exist, or be empty).
+        #[arg(long, value_name = "NEW_DIR")]
+        to: PathBuf,
+    },
 }
 
 /// `checkpoint ...`.

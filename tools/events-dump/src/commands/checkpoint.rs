@@ -1,11 +1,11 @@
-//! `checkpoint export | import | verify | list | prune`.
+//! `checkpoint export | import | verify | list | prune`, and `migrate` (through a checkpoint).
 
 use std::path::Path;
 
 use anyhow::{Context as _, bail};
 use eventlog::{
     CheckpointError, CheckpointManifest, EventLog, import_checkpoint, list_checkpoints,
-    prune_checkpoints, verify_checkpoint_with,
+    migrate_store, prune_checkpoints, verify_checkpoint_with,
 };
 use serde_json::json;
 
@@ -83,6 +83,44 @@ pub fn import(file: &Path, into: &Path, json: bool, out: &mut Out) -> anyhow::Re
         json,
         out,
     )?;
+    Ok(Status::Ok)
+}
+
+/// `migrate --from OLD --to NEW_DIR`: a format-1 store copied into a new store.
+///
+/// # Errors
+///
+/// When OLD is missing, not a format-1 store, in use or damaged, or NEW_DIR is not empty.
+pub fn migrate(from: &Path, to: &Path, json: bool, out: &mut Out) -> anyhow::Result<Status> {
+    if !from.is_dir() {
+        bail!(
+            "no store at {}: the directory does not exist",
+            from.display()
+        );
+    }
+    let bar = progress::bar(0, "migrating");
+    let manifest = {
+        let mut report = progress::callback(&bar);
+        migrate_store(from, to, Some(&mut report))
+    };
+    bar.finish_and_clear();
+    let manifest =
+        manifest.with_context(|| format!("migrating {} into {}", from.display(), to.display()))?;
+    if json {
+        out.json(&json!({"from": from, "to": to, "manifest": manifest}))?;
+    } else {
+        out.line(format!(
+            "migrated {} into {}: {} events (positions 1..={}), chain head {}, {} snapshots, \
+             {} consumers",
+            from.display(),
+            to.display(),
+            manifest.event_count,
+            manifest.last_position,
+            manifest.chain_head,
+            manifest.snapshots,
+            manifest.consumers,
+        ))?;
+    }
     Ok(Status::Ok)
 }
 

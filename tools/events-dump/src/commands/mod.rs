@@ -38,6 +38,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<Status> {
         Command::Checkpoint(CheckpointCommand::Prune { older_than }) => {
             checkpoint::prune(&cli.source.store, *older_than, cli.json, &mut out)?
         }
+        Command::Migrate { from, to } => checkpoint::migrate(from, to, cli.json, &mut out)?,
         other => {
             let source = source::open(&cli.source)?;
             let status = with_source(other, &source, cli.json, &mut out);
@@ -113,6 +114,6 @@ fn with_source(
         Command::Checkpoint(CheckpointCommand::Export { file }) => {
             checkpoint::export(log, file, json, out)
         }
-        Command::Checkpoint(_) => Ok(Status::Ok),
+        Command::Checkpoint(_) | Command::Migrate { .. } => Ok(Status::Ok),
     }
 }
