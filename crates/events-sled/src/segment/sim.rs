@@ -161,24 +161,6 @@ impl SimDir {
             path: self.path.clone(),
         }
     }
-
-    /// A file's current bytes (for assertions and for damaging it on purpose).
-    pub(crate) fn read_file(&self, name: &str) -> Option<Vec<u8>> {
-        let state = lock(&self.state);
-        let id = *state.names.get(name)?;
-        state.files.get(id).map(|c| c.current.clone())
-    }
-
-    /// Replaces a file's bytes, synced (damage that was on disk).
-    pub(crate) fn write_file(&self, name: &str, bytes: Vec<u8>) {
-        let mut state = lock(&self.state);
-        if let Some(&id) = state.names.get(name)
-            && let Some(content) = state.files.get_mut(id)
-        {
-            content.synced.clone_from(&bytes);
-            content.current = bytes;
-        }
-    }
 }
 
 /// What a power loss leaves of one file: the synced bytes, with each sector written since
