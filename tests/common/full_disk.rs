@@ -61,6 +61,8 @@ pub fn config(dir: &Path, min_free_disk_bytes: u64) -> EventLogConfig {
         .snapshot_every(None)
         .store(|s| {
             s.cache_capacity(8 << 20)
+                // The tmpfs is 20 MiB: the default 64 MiB segment would not fit.
+                .log_segment_bytes(1 << 20)
                 .flush_interval(Duration::from_millis(20))
                 .limits(StoreLimits {
                     min_free_disk_bytes,
