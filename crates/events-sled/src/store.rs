@@ -586,6 +586,11 @@ impl Shared {
             // `flush_sled` has failed the store.
             return Err(StoreError::Failed { reason });
         }
+        if let Err(e) = self.segments.close() {
+            let reason = format!("closing the log: {e}");
+            self.fail(reason.clone());
+            return Err(StoreError::Failed { reason });
+        }
         Ok(())
     }
 

@@ -250,6 +250,8 @@ struct Writer {
     last_entry_offset: Option<u64>,
     /// Set by a failed write, sync or roll: the log refuses appends and syncs from then on.
     failed: Option<String>,
+    /// Set by `close`: the active segment was cut to its data.
+    closed: bool,
     buf: Vec<u8>,
 }
 
@@ -492,6 +494,38 @@ impl SegmentLog {
         }
         synced.fetch_max(last, Ordering::AcqRel);
         Ok(synced.load(Ordering::Acquire))
+    }
+
+    /// Closes the log cleanly: the active segment's unused preallocation is given back (the file
+    /// is cut to its data and synced), so a closed store takes only the disk its records need.
+    /// The next open allocates it again. Appends after this fail (the log must be reopened).
+    pub(crate) fn close(&self) -> Result<(), SegmentError> {
+        let mut writer = self.writer();
+        if writer.closed {
+            return Ok(());
+        }
+        if let Some(detail) = &writer.failed {
+            return Err(SegmentError::Unusable {
+                detail: detail.clone(),
+            });
+        }
+        let (file, end) = (Arc::clone(&writer.file), writer.end);
+        let result = file
+            .sync_data()
+            .and_then(|()| file.set_len(end))
+            .and_then(|()| file.sync_data())
+            .map_err(io_error(&*self.shared.dir, &writer.name));
+        writer.failed = Some(match &result {
+            Ok(()) => "the log was closed".to_owned(),
+            Err(e) => e.to_string(),
+        });
+        writer.closed = result.is_ok();
+        writer.capacity = end;
+        result?;
+        self.shared
+            .synced_position
+            .fetch_max(writer.last_position, Ordering::AcqRel);
+        Ok(())
     }
 
     /// The last appended position (visible to readers once `append` returned); 0 when empty.

@@ -154,7 +154,7 @@ fn run(seed: u64, crashes: u32, stats: &mut Stats) {
     let mut rng = Rng::new(seed);
     let mut dir = SimDir::new();
     let mut model = Model::default();
-    let aligned = seed % 2 == 0;
+    let aligned = seed.is_multiple_of(2);
     for _ in 0..crashes {
         // A budget makes the crash land anywhere: in an append, a sync, a seal, or the recovery.
         dir.set_budget(Some(rng.below(400)));

@@ -599,6 +599,7 @@ impl SegmentLog {
             last_position,
             last_entry_offset: active.entries.last().map(|e| e.1),
             failed: None,
+            closed: false,
             buf: Vec::new(),
         };
         let log = SegmentLog {
