@@ -7,6 +7,8 @@
 //! sled's own lock (a store in use is refused), and the copy is read. The old store is left
 //! exactly as it was.
 
+mod format1;
+
 use std::fs;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
@@ -21,7 +23,7 @@ use crate::config::StoreConfig;
 use crate::consumer::decode_consumer;
 use crate::error::{CheckpointError, OpenError, StoreError};
 use crate::keys::{FORMAT_KEY, STORE_ID_KEY, StreamKey, TAG_LOG};
-use crate::record::Record;
+use crate::record::{Hash, Record, record_hash};
 use crate::recovery::FORMAT_SLED_LOG;
 use crate::snapshot::decode_snapshot;
 use crate::store::{data_dir, open_sled, panic_message, wait_unlocked};
@@ -138,12 +140,12 @@ pub(crate) fn export_format_1(
         });
     }
     let copied = copy_locked(from, &data, copy);
-    let result = copied.and_then(|()| {
+    let result = copied.and_then(|files| {
         let config = StoreConfig::new(from);
         let db = open_sled(&config, copy)?;
         // sled can panic on damaged files, as it can when a store opens.
         let read = catch_unwind(AssertUnwindSafe(|| {
-            write_from_sled(from, &db, file, created_at, progress)
+            write_from_sled(from, &db, &files, file, created_at, progress)
         }));
         drop(db);
         wait_unlocked(copy);
@@ -160,9 +162,10 @@ pub(crate) fn export_format_1(
     result
 }
 
-/// Copies the sled directory `data` of the store at `from` to `copy`, holding sled's lock on its
-/// data file meanwhile (so no process opens the store during the copy).
-fn copy_locked(from: &Path, data: &Path, copy: &Path) -> Result<(), CheckpointError> {
+/// Copies the sled directory `data` of the store at `from` to `copy` and reads the store's
+/// journal and durable mark, holding sled's lock on its data file meanwhile (so no process opens
+/// the store during the copy, and the three are of one moment).
+fn copy_locked(from: &Path, data: &Path, copy: &Path) -> Result<format1::Files, CheckpointError> {
     let db_file = data.join("db");
     let lock = fs::File::open(&db_file).map_err(io_error(&db_file))?;
     match lock.try_lock() {
@@ -179,7 +182,7 @@ fn copy_locked(from: &Path, data: &Path, copy: &Path) -> Result<(), CheckpointEr
             });
         }
     }
-    let copied = copy_dir(data, copy);
+    let copied = copy_dir(data, copy).and_then(|()| format1::Files::read(from));
     let _ = lock.unlock();
     copied
 }
@@ -239,10 +242,12 @@ fn last_position(log: &sled::Tree) -> Result<u64, CheckpointError> {
         .map_or(0, |record| record.last_position()))
 }
 
-/// Writes the checkpoint of the format-1 store in `db` (a copy of the store at `from`).
+/// Writes the checkpoint of the format-1 store in `db` (a copy of the store at `from`) and
+/// `files` (its journal and durable mark).
 fn write_from_sled(
     from: &Path,
     db: &sled::Db,
+    files: &format1::Files,
     file: &Path,
     created_at: chrono::DateTime<Utc>,
     mut progress: Option<Progress<'_>>,
@@ -269,7 +274,16 @@ fn write_from_sled(
         ),
         None => None,
     };
-    let total = last_position(&log)?;
+    let journal = files.journal_records(from)?;
+    let total = last_position(&log)?.max(journal.last().map_or(0, Record::last_position));
+    let mark = files.mark();
+    // The hash of the record ending at the mark's position, once one does.
+    let mut hash_at_mark: Option<Hash> = None;
+    let mut at_mark = |record: &Record| {
+        if mark.is_some_and(|mark| mark.position == record.last_position()) {
+            hash_at_mark = Some(record_hash(record.bytes()));
+        }
+    };
     let mut out = SectionWriter::create(file)?;
     let mut follower = LogFollower::new();
     for entry in log.scan_prefix([TAG_LOG]) {
@@ -294,11 +308,36 @@ fn write_from_sled(
         }
         follower.follow(&record).map_err(damaged)?;
         out.record(&record)?;
+        at_mark(&record);
+        if let Some(progress) = progress.as_mut() {
+            progress(record.last_position(), total);
+        }
+    }
+    // The journal's records that sled does not hold yet, as format-1 open replayed them: those
+    // already in sled are skipped, the others must continue the log exactly.
+    for record in journal {
+        if record.last_position() <= follower.last_position() {
+            continue;
+        }
+        follower.follow(&record).map_err(|detail| {
+            invalid(
+                from,
+                format!(
+                    "the format-1 journal's record for positions {}..={} does not continue the \
+                     log: {detail}",
+                    record.first_position(),
+                    record.last_position()
+                ),
+            )
+        })?;
+        out.record(&record)?;
+        at_mark(&record);
         if let Some(progress) = progress.as_mut() {
             progress(record.last_position(), total);
         }
     }
     let last = follower.last_position();
+    format1::check_mark(from, &log, mark, last, hash_at_mark)?;
     let snapshots = db.open_tree("snapshots").map_err(storage)?;
     for entry in snapshots.iter() {
         let (key, value) = entry.map_err(storage)?;
