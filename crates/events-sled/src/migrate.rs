@@ -4,8 +4,8 @@
 //!
 //! sled writes to its directory whenever it opens one (a new snapshot of its page table, a
 //! rewritten tail), so the old store is never opened in place: its sled directory is copied, under
-//! sled's own lock (a store in use is refused), and the copy is read. The old store is left
-//! exactly as it was.
+//! sled's own lock (a store in use is refused), and the copy is read, with the store's journal
+//! and durable mark (read in place: `format1`). The old store is left exactly as it was.
 
 mod format1;
 
@@ -43,9 +43,13 @@ use crate::store::{data_dir, open_sled, panic_message, wait_unlocked};
 /// it). The manifest's `store_format` is 1, the format the records were taken from; its
 /// `store_id` is the old store's (the new store gets an id of its own).
 ///
-/// Only what is in sled is migrated: a format-1 store in durable mode that was not closed
-/// cleanly may hold its last acknowledged appends only in `<from>/journal/`; open and close it
-/// once with the build that wrote it (which replays its journal into sled) before migrating.
+/// A format-1 store in durable mode that was not closed cleanly may hold its last acknowledged
+/// appends only in its journal (`<from>/journal/journal-{a,b}.wal`): read under the same lock,
+/// as format-1 open replayed it, the current epoch's intact entries (a torn tail dropped) whose
+/// records sled does not hold yet follow sled's records into the checkpoint, each continuing the
+/// log exactly. The durable mark (`<from>/durable.mark`) is then checked as format-1 open did:
+/// sled's flush sequence must have reached the mark's, and the log the mark's position with the
+/// mark's chain hash.
 ///
 /// `progress` is told `(done, total)` in events: once while the records are copied, then again
 /// while the new store is built. Disk space: the old store's sled directory and the checkpoint
@@ -57,7 +61,12 @@ use crate::store::{data_dir, open_sled, panic_message, wait_unlocked};
 /// none); [`CheckpointError::Open`] with [`OpenError::Locked`] when a process holds the store
 /// open, with another [`OpenError`] when sled cannot open the copy of its files;
 /// [`CheckpointError::Invalid`] (naming `from`) when a record does not decode or does not follow
-/// the one before, or a snapshot or consumer does not decode; [`CheckpointError::TargetNotEmpty`]
+/// the one before, a snapshot or consumer does not decode, a journal file's header is damaged or
+/// of another version, a damaged journal entry is followed by an intact one of its epoch, or a
+/// journal record beyond sled's log does not continue it;
+/// [`CheckpointError::LostFlushedWrites`] when the log does not reach the durable mark (sled's
+/// files lost flushed writes; it names how many acknowledged events are missing);
+/// [`CheckpointError::TargetNotEmpty`]
 /// when `to` holds something; [`CheckpointError::Io`] when a file cannot be read, copied or
 /// written (`from` not existing included); whatever [`import_checkpoint`] returns.
 pub fn migrate_store(
