@@ -273,6 +273,26 @@ pub enum CheckpointError {
         /// store).
         found: Option<u32>,
     },
+    /// [`crate::migrate_store`]: the format-1 store's durable mark (`durable.mark`) says sled had
+    /// flushed writes that its files no longer hold (they were truncated or damaged), so
+    /// migrating it would drop acknowledged data. The old store is left as it is.
+    #[error(
+        "the format-1 store at {} lost writes it had flushed to disk: {detail}; {} acknowledged \
+         events are missing (the log ends at position {last_position}, the durable mark is at \
+         {durable_position}); it is not migrated",
+        path.display(),
+        durable_position.saturating_sub(*last_position)
+    )]
+    LostFlushedWrites {
+        /// The format-1 store's directory.
+        path: PathBuf,
+        /// The last position of its log (sled's records and the journal's that continue them).
+        last_position: u64,
+        /// The position its durable mark says was flushed.
+        durable_position: u64,
+        /// What does not match the mark.
+        detail: String,
+    },
 }
 
 /// Why a store-wide operation (flush, close, listing, counters) failed.

@@ -4,8 +4,10 @@
 //!
 //! sled writes to its directory whenever it opens one (a new snapshot of its page table, a
 //! rewritten tail), so the old store is never opened in place: its sled directory is copied, under
-//! sled's own lock (a store in use is refused), and the copy is read. The old store is left
-//! exactly as it was.
+//! sled's own lock (a store in use is refused), and the copy is read, with the store's journal
+//! and durable mark (read in place: `format1`). The old store is left exactly as it was.
+
+mod format1;
 
 use std::fs;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -21,7 +23,7 @@ use crate::config::StoreConfig;
 use crate::consumer::decode_consumer;
 use crate::error::{CheckpointError, OpenError, StoreError};
 use crate::keys::{FORMAT_KEY, STORE_ID_KEY, StreamKey, TAG_LOG};
-use crate::record::Record;
+use crate::record::{Hash, Record, record_hash};
 use crate::recovery::FORMAT_SLED_LOG;
 use crate::snapshot::decode_snapshot;
 use crate::store::{data_dir, open_sled, panic_message, wait_unlocked};
@@ -41,9 +43,13 @@ use crate::store::{data_dir, open_sled, panic_message, wait_unlocked};
 /// it). The manifest's `store_format` is 1, the format the records were taken from; its
 /// `store_id` is the old store's (the new store gets an id of its own).
 ///
-/// Only what is in sled is migrated: a format-1 store in durable mode that was not closed
-/// cleanly may hold its last acknowledged appends only in `<from>/journal/`; open and close it
-/// once with the build that wrote it (which replays its journal into sled) before migrating.
+/// A format-1 store in durable mode that was not closed cleanly may hold its last acknowledged
+/// appends only in its journal (`<from>/journal/journal-{a,b}.wal`): read under the same lock,
+/// as format-1 open replayed it, the current epoch's intact entries (a torn tail dropped) whose
+/// records sled does not hold yet follow sled's records into the checkpoint, each continuing the
+/// log exactly. The durable mark (`<from>/durable.mark`) is then checked as format-1 open did:
+/// sled's flush sequence must have reached the mark's, and the log the mark's position with the
+/// mark's chain hash.
 ///
 /// `progress` is told `(done, total)` in events: once while the records are copied, then again
 /// while the new store is built. Disk space: the old store's sled directory and the checkpoint
@@ -55,7 +61,12 @@ use crate::store::{data_dir, open_sled, panic_message, wait_unlocked};
 /// none); [`CheckpointError::Open`] with [`OpenError::Locked`] when a process holds the store
 /// open, with another [`OpenError`] when sled cannot open the copy of its files;
 /// [`CheckpointError::Invalid`] (naming `from`) when a record does not decode or does not follow
-/// the one before, or a snapshot or consumer does not decode; [`CheckpointError::TargetNotEmpty`]
+/// the one before, a snapshot or consumer does not decode, a journal file's header is damaged or
+/// of another version, a damaged journal entry is followed by an intact one of its epoch, or a
+/// journal record beyond sled's log does not continue it;
+/// [`CheckpointError::LostFlushedWrites`] when the log does not reach the durable mark (sled's
+/// files lost flushed writes; it names how many acknowledged events are missing);
+/// [`CheckpointError::TargetNotEmpty`]
 /// when `to` holds something; [`CheckpointError::Io`] when a file cannot be read, copied or
 /// written (`from` not existing included); whatever [`import_checkpoint`] returns.
 pub fn migrate_store(
@@ -138,12 +149,12 @@ pub(crate) fn export_format_1(
         });
     }
     let copied = copy_locked(from, &data, copy);
-    let result = copied.and_then(|()| {
+    let result = copied.and_then(|files| {
         let config = StoreConfig::new(from);
         let db = open_sled(&config, copy)?;
         // sled can panic on damaged files, as it can when a store opens.
         let read = catch_unwind(AssertUnwindSafe(|| {
-            write_from_sled(from, &db, file, created_at, progress)
+            write_from_sled(from, &db, &files, file, created_at, progress)
         }));
         drop(db);
         wait_unlocked(copy);
@@ -160,9 +171,10 @@ pub(crate) fn export_format_1(
     result
 }
 
-/// Copies the sled directory `data` of the store at `from` to `copy`, holding sled's lock on its
-/// data file meanwhile (so no process opens the store during the copy).
-fn copy_locked(from: &Path, data: &Path, copy: &Path) -> Result<(), CheckpointError> {
+/// Copies the sled directory `data` of the store at `from` to `copy` and reads the store's
+/// journal and durable mark, holding sled's lock on its data file meanwhile (so no process opens
+/// the store during the copy, and the three are of one moment).
+fn copy_locked(from: &Path, data: &Path, copy: &Path) -> Result<format1::Files, CheckpointError> {
     let db_file = data.join("db");
     let lock = fs::File::open(&db_file).map_err(io_error(&db_file))?;
     match lock.try_lock() {
@@ -179,7 +191,7 @@ fn copy_locked(from: &Path, data: &Path, copy: &Path) -> Result<(), CheckpointEr
             });
         }
     }
-    let copied = copy_dir(data, copy);
+    let copied = copy_dir(data, copy).and_then(|()| format1::Files::read(from));
     let _ = lock.unlock();
     copied
 }
@@ -239,10 +251,12 @@ fn last_position(log: &sled::Tree) -> Result<u64, CheckpointError> {
         .map_or(0, |record| record.last_position()))
 }
 
-/// Writes the checkpoint of the format-1 store in `db` (a copy of the store at `from`).
+/// Writes the checkpoint of the format-1 store in `db` (a copy of the store at `from`) and
+/// `files` (its journal and durable mark).
 fn write_from_sled(
     from: &Path,
     db: &sled::Db,
+    files: &format1::Files,
     file: &Path,
     created_at: chrono::DateTime<Utc>,
     mut progress: Option<Progress<'_>>,
@@ -269,7 +283,16 @@ fn write_from_sled(
         ),
         None => None,
     };
-    let total = last_position(&log)?;
+    let journal = files.journal_records(from)?;
+    let total = last_position(&log)?.max(journal.last().map_or(0, Record::last_position));
+    let mark = files.mark();
+    // The hash of the record ending at the mark's position, once one does.
+    let mut hash_at_mark: Option<Hash> = None;
+    let mut at_mark = |record: &Record| {
+        if mark.is_some_and(|mark| mark.position == record.last_position()) {
+            hash_at_mark = Some(record_hash(record.bytes()));
+        }
+    };
     let mut out = SectionWriter::create(file)?;
     let mut follower = LogFollower::new();
     for entry in log.scan_prefix([TAG_LOG]) {
@@ -294,11 +317,36 @@ fn write_from_sled(
         }
         follower.follow(&record).map_err(damaged)?;
         out.record(&record)?;
+        at_mark(&record);
+        if let Some(progress) = progress.as_mut() {
+            progress(record.last_position(), total);
+        }
+    }
+    // The journal's records that sled does not hold yet, as format-1 open replayed them: those
+    // already in sled are skipped, the others must continue the log exactly.
+    for record in journal {
+        if record.last_position() <= follower.last_position() {
+            continue;
+        }
+        follower.follow(&record).map_err(|detail| {
+            invalid(
+                from,
+                format!(
+                    "the format-1 journal's record for positions {}..={} does not continue the \
+                     log: {detail}",
+                    record.first_position(),
+                    record.last_position()
+                ),
+            )
+        })?;
+        out.record(&record)?;
+        at_mark(&record);
         if let Some(progress) = progress.as_mut() {
             progress(record.last_position(), total);
         }
     }
     let last = follower.last_position();
+    format1::check_mark(from, &log, mark, last, hash_at_mark)?;
     let snapshots = db.open_tree("snapshots").map_err(storage)?;
     for entry in snapshots.iter() {
         let (key, value) = entry.map_err(storage)?;

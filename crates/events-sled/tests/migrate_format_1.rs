@@ -1,8 +1,9 @@
 //! A format-1 store (the log's records in sled, `L` · position keys) is refused by `Store::open`
 //! with the command that migrates it, and `migrate_store` copies it into a new store: records
 //! byte for byte (the chain head carries over), the snapshots and consumers the records cover,
-//! the old store left byte for byte as it was. Damage and other formats are refused with typed
-//! errors.
+//! the old store left byte for byte as it was, and the acknowledged appends of its journal that
+//! sled did not hold yet. Damage (in sled or the journal), a durable mark the log does not reach
+//! and other formats are refused with typed errors.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeMap;
@@ -40,6 +41,8 @@ struct Old {
     path: PathBuf,
     /// The hex hash of the last record.
     chain_head: String,
+    /// The hash of each record, in order (before `edit`).
+    hashes: Vec<[u8; 32]>,
 }
 
 fn hex(hash: &[u8]) -> String {
@@ -63,6 +66,7 @@ fn format_1_store(dir: &Path, name: &str, edit: impl FnOnce(&mut Vec<Vec<u8>>)) 
     let mut records = Vec::new();
     let mut prev = [0_u8; 32];
     let mut position = 1;
+    let mut hashes = Vec::new();
     for record in RECORDS {
         let events: Vec<_> = record
             .iter()
@@ -74,6 +78,7 @@ fn format_1_store(dir: &Path, name: &str, edit: impl FnOnce(&mut Vec<Vec<u8>>)) 
             .collect();
         let bytes = encode_chained_record(&prev, &events);
         prev = record_hash(&bytes);
+        hashes.push(prev);
         records.push(bytes);
     }
     let chain_head = hex(&prev);
@@ -99,7 +104,11 @@ fn format_1_store(dir: &Path, name: &str, edit: impl FnOnce(&mut Vec<Vec<u8>>)) 
         Ok(())
     })
     .unwrap();
-    Old { path, chain_head }
+    Old {
+        path,
+        chain_head,
+        hashes,
+    }
 }
 
 /// Every file below `dir`, with the hash of its content.
@@ -348,4 +357,232 @@ fn a_store_in_use_is_refused_and_the_target_must_be_empty() {
         migrate_store(&old.path, &full, None),
         Err(CheckpointError::TargetNotEmpty { .. })
     ));
+}
+
+/// A format-1 journal file (`journal-{a,b}.wal`) in the layout format-1 builds wrote:
+/// `"EVLJRNL1" · epoch u64 BE`, then each entry `len u32 BE · crc32 u32 BE · entry epoch u64 BE ·
+/// (record_len u32 BE · record)*` (`len` counts the bytes after the CRC, which covers them).
+/// `entries` are `(entry epoch, records)`.
+fn journal_file(epoch: u64, entries: &[(u64, &[&[u8]])]) -> Vec<u8> {
+    let mut file = b"EVLJRNL1".to_vec();
+    file.extend_from_slice(&epoch.to_be_bytes());
+    for (entry_epoch, records) in entries {
+        let mut body = entry_epoch.to_be_bytes().to_vec();
+        for record in *records {
+            body.extend_from_slice(&(record.len() as u32).to_be_bytes());
+            body.extend_from_slice(record);
+        }
+        file.extend_from_slice(&(body.len() as u32).to_be_bytes());
+        file.extend_from_slice(&crc32fast::hash(&body).to_be_bytes());
+        file.extend_from_slice(&body);
+    }
+    file
+}
+
+fn write_journal(store: &Path, name: &str, bytes: &[u8]) {
+    std::fs::create_dir_all(store.join("journal")).unwrap();
+    std::fs::write(store.join("journal").join(name), bytes).unwrap();
+}
+
+/// Writes a format-1 durable mark (`durable.mark`): its first 64-byte slot `"EVLMARK1" ·
+/// sequence u64 BE · position u64 BE · hash · crc32 u32 BE of the 56 bytes before · 4 zero
+/// bytes`, the second slot torn (zeros); and sled's flush sequence (`M flushseq`).
+fn write_mark(store: &Path, sequence: u64, position: u64, hash: [u8; 32], flushed: u64) {
+    let mut slot = b"EVLMARK1".to_vec();
+    slot.extend_from_slice(&sequence.to_be_bytes());
+    slot.extend_from_slice(&position.to_be_bytes());
+    slot.extend_from_slice(&hash);
+    slot.extend_from_slice(&crc32fast::hash(&slot).to_be_bytes());
+    slot.resize(128, 0);
+    std::fs::write(store.join("durable.mark"), slot).unwrap();
+    with_raw_sled(store, |db| {
+        db.open_tree("log")?
+            .insert(b"Mflushseq", &flushed.to_be_bytes())?;
+        Ok(())
+    })
+    .unwrap();
+}
+
+/// A record of one event of `cache/b` at `version` and `position`, following `prev`.
+fn b_record(prev: &[u8; 32], version: u64, position: u64) -> Vec<u8> {
+    encode_chained_record(prev, &[hit("b", version, position)])
+}
+
+#[test]
+fn acknowledged_appends_only_in_the_journal_are_migrated() {
+    let dir = tempfile::tempdir().unwrap();
+    // sled holds the first two records (positions 1..=5): the third, and a fourth, were
+    // acknowledged from the journal only, then the process was killed.
+    let (mut second, mut third) = (Vec::new(), Vec::new());
+    let old = format_1_store(dir.path(), "old", |records| {
+        third = records.pop().unwrap();
+        second = records[1].clone();
+    });
+    let fourth = b_record(&record_hash(&third), 3, 7);
+    let fifth = b_record(&record_hash(&fourth), 4, 8);
+    // journal-a, epoch 41: the second record (sled holds it: skipped), the third and fourth (one
+    // group of two records), then an entry torn by the kill (never acknowledged: dropped).
+    let mut a = journal_file(41, &[(41, &[&second]), (41, &[&third, &fourth])]);
+    let torn = journal_file(41, &[(41, &[&fifth])]);
+    a.extend_from_slice(&torn[16..torn.len() - 20]);
+    write_journal(&old.path, "journal-a.wal", &a);
+    // journal-b, epoch 9: an entry of an earlier epoch (retired by the header) that would not
+    // continue the log.
+    let stale = b_record(&[3; 32], 9, 99);
+    write_journal(
+        &old.path,
+        "journal-b.wal",
+        &journal_file(9, &[(8, &[&stale])]),
+    );
+    // The last sled flush made positions 1..=5 durable.
+    write_mark(&old.path, 3, 5, old.hashes[1], 3);
+    let before = hashes(&old.path);
+
+    let file = dir.path().join("old.evlc");
+    let manifest = export_format_1(&old.path, &file).unwrap();
+    assert_eq!(verify_checkpoint(&file).unwrap(), manifest);
+    assert_eq!((manifest.last_position, manifest.records), (7, 4));
+    assert_eq!(manifest.chain_head, hex(&record_hash(&fourth)));
+    // The snapshot of `b` at version 5 is still beyond its events (version 3).
+    assert_eq!((manifest.snapshots, manifest.consumers), (1, 1));
+
+    let new = dir.path().join("new");
+    let manifest = migrate_store(&old.path, &new, None).unwrap();
+    assert_eq!((manifest.last_position, manifest.records), (7, 4));
+    assert_eq!(hashes(&old.path), before, "the old store was modified");
+    let store = Store::open(StoreConfig::new(&new)).unwrap();
+    assert_eq!(store.last_position(), 7);
+    assert_eq!(store.stream_version("cache", "b").unwrap(), 3);
+    let report = store.verify().unwrap();
+    assert!(report.ok, "{report:?}");
+    assert_eq!(report.chain_head, hex(&record_hash(&fourth)));
+    store.close().unwrap();
+}
+
+#[test]
+fn journal_entries_sled_already_holds_are_ignored_and_one_that_skips_ahead_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    // Format-1 open skipped every journal record that ends where sled's log already reaches
+    // (without comparing it with sled's): here one for positions 4..=5 that differs from sled's.
+    let old = format_1_store(dir.path(), "old", |_| {});
+    let other = encode_chained_record(&old.hashes[0], &[hit("c", 1, 4), hit("x", 1, 5)]);
+    write_journal(
+        &old.path,
+        "journal-a.wal",
+        &journal_file(5, &[(5, &[&other])]),
+    );
+    let manifest = migrate_store(&old.path, &dir.path().join("new"), None).unwrap();
+    assert_eq!((manifest.last_position, manifest.records), (6, 3));
+    assert_eq!(manifest.chain_head, old.chain_head);
+
+    // A record beyond the log's end that does not continue it (a gap, or a hash that does not
+    // match) was refused by format-1 open: acknowledged appends could not be applied.
+    for name in ["gap", "chain"] {
+        let old = format_1_store(dir.path(), name, |_| {});
+        let record = match name {
+            "gap" => b_record(&old.hashes[2], 3, 8),
+            _ => b_record(&[1; 32], 3, 7),
+        };
+        write_journal(
+            &old.path,
+            "journal-b.wal",
+            &journal_file(5, &[(5, &[&record])]),
+        );
+        let before = hashes(&old.path);
+        match migrate_store(&old.path, &dir.path().join("refused"), None) {
+            Err(CheckpointError::Invalid { path, detail }) => {
+                assert_eq!(path, old.path);
+                assert!(detail.contains("does not continue the log"), "{detail}");
+            }
+            other => panic!("{name}: a journal that skips ahead was migrated: {other:?}"),
+        }
+        assert_eq!(hashes(&old.path), before);
+    }
+    assert_eq!(names(dir.path()), ["chain", "gap", "new", "old"]);
+}
+
+#[test]
+fn a_durable_mark_the_log_does_not_reach_refuses_the_migration() {
+    let dir = tempfile::tempdir().unwrap();
+    // The log ends at position 6 (three records, the second for 4..=5). Each case: the mark's
+    // sequence, position and hash, sled's flush sequence, the events missing.
+    type Hash = fn(&Old) -> [u8; 32];
+    let cases: [(&str, u64, u64, Hash, u64, u64); 4] = [
+        // Flushed up to position 9: sled lost the last flush's records.
+        ("ahead", 4, 9, |_| [9; 32], 4, 3),
+        // sled's flush sequence never reached the mark's.
+        ("sequence", 5, 6, |old| old.hashes[2], 4, 0),
+        // Position 6 was flushed with another hash.
+        ("hash", 4, 6, |_| [6; 32], 4, 0),
+        // No record ends at position 4.
+        ("inside", 4, 4, |old| old.hashes[1], 4, 0),
+    ];
+    for (name, sequence, position, hash, flushed, missing) in cases {
+        let old = format_1_store(dir.path(), name, |_| {});
+        write_mark(&old.path, sequence, position, hash(&old), flushed);
+        let before = hashes(&old.path);
+        let error = migrate_store(&old.path, &dir.path().join("new"), None).unwrap_err();
+        let CheckpointError::LostFlushedWrites {
+            path,
+            last_position,
+            durable_position,
+            ..
+        } = &error
+        else {
+            panic!("{name}: {error:?}");
+        };
+        assert_eq!(
+            (path, *last_position, *durable_position),
+            (&old.path, 6, position)
+        );
+        let message = error.to_string();
+        assert!(
+            message.contains(&format!("{missing} acknowledged events are missing")),
+            "{name}: {message}"
+        );
+        assert_eq!(hashes(&old.path), before);
+    }
+    // The mark at the log's end with its hash: migrated.
+    let old = format_1_store(dir.path(), "intact", |_| {});
+    write_mark(&old.path, 4, 6, old.hashes[2], 4);
+    let manifest = migrate_store(&old.path, &dir.path().join("new"), None).unwrap();
+    assert_eq!(manifest.last_position, 6);
+}
+
+#[test]
+fn a_damaged_journal_entry_that_an_intact_one_follows_refuses_the_migration() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = format_1_store(dir.path(), "old", |_| {});
+    let seventh = b_record(&old.hashes[2], 3, 7);
+    let eighth = b_record(&record_hash(&seventh), 4, 8);
+    let mut bytes = journal_file(12, &[(12, &[&seventh]), (12, &[&eighth])]);
+    // A byte inside the first entry's record: its CRC no longer matches.
+    bytes[16 + 16 + 4 + 10] ^= 0x01;
+    write_journal(&old.path, "journal-a.wal", &bytes);
+    let before = hashes(&old.path);
+    match migrate_store(&old.path, &dir.path().join("new"), None) {
+        Err(CheckpointError::Invalid { path, detail }) => {
+            assert_eq!(path, old.path);
+            assert!(
+                detail.contains("journal-a.wal")
+                    && detail.contains("the entry at byte 16 is damaged")
+                    && detail.contains("an intact entry follows"),
+                "{detail}"
+            );
+        }
+        other => panic!("a damaged journal was migrated: {other:?}"),
+    }
+    assert_eq!(hashes(&old.path), before);
+    assert_eq!(names(dir.path()), ["old"], "temporary files are left");
+
+    // The same damage in the last entry is a torn tail: dropped, the rest migrated.
+    let torn = format_1_store(dir.path(), "torn", |_| {});
+    let seventh = b_record(&torn.hashes[2], 3, 7);
+    let eighth = b_record(&record_hash(&seventh), 4, 8);
+    let mut bytes = journal_file(12, &[(12, &[&seventh]), (12, &[&eighth])]);
+    let at = bytes.len() - 3;
+    bytes[at] ^= 0x01;
+    write_journal(&torn.path, "journal-a.wal", &bytes);
+    let manifest = migrate_store(&torn.path, &dir.path().join("new"), None).unwrap();
+    assert_eq!(manifest.last_position, 7);
 }
