@@ -10,7 +10,7 @@
 //!   and many cold ones, multi-aggregate appends, a durable subscription, a projection and a live
 //!   subscription attached, a snapshot thread and a checkpoint thread.
 //!
-//! Kills land at random moments: some while the writer still opens the store (journal replay,
+//! Kills land at random moments: some while the writer still opens the store (tail recovery,
 //! index rebuild), some right after a checkpoint export or a snapshot write began, the others
 //! at a random time. After each kill:
 //!
@@ -110,7 +110,7 @@ pub struct PairStats {
     pub durability: String,
     /// Kills survived (the store reopened and every check passed).
     pub kills: u64,
-    /// Kills that landed before the writer said it was ready (opening: journal replay, index
+    /// Kills that landed before the writer said it was ready (opening: tail recovery, index
     /// rebuild, subscriptions catching up).
     pub kills_before_ready: u64,
     /// Kills that landed while a checkpoint export was in progress.
