@@ -69,6 +69,12 @@ pub(crate) struct State {
     pub(crate) writer_done: bool,
     /// Set while the writer waits for work: only then do appends pay for waking it.
     pub(crate) writer_idle: bool,
+    /// Set while a group is being written (by the writer thread, or by an appending thread that
+    /// found no group in flight): groups are written one at a time, in log order.
+    pub(crate) writing: bool,
+    /// Groups appending threads wrote themselves, for the writer thread to hand to the commit
+    /// listener (always on the writer thread, in log order).
+    pub(crate) to_notify: VecDeque<Vec<Arc<RecordedEvent>>>,
 }
 
 /// Counters for the metrics; the persisted ones are loaded at open and saved with each index flush.

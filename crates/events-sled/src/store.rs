@@ -321,6 +321,8 @@ impl Store {
                 closing: false,
                 writer_done: false,
                 writer_idle: false,
+                writing: false,
+                to_notify: VecDeque::new(),
             }),
             writer_wake: Condvar::new(),
             progress: Condvar::new(),
@@ -349,8 +351,7 @@ impl Store {
             path: shared.config.path.clone(),
             source,
         };
-        let writer =
-            Writer::spawn(Arc::clone(&shared), recovered.chain_head).map_err(thread_error)?;
+        let writer = Writer::spawn(Arc::clone(&shared)).map_err(thread_error)?;
         let _ = shared.writer_thread.set(writer.thread().id());
         *lock(&shared.writer) = Some(writer);
         crate::flusher::start(&shared).map_err(thread_error)?;
@@ -830,10 +831,21 @@ impl Shared {
             // Phase 2: assign versions and positions, queue for the writer.
             let results = Self::assign(&mut state, batches, &streams, &heads, call_bytes);
             state.unwritten_bytes += call_bytes;
-            if state.writer_idle {
+            // Durable mode, leader/follower: when no group is in flight, this thread writes and
+            // syncs the next group itself (saving two thread hops on the way to the
+            // acknowledgement); appends arriving meanwhile join the group after it.
+            let led = if self.config.durability == Durability::Durable && !state.closing {
+                self.take_group(&mut state)
+            } else {
+                None
+            };
+            if led.is_none() && state.writer_idle {
                 self.writer_wake.notify_one();
             }
             drop(state);
+            if let Some((group, chain_head)) = led {
+                self.lead(group, chain_head);
+            }
             let last = results.last().map_or(0, |r| r.last_position);
             let events: u64 = results
                 .iter()
@@ -923,6 +935,14 @@ impl Shared {
             last.bytes = call_bytes;
         }
         results
+    }
+
+    /// Writes a group an appending thread took (see `take_group`); the writer thread hands it
+    /// to the commit listener. A failure fails the store, as on the writer thread.
+    fn lead(&self, group: Vec<Arc<RecordedEvent>>, chain_head: crate::record::Hash) {
+        if let Err(e) = self.write_group(&group, chain_head, true) {
+            self.fail(e.to_string());
+        }
     }
 
     /// In durable mode, waits until `position` is flushed; otherwise returns at once.

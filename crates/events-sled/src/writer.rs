@@ -16,13 +16,21 @@ use crate::config::Durability;
 use crate::fault::SyncPoint;
 use crate::record::{Hash, encode_record, record_hash};
 use crate::segment::SegmentError;
-use crate::state::{Shared, lock};
+use crate::state::{Shared, State, lock};
 
 pub(crate) struct Writer {
     shared: Arc<Shared>,
-    chain_head: Hash,
     /// When the group now forming was first seen (buffered mode's grouping window).
     window_start: Option<Instant>,
+}
+
+/// What the writer thread does next.
+enum Work {
+    /// Hand groups that appending threads wrote themselves (durable mode's leaders) to the
+    /// commit listener, in log order.
+    Notify(Vec<Vec<Arc<RecordedEvent>>>),
+    /// Write this group, chained to this hash.
+    Write(Vec<Arc<RecordedEvent>>, Hash),
 }
 
 /// Approximate bytes an event takes in a record (for cutting records and backpressure).
@@ -43,7 +51,7 @@ pub(crate) fn event_size(event: &RecordedEvent) -> usize {
 }
 
 #[derive(Debug)]
-enum WriteError {
+pub(crate) enum WriteError {
     Log(SegmentError),
     Io(std::io::Error),
 }
@@ -58,10 +66,9 @@ impl std::fmt::Display for WriteError {
 }
 
 impl Writer {
-    pub(crate) fn spawn(shared: Arc<Shared>, chain_head: Hash) -> std::io::Result<JoinHandle<()>> {
+    pub(crate) fn spawn(shared: Arc<Shared>) -> std::io::Result<JoinHandle<()>> {
         let writer = Self {
             shared,
-            chain_head,
             window_start: None,
         };
         std::thread::Builder::new()
@@ -72,10 +79,22 @@ impl Writer {
     fn run(mut self) {
         // Ends once closing has drained the queue (the indexes and the final flush follow in
         // `shutdown`) or the store failed.
-        while let Some(events) = self.next_work() {
-            if let Err(e) = self.write(events) {
-                self.fail(&e);
-                break;
+        while let Some(work) = self.next_work() {
+            match work {
+                Work::Notify(groups) => {
+                    for group in &groups {
+                        self.notify_listener(group);
+                    }
+                }
+                Work::Write(events, chain_head) => {
+                    if let Err(e) = self.shared.write_group(&events, chain_head, false) {
+                        self.fail(&e);
+                        break;
+                    }
+                    // Taken while nothing waited to be notified, and no one else writes until
+                    // this group is committed: it is next in log order.
+                    self.notify_listener(&events);
+                }
             }
         }
         let mut state = lock(&self.shared.state);
@@ -87,36 +106,27 @@ impl Writer {
         self.shared.fail(error.to_string());
     }
 
-    /// The next group to write, or `None` when the writer should stop.
-    fn next_work(&mut self) -> Option<Vec<Arc<RecordedEvent>>> {
+    /// The next work, or `None` when the writer should stop.
+    fn next_work(&mut self) -> Option<Work> {
         let shared = &self.shared;
         let mut state = lock(&shared.state);
         loop {
+            if !state.to_notify.is_empty() {
+                return Some(Work::Notify(state.to_notify.drain(..).collect()));
+            }
             if state.failed.is_some() {
                 return None;
             }
             let available = state.unwritten.len() - state.taken;
-            if available > 0 {
-                let target = shared.config.record_target_bytes;
-                let mut cut = 0;
-                let mut bytes = 0;
-                for (n, pending) in state.unwritten.iter().skip(state.taken).enumerate() {
-                    // Records are cut by their encoded size, not by the memory events hold.
-                    bytes += event_size(&pending.event);
-                    if pending.commit_end {
-                        cut = n + 1;
-                        if bytes >= target {
-                            break;
-                        }
-                    }
-                }
+            if available > 0 && !state.writing {
+                let (bytes, _) = shared.group_cut(&state);
                 // Buffered mode: let a small group grow for up to `group_delay` — fewer, larger
-                // records cost fewer sled keys and fewer bytes per event.
+                // records cost fewer frames and fewer bytes per event.
                 let window = shared.config.group_delay;
                 if shared.config.durability == Durability::Buffered
                     && !window.is_zero()
                     && !state.closing
-                    && bytes < target
+                    && bytes < shared.config.record_target_bytes
                 {
                     let now = Instant::now();
                     let deadline = *self.window_start.get_or_insert(now) + window;
@@ -130,18 +140,11 @@ impl Writer {
                     }
                 }
                 self.window_start = None;
-                if cut > 0 {
-                    let start = state.taken;
-                    let events = state
-                        .unwritten
-                        .range(start..start + cut)
-                        .map(|p| Arc::clone(&p.event))
-                        .collect();
-                    state.taken += cut;
-                    return Some(events);
+                if let Some((events, chain_head)) = shared.take_group(&mut state) {
+                    return Some(Work::Write(events, chain_head));
                 }
             }
-            if state.closing && state.taken == 0 {
+            if state.closing && state.taken == 0 && !state.writing {
                 return None;
             }
             state.writer_idle = true;
@@ -154,16 +157,86 @@ impl Writer {
         }
     }
 
-    fn write(&mut self, events: Vec<Arc<RecordedEvent>>) -> Result<(), WriteError> {
-        let shared = Arc::clone(&self.shared);
+    fn notify_listener(&self, events: &[Arc<RecordedEvent>]) {
+        let listener = self
+            .shared
+            .listener
+            .read()
+            .ok()
+            .and_then(|guard| guard.clone());
+        if let Some(listener) = listener
+            && let Err(panic) = catch_unwind(AssertUnwindSafe(|| listener(events)))
+        {
+            let message = crate::store::panic_message(panic.as_ref());
+            tracing::error!(
+                name: "event_store_listener_panicked",
+                panic = %message,
+                "commit listener panicked; the store keeps writing"
+            );
+        }
+    }
+}
+
+impl Shared {
+    /// Where the next group ends: the queued events after those taken, cut at the first commit
+    /// boundary past `record_target_bytes`. Returns (encoded bytes, events) of the group.
+    fn group_cut(&self, state: &State) -> (usize, usize) {
+        let target = self.config.record_target_bytes;
+        let (mut cut, mut bytes, mut cut_bytes) = (0, 0, 0);
+        for (n, pending) in state.unwritten.iter().skip(state.taken).enumerate() {
+            // Records are cut by their encoded size, not by the memory events hold.
+            bytes += event_size(&pending.event);
+            if pending.commit_end {
+                cut = n + 1;
+                cut_bytes = bytes;
+                if bytes >= target {
+                    break;
+                }
+            }
+        }
+        (if cut == 0 { bytes } else { cut_bytes }, cut)
+    }
+
+    /// Takes the next group for writing, if any and if no one writes now: its events and the
+    /// chain hash it follows. The taker must call [`Shared::write_group`] with them.
+    pub(crate) fn take_group(&self, state: &mut State) -> Option<(Vec<Arc<RecordedEvent>>, Hash)> {
+        if state.writing || state.failed.is_some() {
+            return None;
+        }
+        let (_, cut) = self.group_cut(state);
+        if cut == 0 {
+            return None;
+        }
+        let start = state.taken;
+        let events = state
+            .unwritten
+            .range(start..start + cut)
+            .map(|p| Arc::clone(&p.event))
+            .collect();
+        state.taken += cut;
+        state.writing = true;
+        Some((events, state.written_hash))
+    }
+
+    /// Writes a group taken with [`Shared::take_group`]: one hash-chained record, one frame
+    /// appended to the active segment, synced in durable mode; then commits it (readers and
+    /// durable appenders see it). The writer thread hands the events to the commit listener
+    /// itself; for a `leader` (an appending thread) they are queued for the writer thread.
+    pub(crate) fn write_group(
+        &self,
+        events: &[Arc<RecordedEvent>],
+        chain_head: Hash,
+        leader: bool,
+    ) -> Result<(), WriteError> {
+        let shared = self;
         let (Some(first), Some(last)) = (events.first(), events.last()) else {
             return Ok(());
         };
         let (first_position, last_position) = (first.position, last.position);
         let total_bytes: usize = events.iter().map(|e| event_size(e)).sum();
         // One group, one record, one checksummed frame: a torn frame is cut whole on open.
-        let record = encode_record(&self.chain_head, &events);
-        self.chain_head = record_hash(&record);
+        let record = encode_record(&chain_head, events);
+        let chain_head = record_hash(&record);
         let durable = shared.config.durability == Durability::Durable;
         let event_count = u32::try_from(events.len()).map_err(|_| {
             WriteError::Io(std::io::Error::other("a group of more than 2^32 events"))
@@ -187,7 +260,16 @@ impl Writer {
             }
             state.taken -= events.len();
             state.written_upto = last_position;
-            state.written_hash = self.chain_head;
+            state.written_hash = chain_head;
+            state.writing = false;
+            if leader {
+                // Queued in the same critical section as the commit: no later group can reach
+                // the listener before this one.
+                state.to_notify.push_back(events.to_vec());
+                shared.writer_wake.notify_one();
+            } else if state.writer_idle && state.unwritten.len() > state.taken {
+                shared.writer_wake.notify_one();
+            }
             shared.written_upto.store(last_position, Ordering::Release);
             // Under the state lock, so the indexer persists a count that matches `written_upto`.
             shared
@@ -215,33 +297,13 @@ impl Writer {
             durable,
             "group written"
         );
-        self.notify_listener(&events);
         self.maybe_wake_checkpointer(last_position);
         Ok(())
     }
 
-    fn notify_listener(&self, events: &[Arc<RecordedEvent>]) {
-        let listener = self
-            .shared
-            .listener
-            .read()
-            .ok()
-            .and_then(|guard| guard.clone());
-        if let Some(listener) = listener
-            && let Err(panic) = catch_unwind(AssertUnwindSafe(|| listener(events)))
-        {
-            let message = crate::store::panic_message(panic.as_ref());
-            tracing::error!(
-                name: "event_store_listener_panicked",
-                panic = %message,
-                "commit listener panicked; the store keeps writing"
-            );
-        }
-    }
-
     fn maybe_wake_checkpointer(&self, last_position: u64) {
-        let policy = &self.shared.config.checkpoints;
-        let counters = &self.shared.counters;
+        let policy = &self.config.checkpoints;
+        let counters = &self.counters;
         let by_events = policy.every_events.is_some_and(|every| {
             last_position.saturating_sub(counters.checkpoint_position.load(Ordering::Relaxed))
                 >= every
@@ -250,7 +312,7 @@ impl Writer {
             .every_bytes
             .is_some_and(|every| counters.bytes_since_checkpoint.load(Ordering::Relaxed) >= every);
         if by_events || by_bytes {
-            self.shared.checkpoint_wake.notify_all();
+            self.checkpoint_wake.notify_all();
         }
     }
 }
