@@ -24,6 +24,14 @@ use crate::store::STORE_FORMAT;
 /// The directory of the log's segment files inside a store's directory.
 pub(crate) const LOG_DIR: &str = "log";
 
+/// Whether the store at `path` has a log (segment files) that sled's part can be rebuilt from.
+pub(crate) fn has_log(path: &Path) -> bool {
+    FsDir::create(&path.join(LOG_DIR))
+        .ok()
+        .and_then(|dir| crate::segment::log_store_id(&dir).ok().flatten())
+        .is_some()
+}
+
 /// The first store format: the log's records were sled keys (`L` · position). Such a store is
 /// migrated through a checkpoint (`events-dump migrate`), not opened.
 pub(crate) const FORMAT_SLED_LOG: u32 = 1;
@@ -276,13 +284,28 @@ pub(crate) struct Prepared {
     pub(crate) store_id: String,
 }
 
-/// The store's id, made (and flushed) the first time a store without one is opened.
-fn store_id(db: &sled::Db, log: &sled::Tree) -> Result<uuid::Uuid, OpenError> {
+/// The store's id: sled's, else the log's (sled was thrown away: it is rebuilt from the log),
+/// else a new one (a new store), written (and flushed) into sled.
+fn store_id(
+    config: &StoreConfig,
+    db: &sled::Db,
+    log: &sled::Tree,
+) -> Result<uuid::Uuid, OpenError> {
     if let Some(bytes) = log.get(STORE_ID_KEY).map_err(OpenError::Storage)? {
         return uuid::Uuid::from_slice(&bytes)
             .map_err(|_| open_corrupted(format!("store id is {} bytes, not 16", bytes.len())));
     }
-    let id = uuid::Uuid::new_v4();
+    let dir_path = config.path.join(LOG_DIR);
+    let from_log = match FsDir::create(&dir_path) {
+        Ok(dir) => crate::segment::log_store_id(&dir).map_err(segment_to_open)?,
+        Err(source) => {
+            return Err(OpenError::Io {
+                path: dir_path,
+                source,
+            });
+        }
+    };
+    let id = from_log.map_or_else(uuid::Uuid::new_v4, uuid::Uuid::from_bytes);
     log.insert(STORE_ID_KEY, id.as_bytes().as_slice())
         .map_err(OpenError::Storage)?;
     db.flush().map_err(OpenError::Storage)?;
@@ -325,6 +348,13 @@ fn check_format(config: &StoreConfig, db: &sled::Db, log: &sled::Tree) -> Result
             }
             if log.first().map_err(OpenError::Storage)?.is_some() {
                 return Err(open_corrupted("the store holds data but no format version"));
+            }
+            if has_log(&config.path) {
+                tracing::warn!(
+                    name: "event_store_sled_rebuilt",
+                    path = %config.path.display(),
+                    "sled's part of the store is empty (its files were removed, or read as empty): rebuilding it from the log; snapshots and consumer positions are gone"
+                );
             }
             log.insert(FORMAT_KEY, &STORE_FORMAT.to_be_bytes())
                 .map_err(OpenError::Storage)?;
@@ -375,7 +405,7 @@ pub(crate) fn prepare(
             path: data_file_path,
             source,
         })?;
-    let id = store_id(db, &log)?;
+    let id = store_id(config, db, &log)?;
     let (segments, tail) = open_segments(config, id)?;
     if tail.cut_bytes > 0 {
         tracing::warn!(

@@ -231,6 +231,28 @@ pub(crate) fn open_sled(config: &StoreConfig, data: &Path) -> Result<sled::Db, O
     }
 }
 
+/// Why an open failed: sled's own files did not open (sled reported them corrupted or panicked
+/// on them; `Store::open` then rebuilds them from the log), or anything else.
+#[derive(Debug)]
+pub(crate) enum OpenFailure {
+    SledDamaged(OpenError),
+    Other(OpenError),
+}
+
+impl From<OpenError> for OpenFailure {
+    fn from(error: OpenError) -> Self {
+        Self::Other(error)
+    }
+}
+
+impl OpenFailure {
+    pub(crate) fn into_error(self) -> OpenError {
+        match self {
+            Self::SledDamaged(e) | Self::Other(e) => e,
+        }
+    }
+}
+
 impl Store {
     /// Opens (creating if needed) the store described by `config`.
     ///
@@ -249,13 +271,36 @@ impl Store {
         config.validate()?;
         let span = tracing::info_span!("event_store_open", path = %config.path.display());
         let _enter = span.enter();
+        match Self::open_once(config.clone()) {
+            Err(OpenFailure::SledDamaged(error)) if crate::recovery::has_log(&config.path) => {
+                // sled holds nothing the log cannot rebuild: set its files aside, rebuild.
+                tracing::warn!(
+                    name: "event_store_sled_damaged",
+                    path = %config.path.display(),
+                    error = %error,
+                    "sled's files do not open; rebuilding them from the log"
+                );
+                crate::repair::repair_store(&config.path)?;
+                Self::open_once(config).map_err(OpenFailure::into_error)
+            }
+            other => other.map_err(OpenFailure::into_error),
+        }
+    }
+
+    /// Opens without repairing: the error says whether sled's own files failed to open.
+    pub(crate) fn open_once(config: StoreConfig) -> Result<Self, OpenFailure> {
         let started = std::time::Instant::now();
         let data = config.path.join(DATA_DIR);
         std::fs::create_dir_all(&data).map_err(|source| OpenError::Io {
             path: data.clone(),
             source,
         })?;
-        let db = open_sled(&config, &data)?;
+        let db = open_sled(&config, &data).map_err(|e| match e {
+            OpenError::Corrupted { .. } | OpenError::EnginePanicked { .. } => {
+                OpenFailure::SledDamaged(e)
+            }
+            other => OpenFailure::Other(other),
+        })?;
         let Prepared {
             log,
             snapshots,
@@ -267,10 +312,11 @@ impl Store {
             store_id,
         } = match catch_unwind(AssertUnwindSafe(|| prepare(&config, &data, &db))) {
             Ok(result) => result?,
+            // Only sled panics on damaged files (the log's reads return errors).
             Err(panic) => {
-                return Err(OpenError::EnginePanicked {
+                return Err(OpenFailure::SledDamaged(OpenError::EnginePanicked {
                     message: panic_message(panic.as_ref()),
-                });
+                }));
             }
         };
         // sled's lock is ours: no export of this store runs. Temporary files of exports a

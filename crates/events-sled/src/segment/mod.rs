@@ -13,6 +13,7 @@
 mod cursor;
 pub(crate) mod layout;
 mod recover;
+pub(crate) use recover::log_store_id;
 pub(crate) mod vfs;
 
 use std::path::{Path, PathBuf};

@@ -627,3 +627,21 @@ impl SegmentLog {
         Ok((log, recovered))
     }
 }
+
+/// The store id in the header of the log's first segment in `dir`, if there is an intact one:
+/// the log's owner, whatever sled says (sled can be rebuilt from the log).
+pub(crate) fn log_store_id(dir: &dyn Dir) -> Result<Option<[u8; 16]>, SegmentError> {
+    let names = dir.list().map_err(io_error(dir, ""))?;
+    let first = names
+        .iter()
+        .filter_map(|name| match layout::parse_name(name) {
+            Some((FileKind::Segment, first)) => Some((first, name)),
+            _ => None,
+        })
+        .min_by_key(|(first, _)| *first);
+    let Some((_, name)) = first else {
+        return Ok(None);
+    };
+    let file = dir.open(name, false).map_err(io_error(dir, name))?;
+    Ok(read_header(&*file, dir, name)?.ok().map(|h| h.store_id))
+}
