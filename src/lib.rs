@@ -107,8 +107,9 @@ pub use events_core::{
 pub use events_sled::{
     AggregateInfo, AppendBatch, AppendError, AppendResult, ChainHead, CheckpointError,
     CheckpointInfo, CheckpointManifest, CheckpointPolicy, ConsumerCheckpoint, Direction,
-    Durability, EventRef, ExpectedVersion, LogEvents, OpenError, Progress, ReadError, Snapshot,
-    SnapshotError, StoreConfig, StoreError, StoreLimits, StoreMetrics, StreamEvents, StreamRead,
-    TypeEvents, VerifyIssue, VerifyReport, import_checkpoint, list_checkpoints, migrate_store,
-    prune_checkpoints, read_manifest, verify_checkpoint, verify_checkpoint_with,
+    Durability, EventRef, ExpectedVersion, LogEvents, OpenError, Progress, ReadError, RepairReport,
+    Snapshot, SnapshotError, StoreConfig, StoreError, StoreLimits, StoreMetrics, StreamEvents,
+    StreamRead, TypeEvents, VerifyIssue, VerifyReport, import_checkpoint, list_checkpoints,
+    migrate_store, prune_checkpoints, read_manifest, repair_store, verify_checkpoint,
+    verify_checkpoint_with,
 };

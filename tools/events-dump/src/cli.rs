@@ -171,6 +171,10 @@ pub enum Command {
         #[arg(long, value_name = "NEW_DIR")]
         to: PathBuf,
     },
+    /// Rebuild the store's sled part (indexes, kept snapshots and consumers) from its log: for
+    /// damage `verify` reports in the indexes. sled's directory is moved aside to
+    /// `data.damaged-<micros>` (kept), the log is not touched. The store must not be in use.
+    Repair,
 }
 
 /// `checkpoint ...`.

@@ -5,7 +5,7 @@ use std::path::Path;
 use anyhow::{Context as _, bail};
 use eventlog::{
     CheckpointError, CheckpointManifest, EventLog, import_checkpoint, list_checkpoints,
-    migrate_store, prune_checkpoints, verify_checkpoint_with,
+    migrate_store, prune_checkpoints, repair_store, verify_checkpoint_with,
 };
 use serde_json::json;
 
@@ -119,6 +119,40 @@ pub fn migrate(from: &Path, to: &Path, json: bool, out: &mut Out) -> anyhow::Res
             manifest.chain_head,
             manifest.snapshots,
             manifest.consumers,
+        ))?;
+    }
+    Ok(Status::Ok)
+}
+
+/// `repair`: rebuilds the store's sled part from its log.
+///
+/// # Errors
+///
+/// When there is no store, it is in use, or the rebuild fails.
+pub fn repair(store: &Path, json: bool, out: &mut Out) -> anyhow::Result<Status> {
+    if !store.join("log").is_dir() {
+        bail!(
+            "no format-2 store at {}: it has no log/ directory to rebuild from",
+            store.display()
+        );
+    }
+    let report = repair_store(store).with_context(|| format!("repairing {}", store.display()))?;
+    if json {
+        out.json(&json!({"store": store, "report": report}))?;
+    } else {
+        out.line(format!(
+            "rebuilt {} from its log: {} events; {} snapshots and {} consumers carried over{}",
+            store.display(),
+            report.last_position,
+            report.snapshots,
+            report.consumers,
+            report
+                .set_aside
+                .as_ref()
+                .map_or(String::new(), |aside| format!(
+                    "; the old sled directory is kept at {}",
+                    aside.display()
+                )),
         ))?;
     }
     Ok(Status::Ok)

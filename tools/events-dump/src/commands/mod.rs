@@ -39,6 +39,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<Status> {
             checkpoint::prune(&cli.source.store, *older_than, cli.json, &mut out)?
         }
         Command::Migrate { from, to } => checkpoint::migrate(from, to, cli.json, &mut out)?,
+        Command::Repair => checkpoint::repair(&cli.source.store, cli.json, &mut out)?,
         other => {
             let source = source::open(&cli.source)?;
             let status = with_source(other, &source, cli.json, &mut out);
@@ -114,6 +115,6 @@ fn with_source(
         Command::Checkpoint(CheckpointCommand::Export { file }) => {
             checkpoint::export(log, file, json, out)
         }
-        Command::Checkpoint(_) | Command::Migrate { .. } => Ok(Status::Ok),
+        Command::Checkpoint(_) | Command::Migrate { .. } | Command::Repair => Ok(Status::Ok),
     }
 }
