@@ -13,7 +13,9 @@ use tempfile::TempDir;
 
 /// What a store shows: every event (position, id, aggregate, version), and each aggregate's
 /// version as the index reports it.
-fn contents(store: &Store) -> (Vec<(u64, uuid::Uuid, String, u64)>, Vec<u64>) {
+type Contents = (Vec<(u64, uuid::Uuid, String, u64)>, Vec<u64>);
+
+fn contents(store: &Store) -> Contents {
     let events = store
         .read_log(1, None)
         .map(|e| {
@@ -33,7 +35,7 @@ fn contents(store: &Store) -> (Vec<(u64, uuid::Uuid, String, u64)>, Vec<u64>) {
 }
 
 /// A store of 7 aggregates (its index flushed part way), a snapshot and a consumer, closed.
-fn build(dir: &TempDir) -> (String, (Vec<(u64, uuid::Uuid, String, u64)>, Vec<u64>)) {
+fn build(dir: &TempDir) -> (String, Contents) {
     let store = Store::open(config(dir).index_flush_events(50)).unwrap();
     for n in 0..300_u64 {
         store
