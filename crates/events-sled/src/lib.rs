@@ -162,6 +162,54 @@ pub mod fuzz {
         Ok(count)
     }
 
+    /// Opens the segment files in `dir` as a store's open does (recovering, and cutting, the
+    /// tail; the store id taken from the first segment's header), reads every record back by
+    /// position and in order, and opens again: returns the last position, or the error as text.
+    /// Must never panic; when it succeeds, both opens and both reads agree.
+    pub fn recover_segments(dir: &std::path::Path) -> Result<u64, String> {
+        use crate::segment::vfs::FsDir;
+        use crate::segment::{SegmentLog, SegmentOptions, log_store_id};
+        let fs = FsDir::create(dir).map_err(|e| e.to_string())?;
+        let store_id = log_store_id(&fs)
+            .map_err(|e| e.to_string())?
+            .unwrap_or_default();
+        let options = || SegmentOptions {
+            segment_bytes: 4096,
+            ..SegmentOptions::new(store_id)
+        };
+        let (log, recovered) = SegmentLog::open(std::sync::Arc::new(fs.clone()), options())
+            .map_err(|e| e.to_string())?;
+        let last = recovered.last_position;
+        let mut position = 1;
+        for frame in log.reader(1).map_err(|e| e.to_string())? {
+            let frame = frame.map_err(|e| e.to_string())?;
+            if frame.first_position != position {
+                return Err(format!(
+                    "the reader skipped to {} from {position}",
+                    frame.first_position
+                ));
+            }
+            let at = log.record_at(position).map_err(|e| e.to_string())?;
+            if at != frame.record {
+                return Err(format!("record_at({position}) differs from the reader"));
+            }
+            position += u64::from(frame.event_count);
+        }
+        if position != last + 1 {
+            return Err(format!("the reader ended at {position}, the log at {last}"));
+        }
+        drop(log);
+        let (_, again) =
+            SegmentLog::open(std::sync::Arc::new(fs), options()).map_err(|e| e.to_string())?;
+        if again.last_position != last || again.cut_bytes != 0 {
+            return Err(format!(
+                "a second open ended at {} (cut {} bytes) after the first ended at {last}",
+                again.last_position, again.cut_bytes
+            ));
+        }
+        Ok(last)
+    }
+
     /// Decodes `bytes` as an index page; returns the number of runs or the decode error.
     pub fn decode_page(bytes: &[u8]) -> Result<usize, String> {
         crate::record::decode_page(bytes)
