@@ -38,6 +38,7 @@ fn options() -> SegmentOptions {
         segment_bytes: 4096,
         store_id: [7; 16],
         index_every_bytes: 512,
+        must_hold: 0,
     }
 }
 
@@ -154,7 +155,7 @@ fn run(seed: u64, crashes: u32, stats: &mut Stats) {
     let mut rng = Rng::new(seed);
     let mut dir = SimDir::new();
     let mut model = Model::default();
-    let aligned = seed % 2 == 0;
+    let aligned = seed.is_multiple_of(2);
     for _ in 0..crashes {
         // A budget makes the crash land anywhere: in an append, a sync, a seal, or the recovery.
         dir.set_budget(Some(rng.below(400)));
