@@ -630,16 +630,12 @@ fn segment_cases(
                     sealed_frames,
                 ));
             }
-            // Deleting the first segment leaves a log that starts after position 1: reported.
+            // A gap, or (the first segment) a log that would start after position 1.
             cases.push(case(
                 segment,
                 Damage::Delete,
                 format!("sealed segment {i}"),
-                if i == 0 {
-                    &[REFUSED, REPORTED]
-                } else {
-                    &[REFUSED]
-                },
+                &[REFUSED],
             ));
             // Its index: rebuilt from the (intact) segment.
             let index = segment.with_extension("idx");

@@ -544,6 +544,17 @@ impl SegmentLog {
             }
         }
         let segments: Vec<u64> = segments.into_iter().collect();
+        // The log starts at position 1: a first segment starting later means the files before it
+        // are gone (the gaps between segments are checked below).
+        if let Some(&first) = segments.first()
+            && first != 1
+        {
+            return Err(SegmentError::corrupted(format!(
+                "{}: the log's first segment starts at position {first}, not 1: the segment files \
+                 before it are missing",
+                layout::segment_name(first)
+            )));
+        }
 
         let last = match segments.last() {
             None => None,
