@@ -904,7 +904,7 @@ pub fn import_checkpoint(
         let store_id = uuid::Uuid::new_v4();
         log.insert(STORE_ID_KEY, store_id.as_bytes().as_slice())
             .map_err(crate::error::StoreError::Storage)?;
-        let (segments, _) = crate::recovery::open_segments(&config, store_id)?;
+        let (segments, _) = crate::recovery::open_segments(&config, store_id, 0)?;
         let total = manifest.last_position;
         let mut progress = progress;
         let mut write_error = None;

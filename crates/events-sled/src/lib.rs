@@ -210,6 +210,150 @@ pub mod fuzz {
         Ok(last)
     }
 
+    /// Bytes of a segment file's header: its first frame starts at this offset.
+    pub const SEGMENT_HEADER_LEN: u64 = crate::segment::layout::HEADER_LEN;
+
+    /// Bytes of a frame's header (`len u32 · crc32 u32 · first_position u64 · event_count u32`),
+    /// before its record.
+    pub const FRAME_HEADER_LEN: u64 = crate::segment::layout::FRAME_HEADER_LEN;
+
+    /// The sled key (in the `log` tree) of the last position a flush synced.
+    pub const SYNCED_KEY: &[u8] = crate::keys::SYNCED_KEY;
+
+    /// The name of the segment file (in `<store>/log/`) whose first event is at `first_position`.
+    pub fn segment_file_name(first_position: u64) -> String {
+        crate::segment::layout::segment_name(first_position)
+    }
+
+    /// The name of the index file of the sealed segment starting at `first_position`.
+    pub fn index_file_name(first_position: u64) -> String {
+        crate::segment::layout::index_name(first_position)
+    }
+
+    /// The first position of a segment or index file, from its name; `None` for other names.
+    pub fn segment_first_position(file_name: &str) -> Option<u64> {
+        crate::segment::layout::parse_name(file_name).map(|(_, first)| first)
+    }
+
+    /// One frame of a segment file, as [`segment_frames`] found it.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct FrameAt {
+        /// Offset of the frame's header in the file.
+        pub offset: u64,
+        /// The record's length.
+        pub len: u32,
+        /// The position of the record's first event.
+        pub first_position: u64,
+        /// How many events the record holds.
+        pub event_count: u32,
+    }
+
+    impl FrameAt {
+        /// The offset after the frame.
+        pub fn end(&self) -> u64 {
+            self.offset + FRAME_HEADER_LEN + u64::from(self.len)
+        }
+
+        /// The offsets of the frame's record in the file.
+        pub fn record(&self) -> std::ops::Range<usize> {
+            (self.offset + FRAME_HEADER_LEN) as usize..self.end() as usize
+        }
+
+        /// The position of the record's last event.
+        pub fn last_position(&self) -> u64 {
+            self.first_position + u64::from(self.event_count) - 1
+        }
+    }
+
+    /// The frames of a segment file's bytes, from offset [`SEGMENT_HEADER_LEN`] up to the first
+    /// frame that is zero-length, runs past the bytes, holds no event or fails its CRC (the
+    /// header and the positions' continuity are not checked).
+    pub fn segment_frames(bytes: &[u8]) -> Vec<FrameAt> {
+        use crate::segment::layout::FrameHeader;
+        let mut frames = Vec::new();
+        let mut at = SEGMENT_HEADER_LEN as usize;
+        while let Some(header) = bytes.get(at..).and_then(FrameHeader::decode) {
+            let start = at + FRAME_HEADER_LEN as usize;
+            let Some(record) = bytes.get(start..start + header.len as usize) else {
+                break;
+            };
+            if header.len == 0 || header.event_count == 0 || !header.crc_matches(record) {
+                break;
+            }
+            frames.push(FrameAt {
+                offset: at as u64,
+                len: header.len,
+                first_position: header.first_position,
+                event_count: header.event_count,
+            });
+            at = start + header.len as usize;
+        }
+        frames
+    }
+
+    /// The frame of `record` (its events at `first_position ..`), as the log writes it: header
+    /// with a correct CRC, then the record. An empty or oversized record is an error.
+    pub fn encode_frame(
+        first_position: u64,
+        event_count: u32,
+        record: &[u8],
+    ) -> Result<Vec<u8>, String> {
+        let mut out = Vec::new();
+        crate::segment::layout::encode_frame(first_position, event_count, record, &mut out)
+            .map_err(|e| e.to_string())?;
+        Ok(out)
+    }
+
+    /// Rewrites the CRC of the frame whose header starts at `offset` in a segment file's bytes
+    /// to match its (altered) content, so that only the hash chain can tell. An error when no
+    /// whole frame is there.
+    pub fn reseal_frame(bytes: &mut [u8], offset: u64) -> Result<(), String> {
+        use crate::segment::layout::{FrameHeader, frame_crc};
+        let at = usize::try_from(offset).map_err(|e| e.to_string())?;
+        let header = bytes
+            .get(at..)
+            .and_then(FrameHeader::decode)
+            .ok_or_else(|| format!("no frame header at offset {offset}"))?;
+        let start = at + FRAME_HEADER_LEN as usize;
+        let record = bytes
+            .get(start..start + header.len as usize)
+            .ok_or_else(|| format!("the frame at offset {offset} runs past the bytes"))?;
+        let crc = frame_crc(header.first_position, header.event_count, record);
+        bytes[at + 4..at + 8].copy_from_slice(&crc.to_be_bytes());
+        Ok(())
+    }
+
+    /// A sealed segment's index file (`seg-….idx`): first and last position, the offset after
+    /// the last frame, sparse `(first position, offset)` entries, with a correct CRC.
+    pub fn encode_segment_index(
+        first_position: u64,
+        last_position: u64,
+        data_end: u64,
+        entries: &[(u64, u64)],
+    ) -> Vec<u8> {
+        crate::segment::layout::SegmentIndex {
+            first_position,
+            last_position,
+            data_end,
+            entries: entries.to_vec(),
+        }
+        .encode()
+    }
+
+    /// Decodes and checks an index file as opening does: `(first position, last position, data
+    /// end, entries)`.
+    #[allow(clippy::type_complexity)]
+    pub fn decode_segment_index(bytes: &[u8]) -> Result<(u64, u64, u64, Vec<(u64, u64)>), String> {
+        crate::segment::layout::SegmentIndex::decode(bytes)
+            .map(|i| (i.first_position, i.last_position, i.data_end, i.entries))
+            .map_err(|e| e.to_string())
+    }
+
+    /// Decodes the value of [`SYNCED_KEY`]: the position and the chain hash there.
+    pub fn decode_synced(value: &[u8]) -> Result<(u64, [u8; 32]), String> {
+        crate::record::decode_synced(value).map_err(|e| e.to_string())
+    }
+
     /// Decodes `bytes` as an index page; returns the number of runs or the decode error.
     pub fn decode_page(bytes: &[u8]) -> Result<usize, String> {
         crate::record::decode_page(bytes)

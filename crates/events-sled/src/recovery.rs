@@ -26,10 +26,12 @@ pub(crate) const LOG_DIR: &str = "log";
 
 /// Whether the store at `path` has a log (segment files) that sled's part can be rebuilt from.
 pub(crate) fn has_log(path: &Path) -> bool {
-    FsDir::create(&path.join(LOG_DIR))
-        .ok()
-        .and_then(|dir| crate::segment::log_store_id(&dir).ok().flatten())
-        .is_some()
+    let dir = path.join(LOG_DIR);
+    dir.is_dir()
+        && FsDir::create(&dir)
+            .ok()
+            .and_then(|dir| crate::segment::log_store_id(&dir).ok().flatten())
+            .is_some()
 }
 
 /// The first store format: the log's records were sled keys (`L` · position). Such a store is
@@ -72,18 +74,27 @@ fn u64_value(bytes: &[u8], what: &str) -> Result<u64, OpenError> {
     Ok(u64::from_be_bytes(array))
 }
 
+/// The last position a flush synced and the chain hash there (`M synced`), if any.
+fn read_synced(log: &sled::Tree) -> Result<Option<(u64, Hash)>, OpenError> {
+    let Some(bytes) = log.get(SYNCED_KEY).map_err(OpenError::Storage)? else {
+        return Ok(None);
+    };
+    decode_synced(&bytes)
+        .map(Some)
+        .map_err(|e| open_corrupted(format!("the synced position: {e}")))
+}
+
 /// Refuses a log shorter than the position a flush synced (and sled noted afterwards), or one
 /// that differs there: segment bytes that were on disk are gone, so acknowledged events are.
+/// (Opening the segment files refused a shorter log already, before cutting anything.)
 fn check_synced(
-    log: &sled::Tree,
+    synced: Option<(u64, Hash)>,
     segments: &SegmentLog,
     last_position: u64,
 ) -> Result<(), OpenError> {
-    let Some(bytes) = log.get(SYNCED_KEY).map_err(OpenError::Storage)? else {
+    let Some((position, hash)) = synced else {
         return Ok(());
     };
-    let (position, hash) =
-        decode_synced(&bytes).map_err(|e| open_corrupted(format!("the synced position: {e}")))?;
     if position > last_position {
         return Err(open_corrupted(format!(
             "the log ends at position {last_position}, but position {position} was synced to disk: \
@@ -126,6 +137,7 @@ fn drop_indexes(log: &sled::Tree) -> Result<(), OpenError> {
 /// its predecessor in the chain with no gap.
 fn recover(
     log: &sled::Tree,
+    synced: Option<(u64, Hash)>,
     segments: &SegmentLog,
     last_record: Option<bytes::Bytes>,
 ) -> Result<Recovered, OpenError> {
@@ -146,7 +158,7 @@ fn recover(
             segments.last_position()
         )));
     }
-    check_synced(log, segments, last_position)?;
+    check_synced(synced, segments, last_position)?;
     let mut watermark = match log.get(WATERMARK_KEY).map_err(OpenError::Storage)? {
         Some(bytes) => u64_value(&bytes, "the index watermark")?,
         None => 0,
@@ -364,10 +376,12 @@ fn check_format(config: &StoreConfig, db: &sled::Db, log: &sled::Tree) -> Result
     Ok(())
 }
 
-/// Opens the log's segment files (recovering their tail).
+/// Opens the log's segment files (recovering their tail), refusing a log that ends before
+/// `must_hold` (the position a flush synced) before anything is cut.
 pub(crate) fn open_segments(
     config: &StoreConfig,
     store_id: uuid::Uuid,
+    must_hold: u64,
 ) -> Result<(SegmentLog, crate::segment::Recovered), OpenError> {
     let dir_path = config.path.join(LOG_DIR);
     let dir = FsDir::create(&dir_path).map_err(|source| OpenError::Io {
@@ -376,6 +390,7 @@ pub(crate) fn open_segments(
     })?;
     let options = SegmentOptions {
         segment_bytes: config.log_segment_bytes,
+        must_hold,
         ..SegmentOptions::new(*store_id.as_bytes())
     };
     SegmentLog::open(Arc::new(dir), options).map_err(segment_to_open)
@@ -406,7 +421,8 @@ pub(crate) fn prepare(
             source,
         })?;
     let id = store_id(config, db, &log)?;
-    let (segments, tail) = open_segments(config, id)?;
+    let synced = read_synced(&log)?;
+    let (segments, tail) = open_segments(config, id, synced.map_or(0, |(p, _)| p))?;
     if tail.cut_bytes > 0 {
         tracing::warn!(
             name: "event_store_torn_tail_cut",
@@ -417,7 +433,7 @@ pub(crate) fn prepare(
             "a torn, never-synced tail of the log was cut"
         );
     }
-    let recovered = recover(&log, &segments, tail.last_record)?;
+    let recovered = recover(&log, synced, &segments, tail.last_record)?;
     let mut persisted = match log.get(COUNTERS_KEY).map_err(OpenError::Storage)? {
         Some(bytes) => {
             decode_counters(&bytes).map_err(|e| open_corrupted(format!("counters: {e}")))?

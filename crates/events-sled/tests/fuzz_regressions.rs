@@ -97,5 +97,8 @@ fn damaged_segment_files_recover_or_fail_typed() {
             }
         }
     }
-    assert!(recovered > 0 && refused > 0, "{recovered} recovered, {refused} refused");
+    assert!(
+        recovered > 0 && refused > 0,
+        "{recovered} recovered, {refused} refused"
+    );
 }

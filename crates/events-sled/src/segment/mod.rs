@@ -45,6 +45,10 @@ pub(crate) struct SegmentOptions {
     pub(crate) store_id: [u8; 16],
     /// Sparse index granularity: an index entry at least every this many bytes.
     pub(crate) index_every_bytes: u64,
+    /// A position the log must reach on open: the last one a flush synced (sled's `M synced`).
+    /// A log whose intact frames end before it lost acknowledged events; opening refuses it
+    /// before it cuts, removes or creates anything, so the damaged files stay as they were.
+    pub(crate) must_hold: u64,
 }
 
 impl SegmentOptions {
@@ -61,6 +65,7 @@ impl SegmentOptions {
             segment_bytes: Self::DEFAULT_SEGMENT_BYTES,
             store_id,
             index_every_bytes: Self::DEFAULT_INDEX_EVERY_BYTES,
+            must_hold: 0,
         }
     }
 }

@@ -38,6 +38,7 @@ fn options() -> SegmentOptions {
         segment_bytes: 4096,
         store_id: [7; 16],
         index_every_bytes: 512,
+        must_hold: 0,
     }
 }
 

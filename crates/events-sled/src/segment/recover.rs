@@ -352,6 +352,11 @@ fn classify_last(
                     scan.frames
                 )));
             }
+            check_holds(
+                options,
+                first_position - 1, // first_position >= 1
+                &format!("{name}: header damaged ({why}), no intact frame"),
+            )?;
             // The only segment may be replaced only when it holds nothing at all (a crash while
             // the log was created); after others, a torn header and no frame is a crash mid-roll.
             if !has_previous && last_nonzero(&*file, dir, &name, 0, len)?.is_some() {
@@ -423,6 +428,16 @@ fn recover_tail(
         options.index_every_bytes,
     )?;
     let cut = scan.data_end;
+    if scan.last_position < options.must_hold {
+        let reason = scan
+            .stop
+            .map_or_else(|| "the end of the file".to_owned(), |p| p.to_string());
+        check_holds(
+            options,
+            scan.last_position,
+            &format!("{name} at offset {cut}: {reason}"),
+        )?;
+    }
     let (cut_bytes, cut_frames) = match last_nonzero(&**file, dir, &name, cut, len)? {
         Some(last) => (
             last + 1 - cut,
@@ -458,6 +473,20 @@ fn recover_tail(
         cut_bytes,
         cut_frames,
     })
+}
+
+/// Refuses a log that ends at `end` when it must reach [`SegmentOptions::must_hold`].
+fn check_holds(options: &SegmentOptions, end: u64, detail: &str) -> Result<(), SegmentError> {
+    if end < options.must_hold {
+        return Err(SegmentError::corrupted(format!(
+            "the log ends at position {end} ({detail}), but position {} was synced to disk: {} \
+             acknowledged events are missing (the segment files were truncated or damaged); \
+             nothing was cut",
+            options.must_hold,
+            options.must_hold - end
+        )));
+    }
+    Ok(())
 }
 
 fn check_continues(
@@ -515,6 +544,17 @@ impl SegmentLog {
             }
         }
         let segments: Vec<u64> = segments.into_iter().collect();
+        // The log starts at position 1: a first segment starting later means the files before it
+        // are gone (the gaps between segments are checked below).
+        if let Some(&first) = segments.first()
+            && first != 1
+        {
+            return Err(SegmentError::corrupted(format!(
+                "{}: the log's first segment starts at position {first}, not 1: the segment files \
+                 before it are missing",
+                layout::segment_name(first)
+            )));
+        }
 
         let last = match segments.last() {
             None => None,
@@ -571,6 +611,14 @@ impl SegmentLog {
                     (None, Some((first, _))) => first,
                     (None, None) => 1,
                 };
+                check_holds(
+                    &options,
+                    first - 1, // first >= 1
+                    &format!(
+                        "no active segment after {}",
+                        table.last().map_or("none", |s| s.name.as_str())
+                    ),
+                )?;
                 let file = create_segment(d, &options, first, options.segment_bytes)?;
                 let name = layout::segment_name(first);
                 table.push(SegmentInfo {

@@ -17,6 +17,7 @@ fn options() -> SegmentOptions {
         segment_bytes: 4096,
         store_id: STORE,
         index_every_bytes: 256,
+        must_hold: 0,
     }
 }
 
