@@ -704,23 +704,31 @@ fn segment_cases(
             let Damage::FlipBit(at, _) = damage else {
                 unreachable!()
             };
+            if at >= len {
+                // Past a segment a clean close cut to its data.
+                continue;
+            }
             let (region, allowed) = classify_at(at);
             cases.push(case(segment, damage, region, allowed));
         }
-        for _ in 0..6 {
+        // A clean close cuts the active segment to its data: a zero tail exists only after a
+        // crash (the preallocated part).
+        if data_end < len {
+            for _ in 0..6 {
+                cases.push(case(
+                    segment,
+                    flip_in(&mut seed, data_end, len),
+                    "active segment, the zero tail",
+                    &[INTACT],
+                ));
+            }
             cases.push(case(
                 segment,
-                flip_in(&mut seed, data_end, len),
-                "active segment, the zero tail",
+                Damage::FlipBit(data_end, 0),
+                "active segment, the zero tail's first byte",
                 &[INTACT],
             ));
         }
-        cases.push(case(
-            segment,
-            Damage::FlipBit(data_end, 0),
-            "active segment, the zero tail's first byte",
-            &[INTACT],
-        ));
         let (_, allowed) = classify_at(0);
         cases.push(case(segment, Damage::Delete, "the active segment", allowed));
     }
