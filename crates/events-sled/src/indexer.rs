@@ -2,8 +2,9 @@
 //! watermark, the indexer thread copies the memtable runs up to the written position (under the
 //! state lock, briefly), rewrites the touched aggregates' and types' last pages, and applies them
 //! with the new watermark and the counters in one atomic batch; only then are those runs dropped
-//! from memory. The batch follows, in sled's log, every record insert it covers. Closing persists
-//! whatever is left.
+//! from memory. The batch covers only records already written to the segment files (a power loss
+//! that keeps the batch and loses those records is found on open: the indexes past the log's end
+//! are rebuilt). Closing persists whatever is left.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;

@@ -34,7 +34,7 @@ pub struct StoreMetrics {
     pub aggregates: u64,
     /// Position of the last acknowledged event.
     pub last_position: u64,
-    /// Every event up to here is in sled.
+    /// Every event up to here is written to the log's segment files.
     pub written_position: u64,
     /// Every event up to here is flushed to disk.
     pub durable_position: u64,

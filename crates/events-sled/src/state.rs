@@ -46,12 +46,12 @@ pub(crate) struct Pending {
 pub(crate) struct State {
     /// The position the next event gets.
     pub(crate) next_position: u64,
-    /// Events at `written_upto + 1 ..`, acknowledged but not yet in sled.
+    /// Events at `written_upto + 1 ..`, acknowledged but not yet in the segment files.
     pub(crate) unwritten: VecDeque<Pending>,
     pub(crate) unwritten_bytes: usize,
     /// How many of `unwritten` the writer is writing now.
     pub(crate) taken: usize,
-    /// Every position up to here is in sled.
+    /// Every position up to here is in the segment files.
     pub(crate) written_upto: u64,
     /// The chain hash of the record ending at `written_upto`.
     pub(crate) written_hash: Hash,
