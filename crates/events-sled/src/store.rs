@@ -1006,6 +1006,15 @@ impl Shared {
             if state.writer_done {
                 return Err(AppendError::Closed);
             }
+            // A follower whose group is still queued when the log falls free leads it.
+            if !state.closing
+                && let Some((group, chain_head)) = self.take_group(&mut state)
+            {
+                drop(state);
+                self.lead(group, chain_head);
+                state = lock(&self.state);
+                continue;
+            }
             state = self
                 .progress
                 .wait(state)
