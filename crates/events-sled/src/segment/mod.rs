@@ -12,12 +12,10 @@
 
 mod cursor;
 pub(crate) mod layout;
-#[allow(dead_code)] // used by the store-level read-only handle (next commit)
 mod read_only;
 mod recover;
 pub(crate) mod vfs;
 
-#[allow(unused_imports)]
 pub(crate) use read_only::ReadOnlySegmentLog;
 
 use std::path::{Path, PathBuf};

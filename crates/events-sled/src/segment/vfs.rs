@@ -54,7 +54,6 @@ pub(crate) struct FsDir {
 
 impl FsDir {
     /// The directory at `path`, which must exist (nothing is created: for read-only use).
-    #[allow(dead_code)]
     pub(crate) fn existing(path: &Path) -> io::Result<Self> {
         if !std::fs::metadata(path)?.is_dir() {
             return Err(io::Error::new(
