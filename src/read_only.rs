@@ -20,7 +20,7 @@ impl EventLog {
     /// keeps a second [`EventLog::open`] out: it fails with `OpenError::Locked`). Nothing is
     /// written. The handle reads the log's segment files and answers stream and aggregate-type
     /// reads from an index it builds in memory by scanning the whole log, so its open time and
-    /// memory grow with the log (about 0.6 s and 70 MB per million events, see
+    /// memory grow with the log (about 0.8 s and at most 50 MB per million events, see
     /// `events_sled::ReadOnlyStore`). It sees what the writer has written to the segment
     /// files as of the open and each [`ReadOnlyEventLog::refresh`]; [`ReadOnlyEventLog::follow`]
     /// tails the log. Snapshots, consumers, subscriptions and appends need the writer's handle.

@@ -2,7 +2,9 @@
 //! 10 000 aggregates over 4 types) in a temporary directory (or `$STORE` when set and already
 //! built), then times `ReadOnlyStore::open` and reports the process's memory around it.
 //!
-//! `cargo run --release -p events-sled --example read_only_open_cost`
+//! `STORE=/tmp/ro-store cargo run --release -p events-sled --example read_only_open_cost`: the
+//! first run builds the store (and its memory figures include the build's); run it again for
+//! the figures of a fresh process.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 

@@ -34,10 +34,13 @@ const FOLLOW_BATCH: usize = 1024;
 /// log's segment files (`<store>/log/`, see docs/design.md, "Segment files"), and answers
 /// stream and aggregate-type reads from an index it builds **in memory** by scanning the whole
 /// log when it opens, and extends on every [`ReadOnlyStore::refresh`]. Open time and memory are
-/// therefore proportional to the log: measured on this machine (release build, 1 000 000
-/// events of 200-byte payloads over 10 000 aggregates of 4 types, 261 MB of segments, page
-/// cache warm) the open takes about 0.6 s and the handle holds about 70 MB (peak RSS 90 MB).
-/// Reproduce with `cargo run --release -p events-sled --example read_only_open_cost`.
+/// therefore proportional to the log. Measured on this machine (2 cores, release build, page
+/// cache warm): 1 000 000 events of 200-byte payloads, 10 000 aggregates of 4 types appended
+/// interleaved (the worst case for the index: one run per event), 229 MB of segments — the
+/// open takes 0.73–0.84 s and the handle holds about 50 MB (RSS 2 → 52 MB, peak 66 MB).
+/// Aggregates appended in runs of consecutive events cost much less memory. Reproduce with
+/// `STORE=/tmp/ro-store cargo run --release -p events-sled --example read_only_open_cost`
+/// (the first run builds the store; run it again for the figure of a fresh process).
 ///
 /// Nothing is written: segment files are opened for reading only; a torn or half-written tail
 /// is not cut (the writer may be writing it), reads simply stop before it. What reads see:
