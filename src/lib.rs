@@ -74,6 +74,7 @@ mod metrics;
 mod omni;
 mod projection;
 mod publisher;
+mod read_only;
 mod subscription;
 mod trace;
 
@@ -87,6 +88,7 @@ pub use omni::{
     RunStatus,
 };
 pub use projection::{Projection, ProjectionHandle};
+pub use read_only::ReadOnlyEventLog;
 pub use subscription::{Position, Subscription, SubscriptionFilter, SubscriptionOptions};
 
 // The member crates' types that appear in this crate's signatures, so users need no other
@@ -107,9 +109,9 @@ pub use events_core::{
 pub use events_sled::{
     AggregateInfo, AppendBatch, AppendError, AppendResult, ChainHead, CheckpointError,
     CheckpointInfo, CheckpointManifest, CheckpointPolicy, ConsumerCheckpoint, Direction,
-    Durability, EventRef, ExpectedVersion, LogEvents, OpenError, Progress, ReadError, RepairReport,
-    Snapshot, SnapshotError, StoreConfig, StoreError, StoreLimits, StoreMetrics, StreamEvents,
-    StreamRead, TypeEvents, VerifyIssue, VerifyReport, import_checkpoint, list_checkpoints,
-    migrate_store, prune_checkpoints, read_manifest, repair_store, verify_checkpoint,
-    verify_checkpoint_with,
+    Durability, EventRef, ExpectedVersion, LogEvents, LogFollower, OpenError, Progress, ReadError,
+    ReadOnlyLogEvents, ReadOnlyStreamEvents, ReadOnlyTypeEvents, RepairReport, Snapshot,
+    SnapshotError, StoreConfig, StoreError, StoreLimits, StoreMetrics, StreamEvents, StreamRead,
+    TypeEvents, VerifyIssue, VerifyReport, import_checkpoint, list_checkpoints, migrate_store,
+    prune_checkpoints, read_manifest, repair_store, verify_checkpoint, verify_checkpoint_with,
 };

@@ -27,6 +27,12 @@ pub enum OpenError {
         /// The store's directory.
         path: PathBuf,
     },
+    /// There is no store at the path (read-only opens, which never create one).
+    #[error("no store at {}: it has neither a log/ nor a data/ directory", path.display())]
+    NoStore {
+        /// The directory asked for.
+        path: PathBuf,
+    },
     /// A file or directory could not be used.
     #[error("I/O error on {}: {source}", path.display())]
     Io {

@@ -17,6 +17,7 @@ mod keys;
 mod metrics;
 mod migrate;
 mod read;
+mod read_only;
 mod reclaim;
 mod record;
 mod recovery;
@@ -43,6 +44,9 @@ pub use fault::{SyncHook, SyncPoint};
 pub use metrics::StoreMetrics;
 pub use migrate::migrate_store;
 pub use read::{LogEvents, StreamEvents, TypeEvents};
+pub use read_only::{
+    LogFollower, ReadOnlyLogEvents, ReadOnlyStore, ReadOnlyStreamEvents, ReadOnlyTypeEvents,
+};
 pub use record::EventRef;
 pub use repair::{RepairReport, repair_store};
 pub use snapshot::Snapshot;

@@ -11,8 +11,12 @@ pub const DEFAULT_STORE: &str = "./omni-writer-data";
 /// Inspect an eventlog store, or a checkpoint of it, from the shell.
 ///
 /// Reads a store directory (default `./omni-writer-data`, where omni-writer writes), or a
-/// checkpoint file. A store held by a running process (the daemon) cannot be opened; read its
-/// newest checkpoint with `--latest-checkpoint` (take one with `kill -USR1 <daemon pid>`).
+/// checkpoint file. A store held by a running process (the daemon) is read live, read-only,
+/// from its log files: `log` (and `log --follow`, which tails it as the daemon appends),
+/// `stream`, `streams`, `types` and `info` work on it and see what the daemon has written so
+/// far. `snapshot`, `state`, `verify` and `checkpoint export` need the store's sled data, which
+/// only the daemon can read: stop it, or read its newest checkpoint with `--latest-checkpoint`
+/// (take one with `kill -USR1 <daemon pid>`).
 ///
 /// Read commands print aligned tables; with `--json` they print JSON Lines (one object per
 /// line: one per event for `log` and `stream`), ready for jq.
@@ -50,7 +54,7 @@ schema_version and shows `\"payload\": {\"hex\": \"...\", \"len\": N}` plus `\"p
 
 Exit status: 0 success (also when the reader of stdout goes away, as with `| head`);
 1 `verify` or `checkpoint verify` found the store or file inconsistent; 2 an error (bad
-arguments, no store, a store in use, a damaged file).";
+arguments, no store, a command that needs a store in use by a running process, a damaged file).";
 
 /// Where events come from: one of a store directory, a checkpoint file, or the newest
 /// checkpoint of the store.
@@ -130,6 +134,10 @@ pub enum Command {
         /// Only events of this event type.
         #[arg(long, value_name = "E")]
         event_type: Option<String>,
+        /// Keep printing events as they are appended (reads the store read-only, even while
+        /// the daemon holds it), until interrupted (Ctrl-C) or `--limit` events were printed.
+        #[arg(long, conflicts_with_all = ["checkpoint", "latest_checkpoint"])]
+        follow: bool,
     },
     /// Event counts per event type and schema version (scans the log).
     Types,

@@ -1,14 +1,14 @@
 //! Events as JSON objects with a fixed field order, and as one-line table rows.
 
-use eventlog::{EventLog, RecordedEvent};
+use eventlog::{EventRegistry, RecordedEvent};
 use serde_json::Value;
 
 /// An event as one JSON object, fields in the order the issue lists them, then `payload` decoded
 /// through the registry (upcast to the current schema). An event the registry cannot decode keeps
 /// its stored schema version and gets `payload: {"hex", "len"}` and `payload_error` (see
 /// `EventRegistry::event_to_json_lossy`).
-pub fn event_json(log: &EventLog, event: &RecordedEvent) -> Value {
-    log.registry().event_to_json_lossy(event)
+pub fn event_json(registry: &EventRegistry, event: &RecordedEvent) -> Value {
+    registry.event_to_json_lossy(event)
 }
 
 /// Column headers of event rows.

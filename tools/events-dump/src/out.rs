@@ -44,6 +44,16 @@ impl Out {
         Ok(())
     }
 
+    /// Writes out what is buffered, now (for output that follows a live log).
+    ///
+    /// # Errors
+    ///
+    /// When stdout cannot be written.
+    pub fn flush(&mut self) -> anyhow::Result<()> {
+        self.inner.flush()?;
+        Ok(())
+    }
+
     /// Flushes what is buffered.
     ///
     /// # Errors

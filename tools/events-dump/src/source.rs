@@ -1,13 +1,16 @@
 //! Opening what the commands read: a store directory, a checkpoint file (imported into a
 //! temporary directory), or the store's newest checkpoint. A store held by a running process
-//! is reported plainly, with its newest checkpoint.
+//! (the daemon) is read **live**, read-only, from its log files: `log`, `stream`, `streams`,
+//! `types` and `info` work on it; commands that need its sled data (snapshots, consumers, the
+//! indexes `verify` checks) say so, with its newest checkpoint.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use eventlog::{
-    CheckpointInfo, CheckpointManifest, EventLog, EventLogConfig, EventLogError, OpenError,
+    AggregateInfo, CheckpointInfo, CheckpointManifest, EventLog, EventLogConfig, EventLogError,
+    EventRegistry, OpenError, ReadError, ReadOnlyEventLog, RecordedEvent, StreamRead,
     import_checkpoint, list_checkpoints,
 };
 use tempfile::TempDir;
@@ -22,11 +25,129 @@ const LOCK_WAIT: Duration = Duration::from_millis(300);
 /// sled's page cache for the dump (it reads, mostly once).
 const CACHE_BYTES: u64 = 64 << 20;
 
+/// Events, lazily; an error ends the iteration.
+pub type Events = Box<dyn Iterator<Item = Result<RecordedEvent, ReadError>>>;
+
+/// What a source reads through: the store itself (opened as its only user), or a store in use
+/// by another process, read-only from its log files.
+#[derive(Debug)]
+pub enum Handle {
+    /// The store (or an imported checkpoint), opened read-write: every command works.
+    Store(EventLog),
+    /// A live store, read-only (see `EventLog::open_read_only`).
+    Live(ReadOnlyEventLog),
+}
+
+impl Handle {
+    /// The full handle, for commands that need the store's sled data; on a live store, an error
+    /// saying what to do instead.
+    ///
+    /// # Errors
+    ///
+    /// On a live store.
+    pub fn full(&self, command: &str) -> anyhow::Result<&EventLog> {
+        match self {
+            Self::Store(log) => Ok(log),
+            Self::Live(live) => Err(anyhow::anyhow!(in_use_message(live.path(), command))),
+        }
+    }
+
+    /// The registry that decodes payloads.
+    pub fn registry(&self) -> &EventRegistry {
+        match self {
+            Self::Store(log) => log.registry(),
+            Self::Live(live) => live.registry(),
+        }
+    }
+
+    /// The last position reads see.
+    ///
+    /// # Errors
+    ///
+    /// When the store is closed.
+    pub fn last_position(&self) -> anyhow::Result<u64> {
+        Ok(match self {
+            Self::Store(log) => log.last_position()?,
+            Self::Live(live) => live.last_position(),
+        })
+    }
+
+    /// The global log from `from`.
+    ///
+    /// # Errors
+    ///
+    /// When the store is closed.
+    pub fn read_log(&self, from: u64, limit: Option<usize>) -> anyhow::Result<Events> {
+        Ok(match self {
+            Self::Store(log) => Box::new(log.read_log(from, limit)?),
+            Self::Live(live) => Box::new(live.read_log(from, limit)),
+        })
+    }
+
+    /// One aggregate type's events from `from`.
+    ///
+    /// # Errors
+    ///
+    /// When the index cannot be read.
+    pub fn read_aggregate_type(
+        &self,
+        aggregate_type: &str,
+        from: u64,
+        limit: Option<usize>,
+    ) -> anyhow::Result<Events> {
+        Ok(match self {
+            Self::Store(log) => Box::new(log.read_aggregate_type(aggregate_type, from, limit)?),
+            Self::Live(live) => Box::new(live.read_aggregate_type(aggregate_type, from, limit)?),
+        })
+    }
+
+    /// One aggregate's events.
+    ///
+    /// # Errors
+    ///
+    /// When the index cannot be read.
+    pub fn read_stream(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+        read: StreamRead,
+    ) -> anyhow::Result<Events> {
+        Ok(match self {
+            Self::Store(log) => Box::new(log.read_stream(aggregate_type, aggregate_id, read)?),
+            Self::Live(live) => Box::new(live.read_stream(aggregate_type, aggregate_id, read)?),
+        })
+    }
+
+    /// An aggregate's version (0: none).
+    ///
+    /// # Errors
+    ///
+    /// When the index cannot be read.
+    pub fn stream_version(&self, aggregate_type: &str, aggregate_id: &str) -> anyhow::Result<u64> {
+        Ok(match self {
+            Self::Store(log) => log.stream_version(aggregate_type, aggregate_id)?,
+            Self::Live(live) => live.stream_version(aggregate_type, aggregate_id),
+        })
+    }
+
+    /// The aggregates and their versions.
+    ///
+    /// # Errors
+    ///
+    /// When the index cannot be read.
+    pub fn aggregates(&self, aggregate_type: Option<&str>) -> anyhow::Result<Vec<AggregateInfo>> {
+        Ok(match self {
+            Self::Store(log) => log.aggregates(aggregate_type)?,
+            Self::Live(live) => live.aggregates(aggregate_type)?,
+        })
+    }
+}
+
 /// An opened source.
 #[derive(Debug)]
 pub struct Source {
     /// The event log read.
-    pub log: EventLog,
+    pub log: Handle,
     /// What it is, for humans (`store ./omni-writer-data`, `checkpoint FILE`).
     pub description: String,
     /// The checkpoint's manifest, when the source is a checkpoint.
@@ -44,7 +165,9 @@ impl Source {
     ///
     /// When the store's final writes fail.
     pub fn close(self) -> anyhow::Result<()> {
-        self.log.close().context("closing the store")?;
+        if let Handle::Store(log) = self.log {
+            log.close().context("closing the store")?;
+        }
         Ok(())
     }
 }
@@ -100,7 +223,8 @@ pub fn open(args: &SourceArgs) -> anyhow::Result<Source> {
     open_store(&args.store)
 }
 
-fn open_store(dir: &Path) -> anyhow::Result<Source> {
+/// Checks that `dir` looks like a store before anything opens it (opening would create one).
+fn check_store_dir(dir: &Path) -> anyhow::Result<()> {
     if !dir.exists() {
         bail!(
             "no store at {}: the directory does not exist (start omni-writer, or pass --store DIR)",
@@ -115,10 +239,19 @@ fn open_store(dir: &Path) -> anyhow::Result<Source> {
             dir.display()
         );
     }
+    Ok(())
+}
+
+fn open_store(dir: &Path) -> anyhow::Result<Source> {
+    check_store_dir(dir)?;
     let log = match EventLog::open(config(dir)) {
-        Ok(log) => log,
+        Ok(log) => Handle::Store(log),
         Err(EventLogError::Open(OpenError::Locked { .. })) => {
-            return Err(anyhow::anyhow!(in_use_message(dir)));
+            tracing::info!(
+                store = %dir.display(),
+                "the store is in use by a running process: reading its log files read-only"
+            );
+            return open_live(dir);
         }
         Err(error) => {
             return Err(error).with_context(|| format!("opening the store at {}", dir.display()));
@@ -133,10 +266,36 @@ fn open_store(dir: &Path) -> anyhow::Result<Source> {
     })
 }
 
-/// What to say when the store is locked by another process.
-fn in_use_message(dir: &Path) -> String {
+/// Opens the store at `dir` read-only, from its log files: works while a running process
+/// holds it, and takes no lock.
+///
+/// # Errors
+///
+/// When there is no store, it needs migrating, or its log files cannot be read.
+pub fn open_live(dir: &Path) -> anyhow::Result<Source> {
+    check_store_dir(dir)?;
+    let live = EventLog::open_read_only(dir)
+        .with_context(|| format!("reading the store at {} read-only", dir.display()))?;
+    Ok(Source {
+        description: format!(
+            "store {} (live: read-only from its log files, as of position {})",
+            dir.display(),
+            live.last_position()
+        ),
+        log: Handle::Live(live),
+        manifest: None,
+        store_dir: dir.to_path_buf(),
+        _temp: None,
+    })
+}
+
+/// What to say when `command` needs the sled data of a store a running process holds.
+fn in_use_message(dir: &Path, command: &str) -> String {
     let head = format!(
-        "the store at {} is in use by a running process (sled locks it while omni-writer runs)",
+        "the store at {} is in use by a running process (sled locks it while omni-writer runs): \
+         `{command}` needs its sled data (snapshots, consumers, indexes), which only that process \
+         can read. `log` (and `log --follow`), `stream`, `streams`, `types` and `info` read a live \
+         store read-only; for `{command}`, stop the daemon first, or read a checkpoint",
         dir.display()
     );
     match newest_checkpoint(dir) {
@@ -145,13 +304,13 @@ fn in_use_message(dir: &Path) -> String {
                 (m.last_position, m.created_at.to_rfc3339())
             });
             format!(
-                "{head}; its newest checkpoint is {} (position {position}, created {created}); \
+                "{head}: its newest checkpoint is {} (position {position}, created {created}); \
                  rerun with --latest-checkpoint to read it",
                 info.path.display()
             )
         }
         Ok(None) => format!(
-            "{head}; it has no checkpoint yet: take one with `kill -USR1 <omni-writer pid>` (or \
+            "{head}: it has no checkpoint yet: take one with `kill -USR1 <omni-writer pid>` (or \
              run omni-writer with --checkpoint-every SECS), then rerun with --latest-checkpoint"
         ),
         Err(error) => format!("{head}; its checkpoints could not be listed: {error:#}"),
@@ -174,7 +333,8 @@ fn open_checkpoint(file: &Path, store_dir: &Path) -> anyhow::Result<Source> {
     };
     bar.finish_and_clear();
     let manifest = imported.with_context(|| format!("reading checkpoint {}", file.display()))?;
-    let log = EventLog::open(config(&into)).context("opening the imported checkpoint")?;
+    let log =
+        Handle::Store(EventLog::open(config(&into)).context("opening the imported checkpoint")?);
     Ok(Source {
         log,
         description: format!(

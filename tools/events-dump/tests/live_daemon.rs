@@ -1,6 +1,7 @@
-//! The dump while the daemon holds the store: a plain message pointing at the newest
-//! checkpoint, `--latest-checkpoint` and `--checkpoint` reading it, then a consistent store
-//! after SIGTERM.
+//! The dump while the daemon holds the store: commands that need its sled data (`verify`,
+//! `snapshot`, `state`) get a plain message pointing at the newest checkpoint,
+//! `--latest-checkpoint` and `--checkpoint` read it, then a consistent store after SIGTERM.
+//! (Reading the live store's log read-only: `live_store_reads.rs`.)
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -26,9 +27,9 @@ fn a_store_in_use_points_at_its_newest_checkpoint() {
         output.status.code() == Some(2) && stderr(output).contains("in use by a running process")
     };
     assert!(wait_until(Duration::from_secs(30), || locked(&dump(&[
-        "--store", s, "info"
+        "--store", s, "verify"
     ]))));
-    let before = dump(&["--store", s, "log"]);
+    let before = dump(&["--store", s, "state", "pipeline", "pipeline-000001"]);
     assert!(
         stderr(&before).contains("no checkpoint yet"),
         "{}",
@@ -45,7 +46,13 @@ fn a_store_in_use_points_at_its_newest_checkpoint() {
     signal(&daemon, "USR1");
     assert!(wait_until(Duration::from_secs(30), || !checkpoints(&store).is_empty()));
     let file = checkpoints(&store).remove(0);
-    let message = stderr(&dump(&["--store", s, "log", "--json"]));
+    let message = stderr(&dump(&[
+        "--store", s, "snapshot", "pipeline", "p-1", "--json",
+    ]));
+    assert!(
+        message.contains("`snapshot` needs its sled data"),
+        "{message}"
+    );
     assert!(message.contains(&file.display().to_string()), "{message}");
     assert!(message.contains("--latest-checkpoint"), "{message}");
 

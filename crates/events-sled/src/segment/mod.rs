@@ -12,9 +12,12 @@
 
 mod cursor;
 pub(crate) mod layout;
+mod read_only;
 mod recover;
 pub(crate) use recover::log_store_id;
 pub(crate) mod vfs;
+
+pub(crate) use read_only::ReadOnlySegmentLog;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -237,6 +240,63 @@ impl Shared {
             offset,
             expected,
             data_end: seg.data_end,
+        })
+    }
+
+    /// The record holding `position`, its crc checked.
+    fn record_at(&self, position: u64) -> Result<Bytes, SegmentError> {
+        let at = self.locate(position, false)?;
+        let mut cursor = FrameCursor::new(at.file, at.path, at.offset, POINT_READ_WINDOW);
+        let mut expected = at.expected;
+        loop {
+            let offset = cursor.offset;
+            let Some(header) = cursor.header(at.data_end)? else {
+                return Err(corrupt_at(
+                    cursor.path(),
+                    offset,
+                    format!(
+                        "no frame holds position {position} below the data end {}",
+                        at.data_end
+                    ),
+                ));
+            };
+            let next = check_header(&header, offset, at.data_end, expected)
+                .map_err(|p| corrupt_at(cursor.path(), offset, p))?;
+            if position < next {
+                let Some(record) = cursor.record(&header, at.data_end)? else {
+                    return Err(corrupt_at(cursor.path(), offset, "a frame cut short"));
+                };
+                if !header.crc_matches(&record) {
+                    return Err(corrupt_at(
+                        cursor.path(),
+                        offset,
+                        format!(
+                            "crc mismatch of the frame at position {}",
+                            header.first_position
+                        ),
+                    ));
+                }
+                if record.len() < POINT_READ_COPY_BELOW {
+                    return Ok(Bytes::copy_from_slice(&record));
+                }
+                return Ok(record);
+            }
+            cursor.advance(&header);
+            expected = next;
+        }
+    }
+
+    /// A sequential reader from the record holding `position` (`last_position() + 1` too: a
+    /// reader at the end that yields what is appended later).
+    fn reader(this: &Arc<Self>, position: u64) -> Result<SegmentReader, SegmentError> {
+        let at = this.locate(position, true)?;
+        Ok(SegmentReader {
+            shared: Arc::clone(this),
+            seg_index: at.seg_index,
+            cursor: FrameCursor::new(at.file, at.path, at.offset, READ_AHEAD),
+            expected: at.expected,
+            start: position,
+            done: false,
         })
     }
 }
@@ -547,59 +607,13 @@ impl SegmentLog {
 
     /// The record holding `position`, its crc checked.
     pub(crate) fn record_at(&self, position: u64) -> Result<Bytes, SegmentError> {
-        let at = self.shared.locate(position, false)?;
-        let mut cursor = FrameCursor::new(at.file, at.path, at.offset, POINT_READ_WINDOW);
-        let mut expected = at.expected;
-        loop {
-            let offset = cursor.offset;
-            let Some(header) = cursor.header(at.data_end)? else {
-                return Err(corrupt_at(
-                    cursor.path(),
-                    offset,
-                    format!(
-                        "no frame holds position {position} below the data end {}",
-                        at.data_end
-                    ),
-                ));
-            };
-            let next = check_header(&header, offset, at.data_end, expected)
-                .map_err(|p| corrupt_at(cursor.path(), offset, p))?;
-            if position < next {
-                let Some(record) = cursor.record(&header, at.data_end)? else {
-                    return Err(corrupt_at(cursor.path(), offset, "a frame cut short"));
-                };
-                if !header.crc_matches(&record) {
-                    return Err(corrupt_at(
-                        cursor.path(),
-                        offset,
-                        format!(
-                            "crc mismatch of the frame at position {}",
-                            header.first_position
-                        ),
-                    ));
-                }
-                if record.len() < POINT_READ_COPY_BELOW {
-                    return Ok(Bytes::copy_from_slice(&record));
-                }
-                return Ok(record);
-            }
-            cursor.advance(&header);
-            expected = next;
-        }
+        self.shared.record_at(position)
     }
 
     /// A sequential reader from the record holding `position` (`last_position() + 1` too: a
     /// reader at the end that yields what is appended later).
     pub(crate) fn reader(&self, position: u64) -> Result<SegmentReader, SegmentError> {
-        let at = self.shared.locate(position, true)?;
-        Ok(SegmentReader {
-            shared: Arc::clone(&self.shared),
-            seg_index: at.seg_index,
-            cursor: FrameCursor::new(at.file, at.path, at.offset, READ_AHEAD),
-            expected: at.expected,
-            start: position,
-            done: false,
-        })
+        Shared::reader(&self.shared, position)
     }
 
     #[cfg(test)]

@@ -26,16 +26,16 @@ const MAX_INDEX_BYTES: u64 = 256 << 20;
 
 /// What a scan of a segment's frames found.
 #[derive(Debug)]
-struct Scan {
+pub(super) struct Scan {
     /// The offset after the last intact frame.
-    data_end: u64,
+    pub(super) data_end: u64,
     /// The last position of the intact frames; `first_position - 1` when none.
-    last_position: u64,
-    frames: u64,
-    entries: Vec<(u64, u64)>,
-    last_record: Option<Bytes>,
+    pub(super) last_position: u64,
+    pub(super) frames: u64,
+    pub(super) entries: Vec<(u64, u64)>,
+    pub(super) last_record: Option<Bytes>,
     /// Why the scan stopped before `limit` (`None`: it ended exactly there).
-    stop: Option<FrameProblem>,
+    pub(super) stop: Option<FrameProblem>,
 }
 
 /// Scans the frames of a segment from offset 64 up to `limit`, stopping at the first that is
@@ -48,14 +48,41 @@ fn scan_frames(
     limit: u64,
     index_every_bytes: u64,
 ) -> Result<Scan, SegmentError> {
-    let mut cursor = FrameCursor::new(
-        Arc::clone(file),
+    scan_from(
+        file,
         Arc::from(dir.path().join(name)),
-        HEADER_LEN,
-        CHUNK,
-    );
-    let mut expected = first_position;
+        ScanStart {
+            offset: HEADER_LEN,
+            expected: first_position,
+            last_entry: None,
+        },
+        limit,
+        index_every_bytes,
+    )
+}
+
+/// Where a scan starts: a frame boundary, the position of the frame there, and the offset of
+/// the segment's last sparse index entry before it (`None`: the scan's first frame gets one).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct ScanStart {
+    pub(super) offset: u64,
+    pub(super) expected: u64,
+    pub(super) last_entry: Option<u64>,
+}
+
+/// Scans frames from `start` up to `limit`, stopping at the first that is not intact or does
+/// not continue the positions. Only reads.
+pub(super) fn scan_from(
+    file: &Arc<dyn VfsFile>,
+    path: Arc<std::path::Path>,
+    start: ScanStart,
+    limit: u64,
+    index_every_bytes: u64,
+) -> Result<Scan, SegmentError> {
+    let mut cursor = FrameCursor::new(Arc::clone(file), path, start.offset, CHUNK);
+    let mut expected = start.expected;
     let mut entries: Vec<(u64, u64)> = Vec::new();
+    let mut last_entry = start.last_entry;
     let mut last_record = None;
     let mut frames = 0u64;
     let stop = loop {
@@ -73,11 +100,9 @@ fn scan_frames(
         if !header.crc_matches(&record) {
             break Some(FrameProblem::Crc);
         }
-        if entries
-            .last()
-            .is_none_or(|&(_, o)| offset >= o.saturating_add(index_every_bytes))
-        {
+        if last_entry.is_none_or(|o| offset >= o.saturating_add(index_every_bytes)) {
             entries.push((header.first_position, offset));
+            last_entry = Some(offset);
         }
         last_record = Some(record);
         frames += 1;
@@ -86,7 +111,8 @@ fn scan_frames(
     };
     Ok(Scan {
         data_end: cursor.offset,
-        last_position: expected - 1, // expected >= first_position >= 1
+        // expected >= first_position >= 1 for a segment; a scan starts at a position >= 1.
+        last_position: expected.saturating_sub(1),
         frames,
         entries,
         // A copy: the slice would keep the scan's last window alive.
@@ -96,7 +122,7 @@ fn scan_frames(
 }
 
 /// The offset of the last non-zero byte in `from..to`.
-fn last_nonzero(
+pub(super) fn last_nonzero(
     file: &dyn VfsFile,
     dir: &dyn Dir,
     name: &str,
@@ -170,7 +196,7 @@ fn zero_range(
 }
 
 /// Reads a segment's header (fewer bytes when the file is shorter).
-fn read_header(
+pub(super) fn read_header(
     file: &dyn VfsFile,
     dir: &dyn Dir,
     name: &str,
@@ -181,7 +207,7 @@ fn read_header(
 }
 
 /// Checks an intact header against the file's name and the store.
-fn check_segment_header(
+pub(super) fn check_segment_header(
     header: &SegmentHeader,
     name: &str,
     first_position: u64,
@@ -203,13 +229,13 @@ fn check_segment_header(
 }
 
 /// Reads a segment's index file: `Ok(Err)` when it does not decode or does not fit the segment.
-fn load_index(
+pub(super) fn load_index(
     dir: &dyn Dir,
     first_position: u64,
     file_len: u64,
 ) -> Result<Result<SegmentIndex, String>, SegmentError> {
     let name = layout::index_name(first_position);
-    let file = dir.open(&name, false).map_err(io_error(dir, &name))?;
+    let file = dir.open_read(&name).map_err(io_error(dir, &name))?;
     let len = file.len().map_err(io_error(dir, &name))?;
     if !(INDEX_FIXED_LEN..=MAX_INDEX_BYTES).contains(&len)
         || !(len - INDEX_FIXED_LEN).is_multiple_of(INDEX_ENTRY_LEN)
@@ -238,16 +264,18 @@ fn load_index(
     Ok(Ok(index))
 }
 
-/// Opens a sealed segment: its index, rebuilt (and rewritten) by a strict scan when missing or
-/// damaged.
-fn open_sealed(
+/// Opens a sealed segment: its index, rebuilt by a strict scan when missing or damaged (and
+/// rewritten when `persist_rebuilt`; a read-only log keeps it in memory). The file is opened
+/// for reading only: a sealed segment is never written again.
+pub(super) fn open_sealed(
     dir: &dyn Dir,
     options: &SegmentOptions,
     first_position: u64,
     has_index: bool,
+    persist_rebuilt: bool,
 ) -> Result<SegmentInfo, SegmentError> {
     let name = layout::segment_name(first_position);
-    let file = dir.open(&name, false).map_err(io_error(dir, &name))?;
+    let file = dir.open_read(&name).map_err(io_error(dir, &name))?;
     let len = file.len().map_err(io_error(dir, &name))?;
     let header = read_header(&*file, dir, &name)?
         .map_err(|e| SegmentError::corrupted(format!("{name} (sealed): header: {e}")))?;
@@ -267,37 +295,10 @@ fn open_sealed(
     let index = match index {
         Some(index) => index,
         None => {
-            let scan = scan_frames(
-                &file,
-                dir,
-                &name,
-                first_position,
-                len,
-                options.index_every_bytes,
-            )?;
-            let clean = match scan.stop {
-                None => true,
-                Some(FrameProblem::Zero) => {
-                    last_nonzero(&*file, dir, &name, scan.data_end, len)?.is_none()
-                }
-                Some(_) => false,
-            };
-            if !clean || scan.frames == 0 {
-                let why = scan
-                    .stop
-                    .map_or_else(|| "no frames".to_owned(), |p| p.to_string());
-                return Err(SegmentError::corrupted(format!(
-                    "{name} (sealed): {why} at offset {} after position {}",
-                    scan.data_end, scan.last_position
-                )));
+            let index = rebuild_index(&file, dir, &name, first_position, len, options)?;
+            if persist_rebuilt {
+                write_index(dir, &index)?;
             }
-            let index = SegmentIndex {
-                first_position,
-                last_position: scan.last_position,
-                data_end: scan.data_end,
-                entries: scan.entries,
-            };
-            write_index(dir, &index)?;
             index
         }
     };
@@ -309,6 +310,46 @@ fn open_sealed(
         entries: index.entries,
         last_position: index.last_position,
         data_end: index.data_end,
+    })
+}
+
+/// A sealed segment's index, by a strict scan of its `len` bytes: every frame intact, nothing
+/// but zeros after the last.
+fn rebuild_index(
+    file: &Arc<dyn VfsFile>,
+    dir: &dyn Dir,
+    name: &str,
+    first_position: u64,
+    len: u64,
+    options: &SegmentOptions,
+) -> Result<SegmentIndex, SegmentError> {
+    let scan = scan_frames(
+        file,
+        dir,
+        name,
+        first_position,
+        len,
+        options.index_every_bytes,
+    )?;
+    let clean = match scan.stop {
+        None => true,
+        Some(FrameProblem::Zero) => last_nonzero(&**file, dir, name, scan.data_end, len)?.is_none(),
+        Some(_) => false,
+    };
+    if !clean || scan.frames == 0 {
+        let why = scan
+            .stop
+            .map_or_else(|| "no frames".to_owned(), |p| p.to_string());
+        return Err(SegmentError::corrupted(format!(
+            "{name} (sealed): {why} at offset {} after position {}",
+            scan.data_end, scan.last_position
+        )));
+    }
+    Ok(SegmentIndex {
+        first_position,
+        last_position: scan.last_position,
+        data_end: scan.data_end,
+        entries: scan.entries,
     })
 }
 
@@ -489,7 +530,7 @@ fn check_holds(options: &SegmentOptions, end: u64, detail: &str) -> Result<(), S
     Ok(())
 }
 
-fn check_continues(
+pub(super) fn check_continues(
     prev: Option<&SegmentInfo>,
     first_position: u64,
     name: &str,
@@ -575,7 +616,7 @@ impl SegmentLog {
         };
         let mut table: Vec<SegmentInfo> = Vec::with_capacity(sealed_count + 1);
         for &first in segments.iter().take(sealed_count) {
-            let info = open_sealed(d, &options, first, indexes.contains(&first))?;
+            let info = open_sealed(d, &options, first, indexes.contains(&first), true)?;
             check_continues(table.last(), first, &info.name)?;
             table.push(info);
         }

@@ -278,6 +278,10 @@ impl Dir for SimDir {
         }))
     }
 
+    fn open_read(&self, name: &str) -> io::Result<Arc<dyn VfsFile>> {
+        self.open(name, false)
+    }
+
     fn remove(&self, name: &str) -> io::Result<()> {
         let mut state = lock(&self.state);
         state.spend()?;

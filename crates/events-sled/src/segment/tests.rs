@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::layout::{self, HEADER_LEN, SegmentIndex};
+use super::read_only::ReadOnlySegmentLog;
 use super::vfs::{Dir, FsDir};
 use super::*;
 
@@ -720,4 +721,188 @@ mod prop {
             check_all(&log, &model);
         }
     }
+}
+
+// ---- The read-only log beside a live writer ----
+
+fn open_read_only(path: &Path) -> ReadOnlySegmentLog {
+    let dir: Arc<dyn Dir> = Arc::new(FsDir::existing(path).unwrap());
+    SegmentLog::open_read_only(dir).unwrap()
+}
+
+/// Every file of the directory with its bytes.
+fn snapshot_dir(path: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(path)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).unwrap(),
+            )
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// Checks the read-only log against the model: every record by position and through a reader.
+fn check_read_only(log: &ReadOnlySegmentLog, model: &Model) {
+    let last = model.last().map_or(0, |(f, c, _)| f + u64::from(*c) - 1);
+    assert_eq!(log.last_position(), last);
+    for (first, count, record) in model {
+        for p in [*first, first + u64::from(*count) - 1] {
+            assert_eq!(log.record_at(p).unwrap(), record.as_slice(), "position {p}");
+        }
+    }
+    if last > 0 {
+        let frames: Vec<Frame> = log.reader(1).unwrap().map(|f| f.unwrap()).collect();
+        assert_eq!(frames.len(), model.len());
+        for (frame, (first, count, record)) in frames.iter().zip(model) {
+            assert_eq!((frame.first_position, frame.event_count), (*first, *count));
+            assert_eq!(frame.record, record.as_slice());
+        }
+    }
+}
+
+#[test]
+fn read_only_open_reads_sealed_and_active_segments_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = open(dir.path());
+    let mut model = Model::new();
+    append_random(&log, &mut model, &mut Rng(3), 200, 300);
+    assert!(log.segments().len() > 2);
+    let before = snapshot_dir(dir.path());
+    let ro = open_read_only(dir.path());
+    check_read_only(&ro, &model);
+    assert_eq!(ro.store_id(), Some(STORE));
+    assert_eq!(ro.segments(), log.segments());
+    assert_eq!(ro.refresh().unwrap(), log.last_position());
+    // A missing and a damaged index are rebuilt in memory, not written.
+    let sealed = log.segments();
+    std::fs::remove_file(dir.path().join(layout::index_name(sealed[0].1))).unwrap();
+    flip(&dir.path().join(layout::index_name(sealed[1].1)), 10);
+    let before_damaged = snapshot_dir(dir.path());
+    let ro = open_read_only(dir.path());
+    check_read_only(&ro, &model);
+    assert_eq!(snapshot_dir(dir.path()), before_damaged);
+    drop(ro);
+    assert_ne!(before, before_damaged);
+}
+
+#[test]
+fn read_only_open_of_an_empty_directory_then_the_first_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let ro = open_read_only(dir.path());
+    assert_eq!(ro.last_position(), 0);
+    assert_eq!(ro.store_id(), None);
+    assert!(ro.reader(1).is_err());
+    let (log, _) = open(dir.path());
+    assert_eq!(ro.refresh().unwrap(), 0);
+    assert_eq!(ro.store_id(), Some(STORE));
+    let mut model = Model::new();
+    append_random(&log, &mut model, &mut Rng(5), 30, 200);
+    ro.refresh().unwrap();
+    check_read_only(&ro, &model);
+}
+
+#[test]
+fn read_only_stops_at_a_half_written_frame_without_cutting_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = open(dir.path());
+    let mut model = Model::new();
+    append_random(&log, &mut model, &mut Rng(9), 5, 50);
+    let (name, end) = active_data_end(&log);
+    let path = dir.path().join(&name);
+    // A frame whose header is written and whose record is not complete yet.
+    let first = log.last_position() + 1;
+    let record = content(first, 100);
+    let mut frame = Vec::new();
+    layout::encode_frame(first, 2, &record, &mut frame).unwrap();
+    write_at(&path, end, &frame[..60]);
+    let before = snapshot_dir(dir.path());
+    let ro = open_read_only(dir.path());
+    check_read_only(&ro, &model);
+    assert_eq!(
+        snapshot_dir(dir.path()),
+        before,
+        "nothing cut, nothing zeroed"
+    );
+    // The rest of the frame lands: the next refresh reads it.
+    write_at(&path, end + 60, &frame[60..]);
+    assert_eq!(ro.refresh().unwrap(), first + 1);
+    model.push((first, 2, record));
+    check_read_only(&ro, &model);
+}
+
+#[test]
+fn read_only_follows_a_writer_appending_on_another_thread() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = open(dir.path());
+    let log = Arc::new(log);
+    let done = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let log = Arc::clone(&log);
+        let done = Arc::clone(&done);
+        std::thread::spawn(move || {
+            let mut model = Model::new();
+            let mut rng = Rng(77);
+            for _ in 0..300 {
+                append_random(&log, &mut model, &mut rng, 1, 400);
+                if rng.below(10) == 0 {
+                    log.sync().unwrap();
+                }
+            }
+            done.store(true, Ordering::Release);
+            model
+        })
+    };
+    let ro = open_read_only(dir.path());
+    let mut reader: Option<SegmentReader> = None;
+    let mut frames: Vec<Frame> = Vec::new();
+    let mut refreshes = 0u64;
+    loop {
+        let finished = done.load(Ordering::Acquire);
+        let last = ro.refresh().unwrap();
+        refreshes += 1;
+        if reader.is_none() && last > 0 {
+            reader = Some(ro.reader(1).unwrap());
+        }
+        if let Some(reader) = reader.as_mut() {
+            for frame in reader.by_ref() {
+                frames.push(frame.unwrap());
+            }
+        }
+        // A random point read below the end must be a record the writer wrote in full.
+        if last > 0 {
+            let p = 1 + (refreshes * 7919) % last;
+            let record = ro.record_at(p).unwrap();
+            let frame = frames
+                .iter()
+                .find(|f| f.first_position <= p && p < f.first_position + u64::from(f.event_count))
+                .unwrap();
+            assert_eq!(record, frame.record);
+        }
+        if finished {
+            break;
+        }
+    }
+    let model = writer.join().unwrap();
+    assert_eq!(ro.refresh().unwrap(), log.last_position());
+    if let Some(reader) = reader.as_mut() {
+        for frame in reader.by_ref() {
+            frames.push(frame.unwrap());
+        }
+    }
+    assert!(
+        log.segments().len() > 3,
+        "the writer rolled across segments"
+    );
+    assert_eq!(ro.segments(), log.segments());
+    assert_eq!(frames.len(), model.len());
+    for (frame, (first, count, record)) in frames.iter().zip(&model) {
+        assert_eq!((frame.first_position, frame.event_count), (*first, *count));
+        assert_eq!(frame.record, record.as_slice());
+    }
+    check_read_only(&ro, &model);
 }

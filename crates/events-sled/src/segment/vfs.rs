@@ -33,6 +33,9 @@ pub(crate) trait Dir: Send + Sync + Debug {
     fn list(&self) -> io::Result<Vec<String>>;
     /// Opens a file for reading and writing; creates it (empty) when `create` and absent.
     fn open(&self, name: &str, create: bool) -> io::Result<Arc<dyn VfsFile>>;
+    /// Opens an existing file for reading only (a read-only log never writes; its `VfsFile`'s
+    /// writing methods then fail).
+    fn open_read(&self, name: &str) -> io::Result<Arc<dyn VfsFile>>;
     /// Removes a file.
     fn remove(&self, name: &str) -> io::Result<()>;
     /// Renames a file, replacing `to` if it exists.
@@ -50,6 +53,19 @@ pub(crate) struct FsDir {
 }
 
 impl FsDir {
+    /// The directory at `path`, which must exist (nothing is created: for read-only use).
+    pub(crate) fn existing(path: &Path) -> io::Result<Self> {
+        if !std::fs::metadata(path)?.is_dir() {
+            return Err(io::Error::new(
+                io::ErrorKind::NotADirectory,
+                format!("{} is not a directory", path.display()),
+            ));
+        }
+        Ok(Self {
+            path: path.to_path_buf(),
+        })
+    }
+
     /// The directory at `path`, created when absent.
     pub(crate) fn create(path: &Path) -> io::Result<Self> {
         std::fs::create_dir_all(path)?;
@@ -119,6 +135,11 @@ impl Dir for FsDir {
             .create(create)
             .truncate(false)
             .open(self.path.join(name))?;
+        Ok(Arc::new(FsFile(file)))
+    }
+
+    fn open_read(&self, name: &str) -> io::Result<Arc<dyn VfsFile>> {
+        let file = OpenOptions::new().read(true).open(self.path.join(name))?;
         Ok(Arc::new(FsFile(file)))
     }
 

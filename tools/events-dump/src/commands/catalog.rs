@@ -3,12 +3,12 @@
 use std::collections::BTreeMap;
 
 use anyhow::Context as _;
-use eventlog::EventLog;
 use serde::Serialize;
 
 use crate::commands::Status;
 use crate::out::{Out, Table};
 use crate::progress;
+use crate::source::Handle;
 
 /// `streams [--type T]`.
 ///
@@ -16,7 +16,7 @@ use crate::progress;
 ///
 /// When the store cannot be read.
 pub fn streams(
-    log: &EventLog,
+    log: &Handle,
     aggregate_type: Option<&str>,
     json: bool,
     out: &mut Out,
@@ -58,7 +58,7 @@ struct TypeCount {
 /// # Errors
 ///
 /// When the store cannot be read.
-pub fn types(log: &EventLog, json: bool, out: &mut Out) -> anyhow::Result<Status> {
+pub fn types(log: &Handle, json: bool, out: &mut Out) -> anyhow::Result<Status> {
     let last = log.last_position()?;
     let bar = progress::bar(last, "scanning the log");
     let mut counts: BTreeMap<(String, u16), (String, u64)> = BTreeMap::new();

@@ -1,11 +1,17 @@
 //! `log` and `stream`: events, one per line (a table row, or a JSON object).
 
+use std::time::Duration;
+
 use anyhow::{Context as _, bail};
-use eventlog::{EventLog, ReadError, RecordedEvent, StreamRead};
+use eventlog::{EventRegistry, ReadError, RecordedEvent, StreamRead};
 
 use crate::commands::Status;
 use crate::event_json::{ROW_HEADER, event_json, event_row};
 use crate::out::Out;
+use crate::source::{Events, Handle};
+
+/// How often `log --follow` looks for new events once it reached the end of the log.
+const FOLLOW_POLL: Duration = Duration::from_millis(100);
 
 /// `stream` options.
 #[derive(Debug, Clone, Copy)]
@@ -29,26 +35,37 @@ pub struct LogOptions<'a> {
     pub aggregate_type: Option<&'a str>,
     /// Only this event type.
     pub event_type: Option<&'a str>,
+    /// Keep printing events as the writer appends them (a live store read read-only), until
+    /// interrupted.
+    pub follow: bool,
 }
 
-/// Prints events as they are read.
+/// Prints events as they are read; with `flush_each`, each line is flushed at once (for
+/// `--follow`).
 fn print(
-    log: &EventLog,
+    registry: &EventRegistry,
     events: impl Iterator<Item = Result<RecordedEvent, ReadError>>,
     json: bool,
+    flush_each: bool,
     out: &mut Out,
 ) -> anyhow::Result<u64> {
     if !json {
         out.line(ROW_HEADER)?;
+        if flush_each {
+            out.flush()?;
+        }
     }
     let mut printed = 0;
     for event in events {
         let event = event.context("reading the store")?;
-        let value = event_json(log, &event);
+        let value = event_json(registry, &event);
         if json {
             out.json(&value)?;
         } else {
             out.line(event_row(&value))?;
+        }
+        if flush_each {
+            out.flush()?;
         }
         printed += 1;
     }
@@ -61,7 +78,7 @@ fn print(
 ///
 /// When the aggregate has no events, or the store cannot be read.
 pub fn stream(
-    log: &EventLog,
+    log: &Handle,
     aggregate_type: &str,
     aggregate_id: &str,
     options: StreamOptions,
@@ -85,7 +102,7 @@ pub fn stream(
         read = read.limit(limit);
     }
     let events = log.read_stream(aggregate_type, aggregate_id, read)?;
-    print(log, events, json, out)?;
+    print(log.registry(), events, json, false, out)?;
     Ok(Status::Ok)
 }
 
@@ -95,31 +112,45 @@ pub fn stream(
 ///
 /// When the store cannot be read.
 pub fn log(
-    log: &EventLog,
+    log: &Handle,
     options: LogOptions<'_>,
     json: bool,
     out: &mut Out,
 ) -> anyhow::Result<Status> {
     let from = options.from.max(1);
-    // The limit applies after the event-type filter, so the store reads without it then.
-    let store_limit = if options.event_type.is_some() {
+    // The filters apply after the read when following (the follower reads the whole log), and
+    // the limit after the event-type filter, so the store reads without it then.
+    let store_limit = if options.event_type.is_some() || options.follow {
         None
     } else {
         options.limit
     };
-    let events: Box<dyn Iterator<Item = Result<RecordedEvent, ReadError>>> =
-        match options.aggregate_type {
-            Some(aggregate_type) => {
-                Box::new(log.read_aggregate_type(aggregate_type, from, store_limit)?)
-            }
-            None => Box::new(log.read_log(from, store_limit)?),
-        };
-    let wanted = options.event_type;
-    let filtered = events.filter(|event| match (event, wanted) {
-        (Ok(event), Some(wanted)) => event.metadata.event_type == wanted,
-        _ => true,
+    let events: Events = match (options.follow, log) {
+        (true, Handle::Live(live)) => Box::new(live.follow(from).poll_interval(FOLLOW_POLL)),
+        (true, Handle::Store(_)) => {
+            bail!("--follow reads a store directory read-only, not a checkpoint")
+        }
+        (false, _) => match options.aggregate_type {
+            Some(aggregate_type) => log.read_aggregate_type(aggregate_type, from, store_limit)?,
+            None => log.read_log(from, store_limit)?,
+        },
+    };
+    let (wanted_type, wanted_aggregate) = (options.event_type, options.aggregate_type);
+    let follow = options.follow;
+    let filtered = events.filter(move |event| match event {
+        Ok(event) => {
+            wanted_type.is_none_or(|t| event.metadata.event_type == t)
+                && (!follow || wanted_aggregate.is_none_or(|t| event.metadata.aggregate_type == t))
+        }
+        Err(_) => true,
     });
     let limit = options.limit.unwrap_or(usize::MAX);
-    print(log, filtered.take(limit), json, out)?;
+    print(
+        log.registry(),
+        filtered.take(limit),
+        json,
+        options.follow,
+        out,
+    )?;
     Ok(Status::Ok)
 }

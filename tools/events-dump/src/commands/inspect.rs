@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use crate::commands::Status;
 use crate::out::{Out, Table};
 use crate::progress;
-use crate::source::{Source, checkpoint_dir};
+use crate::source::{Handle, Source, checkpoint_dir};
 
 fn verify_with_bar(log: &EventLog) -> anyhow::Result<VerifyReport> {
     let bar = progress::bar(log.last_position()?, "verifying");
@@ -31,7 +31,11 @@ fn verify_with_bar(log: &EventLog) -> anyhow::Result<VerifyReport> {
 ///
 /// When the store cannot be read.
 pub fn info(source: &Source, verify: bool, json: bool, out: &mut Out) -> anyhow::Result<Status> {
-    let log = &source.log;
+    let log = match &source.log {
+        Handle::Live(_) if verify => source.log.full("info --verify")?,
+        Handle::Live(_) => return live_info(source, json, out),
+        Handle::Store(log) => log,
+    };
     let metrics = log.metrics()?;
     let mut per_type: BTreeMap<String, u64> = BTreeMap::new();
     for aggregate in log.aggregates(None)? {
@@ -283,5 +287,50 @@ pub fn snapshot(
             out.line(serde_json::to_string_pretty(&state)?)?;
         }
     }
+    Ok(Status::Ok)
+}
+
+/// `info` of a live store read read-only: what its log files say (metrics, snapshots and the
+/// durable position are the daemon's).
+fn live_info(source: &Source, json: bool, out: &mut Out) -> anyhow::Result<Status> {
+    let log = &source.log;
+    let last_position = log.last_position()?;
+    let mut per_type: BTreeMap<String, u64> = BTreeMap::new();
+    for aggregate in log.aggregates(None)? {
+        *per_type.entry(aggregate.aggregate_type).or_default() += 1;
+    }
+    let checkpoints = list_checkpoints(&checkpoint_dir(&source.store_dir)).unwrap_or_default();
+    let note = "the store is in use by a running process: read live, read-only, from its log \
+                files (what the daemon has written so far); metrics, snapshots and the durable \
+                position are the daemon's (stop it, or read a checkpoint, for those)";
+    if json {
+        out.json(&json!({
+            "source": source.description,
+            "live": true,
+            "last_position": last_position,
+            "events": last_position,
+            "aggregates": per_type.values().sum::<u64>(),
+            "aggregates_per_type": per_type,
+            "store_checkpoints": checkpoints,
+            "note": note,
+        }))?;
+        return Ok(Status::Ok);
+    }
+    out.line(format!("source            {}", source.description))?;
+    out.line(format!("events            {last_position}"))?;
+    out.line(format!("last position     {last_position}"))?;
+    out.line(format!("note              {note}"))?;
+    out.line("")?;
+    let mut table = Table::new(&["AGGREGATE TYPE", ">AGGREGATES"]);
+    for (aggregate_type, count) in &per_type {
+        table.row(vec![aggregate_type.clone(), count.to_string()]);
+    }
+    table.write(out)?;
+    out.line("")?;
+    out.line(format!(
+        "{} checkpoints in {}",
+        checkpoints.len(),
+        checkpoint_dir(&source.store_dir).display()
+    ))?;
     Ok(Status::Ok)
 }

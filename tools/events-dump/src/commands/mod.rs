@@ -41,7 +41,10 @@ pub fn run(cli: &Cli) -> anyhow::Result<Status> {
         Command::Migrate { from, to } => checkpoint::migrate(from, to, cli.json, &mut out)?,
         Command::Repair => checkpoint::repair(&cli.source.store, cli.json, &mut out)?,
         other => {
-            let source = source::open(&cli.source)?;
+            let source = match other {
+                Command::Log { follow: true, .. } => source::open_live(&cli.source.store)?,
+                _ => source::open(&cli.source)?,
+            };
             let status = with_source(other, &source, cli.json, &mut out);
             // Close even after a failure (a closed pipe included), then report the first error.
             let closed = source.close();
@@ -89,6 +92,7 @@ fn with_source(
             limit,
             aggregate_type,
             event_type,
+            follow,
         } => events::log(
             log,
             events::LogOptions {
@@ -96,6 +100,7 @@ fn with_source(
                 limit: *limit,
                 aggregate_type: aggregate_type.as_deref(),
                 event_type: event_type.as_deref(),
+                follow: *follow,
             },
             json,
             out,
@@ -105,15 +110,29 @@ fn with_source(
             aggregate_type,
             aggregate_id,
             create,
-        } => inspect::snapshot(log, aggregate_type, aggregate_id, *create, json, out),
-        Command::Verify => inspect::verify(log, json, out),
+        } => inspect::snapshot(
+            log.full("snapshot")?,
+            aggregate_type,
+            aggregate_id,
+            *create,
+            json,
+            out,
+        ),
+        Command::Verify => inspect::verify(log.full("verify")?, json, out),
         Command::State {
             aggregate_type,
             aggregate_id,
             at,
-        } => inspect::state(log, aggregate_type, aggregate_id, *at, json, out),
+        } => inspect::state(
+            log.full("state")?,
+            aggregate_type,
+            aggregate_id,
+            *at,
+            json,
+            out,
+        ),
         Command::Checkpoint(CheckpointCommand::Export { file }) => {
-            checkpoint::export(log, file, json, out)
+            checkpoint::export(log.full("checkpoint export")?, file, json, out)
         }
         Command::Checkpoint(_) | Command::Migrate { .. } | Command::Repair => Ok(Status::Ok),
     }
