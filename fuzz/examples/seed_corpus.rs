@@ -7,8 +7,11 @@
 //!
 //! - `corpus/checkpoint_reader`: checkpoints exported by the store (an empty one, a small one
 //!   with snapshots and consumers);
-//! - `corpus/record_decoder`: the raw log records, index pages and snapshot entries of that
-//!   small store, read from sled (each prefixed by the target's selector byte);
+//! - `corpus/record_decoder`: the raw log records (read from its segment files), index pages and
+//!   snapshot entries (read from sled) of that small store, each prefixed by the target's
+//!   selector byte;
+//! - `corpus/segment_recovery`: the small store's segment files (one, then two), in the target's
+//!   input layout (the first segment's length as u16 BE, then the segments);
 //! - `corpus/json_factory`: for one event of each type in the omni-writer store, its payload,
 //!   its recorded-event JSON and its new-event JSON (prefixed by the type's selector byte).
 
@@ -68,6 +71,7 @@ fn main() {
     let small = scratch.path().join("small");
     let config = StoreConfig::new(&small)
         .cache_capacity(1 << 20)
+        .log_segment_bytes(64 << 10)
         .record_target_bytes(1024)
         .index_flush_events(3);
     let store = Store::open(config.clone()).unwrap();
@@ -135,18 +139,34 @@ fn main() {
     let log = db.open_tree("log").unwrap();
     for (n, entry) in log.iter().enumerate() {
         let (key, value) = entry.unwrap();
-        let selector = match key.first() {
-            Some(b'L') => 0_u8,
-            Some(b'S' | b'T') => 1,
-            _ => continue,
-        };
-        let mut bytes = vec![selector];
+        if !matches!(key.first(), Some(b'S' | b'T')) {
+            continue;
+        }
+        let mut bytes = vec![1_u8];
         bytes.extend_from_slice(&value);
-        write(
-            &dir,
-            &format!("{}-{n}", if selector == 0 { "record" } else { "page" }),
-            &bytes,
-        );
+        write(&dir, &format!("page-{n}"), &bytes);
+    }
+    // Records, and whole segment files, from the log.
+    let mut segments: Vec<_> = std::fs::read_dir(small.join("log"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "evl"))
+        .collect();
+    segments.sort();
+    let files: Vec<Vec<u8>> = segments.iter().map(|p| std::fs::read(p).unwrap()).collect();
+    for (n, frame) in events_sled::fuzz::segment_frames(&files[0]).iter().enumerate() {
+        let mut bytes = vec![0_u8];
+        bytes.extend_from_slice(&files[0][frame.record()]);
+        write(&dir, &format!("record-{n}"), &bytes);
+    }
+    let recovery = corpus.join("segment_recovery");
+    for count in 1..=files.len().min(2) {
+        let first = u16::try_from(files[0].len()).unwrap_or(u16::MAX);
+        let mut bytes = first.to_be_bytes().to_vec();
+        for file in &files[..count] {
+            bytes.extend_from_slice(file);
+        }
+        write(&recovery, &format!("segments-{count}"), &bytes);
     }
     for (n, entry) in db.open_tree("snapshots").unwrap().iter().enumerate() {
         let (key, value) = entry.unwrap();
