@@ -19,7 +19,7 @@ use crate::keys::{
     type_page_key, type_prefix,
 };
 use crate::record::{EventRef, Record, Run, decode_page};
-use crate::segment::SegmentReader;
+use crate::segment::{Frame, SegmentReader};
 use crate::state::{Scope, Shared, corrupted, lock};
 use crate::store::Store;
 use crate::types::{AggregateInfo, Direction, StreamRead};
@@ -68,10 +68,7 @@ pub struct StreamEvents {
     /// Runs that were in memory when the read began (the newest versions).
     memory_runs: Vec<StreamRun>,
     page: Option<(u64, Vec<Run>)>,
-    next: u64,
-    last: u64,
-    direction: Direction,
-    remaining: usize,
+    walk: VersionWalk,
     cache: Option<Record>,
     failed: bool,
     retrieved: Retrieved,
@@ -113,26 +110,45 @@ impl StreamEvents {
     fn read(&mut self, version: u64) -> Result<RecordedEvent, ReadError> {
         let position = self.position_of(version)?;
         let event = self.shared.event_at(position, &mut self.cache)?;
-        let m = &event.metadata;
-        if m.version != version
-            || m.aggregate_type != self.aggregate_type
-            || m.aggregate_id != self.aggregate_id
-        {
-            return Err(corrupted(format!(
-                "the index puts version {version} of `{}/{}` at position {position}, which holds \
-                 version {} of `{}/{}`",
-                self.aggregate_type, self.aggregate_id, m.version, m.aggregate_type, m.aggregate_id
-            )));
-        }
-        Ok(event)
+        check_stream_event(
+            event,
+            &self.aggregate_type,
+            &self.aggregate_id,
+            version,
+            position,
+        )
     }
 }
 
-impl Iterator for StreamEvents {
-    type Item = Result<RecordedEvent, ReadError>;
+/// The versions a stream read still has to visit: forwards from `next` up to `last`, or
+/// backwards from `next` down to `last` (at least 1), at most `remaining` of them. Shared by
+/// [`StreamEvents`] and [`crate::ReadOnlyStreamEvents`].
+#[derive(Debug)]
+pub(crate) struct VersionWalk {
+    next: u64,
+    last: u64,
+    direction: Direction,
+    remaining: usize,
+}
 
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.failed || self.remaining == 0 {
+impl VersionWalk {
+    /// The walk `read` asks for over a stream whose newest version is `head`.
+    pub(crate) fn new(read: &StreamRead, head: u64) -> Self {
+        let (next, last) = match read.direction {
+            Direction::Forwards => (read.from.unwrap_or(1).max(1), head),
+            Direction::Backwards => (read.from.unwrap_or(head).min(head), 1),
+        };
+        Self {
+            next,
+            last,
+            direction: read.direction,
+            remaining: read.limit.unwrap_or(usize::MAX),
+        }
+    }
+
+    /// The next version to read, or `None` when the walk is over.
+    pub(crate) fn step(&mut self) -> Option<u64> {
+        if self.remaining == 0 {
             return None;
         }
         let version = self.next;
@@ -148,6 +164,39 @@ impl Iterator for StreamEvents {
             Direction::Backwards => self.next -= 1,
         }
         self.remaining -= 1;
+        Some(version)
+    }
+}
+
+/// `event`, read at the `position` the index gives for `version` of `aggregate_type/aggregate_id`,
+/// when it is that event; [`ReadError::Corrupted`] when it is another.
+pub(crate) fn check_stream_event(
+    event: RecordedEvent,
+    aggregate_type: &str,
+    aggregate_id: &str,
+    version: u64,
+    position: u64,
+) -> Result<RecordedEvent, ReadError> {
+    let m = &event.metadata;
+    if m.version != version || m.aggregate_type != aggregate_type || m.aggregate_id != aggregate_id
+    {
+        return Err(corrupted(format!(
+            "the index puts version {version} of `{aggregate_type}/{aggregate_id}` at position \
+             {position}, which holds version {} of `{}/{}`",
+            m.version, m.aggregate_type, m.aggregate_id
+        )));
+    }
+    Ok(event)
+}
+
+impl Iterator for StreamEvents {
+    type Item = Result<RecordedEvent, ReadError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        let version = self.walk.step()?;
         let result = self.read(version);
         match &result {
             Ok(_) => self.retrieved.count += 1,
@@ -211,12 +260,7 @@ impl LogCursor {
                     frame
                 }
             };
-            let record = Record::parse(frame.record).map_err(|e| {
-                corrupted(format!(
-                    "log record at position {}: {e}",
-                    frame.first_position
-                ))
-            })?;
+            let record = parse_frame(frame)?;
             if !record.contains(next) {
                 // The reader is not where this read is: seek again.
                 self.records = None;
@@ -228,17 +272,33 @@ impl LogCursor {
                 }
                 continue;
             }
-            // Starting mid-record: step over the events before `next`.
-            let mut offset = record.start();
-            for position in record.first_position()..next {
-                offset = record
-                    .view(position, offset)
-                    .map_err(|e| corrupted(format!("log record at position {position}: {e}")))?
-                    .1;
-            }
+            let offset = offset_of(&record, next)?;
             return Ok(Chunk::Stored(record, offset));
         }
     }
+}
+
+/// The record a segment frame holds.
+pub(crate) fn parse_frame(frame: Frame) -> Result<Record, ReadError> {
+    Record::parse(frame.record).map_err(|e| {
+        corrupted(format!(
+            "log record at position {}: {e}",
+            frame.first_position
+        ))
+    })
+}
+
+/// The byte offset of `position`'s event in `record` (which holds it), for a read starting
+/// mid-record: steps over the events before it.
+pub(crate) fn offset_of(record: &Record, position: u64) -> Result<usize, ReadError> {
+    let mut offset = record.start();
+    for before in record.first_position()..position {
+        offset = record
+            .view(before, offset)
+            .map_err(|e| corrupted(format!("log record at position {before}: {e}")))?
+            .1;
+    }
+    Ok(offset)
 }
 
 /// The global log, lazily, in position order. Created by [`Store::read_log`].
@@ -424,10 +484,6 @@ impl Shared {
             Some(found) => found,
             None => (self.persisted_head(&stream)?, Vec::new()),
         };
-        let (next, last) = match read.direction {
-            Direction::Forwards => (read.from.unwrap_or(1).max(1), head),
-            Direction::Backwards => (read.from.unwrap_or(head).min(head), 1),
-        };
         Ok(StreamEvents {
             shared: Arc::clone(self),
             stream,
@@ -435,10 +491,7 @@ impl Shared {
             aggregate_id: aggregate_id.to_string(),
             memory_runs,
             page: None,
-            next,
-            last,
-            direction: read.direction,
-            remaining: read.limit.unwrap_or(usize::MAX),
+            walk: VersionWalk::new(&read, head),
             cache: None,
             failed: false,
             retrieved: Retrieved {

@@ -13,13 +13,14 @@ use events_core::RecordedEvent;
 use crate::error::{OpenError, ReadError};
 use crate::index::{StreamEntry, StreamRun, push_position};
 use crate::keys::StreamKey;
+use crate::read::{VersionWalk, check_stream_event, offset_of, parse_frame};
 use crate::record::{EventRef, GENESIS, Hash, Record, Run, record_hash};
 use crate::recovery::LOG_DIR;
 use crate::segment::vfs::{Dir, FsDir};
 use crate::segment::{ReadOnlySegmentLog, SegmentError, SegmentLog, SegmentReader};
 use crate::state::corrupted;
 use crate::store::{DATA_DIR, STORE_FORMAT};
-use crate::types::{AggregateInfo, Direction, StreamRead};
+use crate::types::{AggregateInfo, StreamRead};
 
 /// Type-index runs a [`ReadOnlyTypeEvents`] copies out of the index at a time.
 const TYPE_RUNS_PER_BATCH: usize = 1024;
@@ -331,19 +332,12 @@ impl ReadOnlyStore {
             .streams
             .get(&StreamKey::new(aggregate_type, aggregate_id))
             .map_or((0, Vec::new()), |e| (e.head, e.runs.clone()));
-        let (next, last) = match read.direction {
-            Direction::Forwards => (read.from.unwrap_or(1).max(1), head),
-            Direction::Backwards => (read.from.unwrap_or(head).min(head), 1),
-        };
         Ok(ReadOnlyStreamEvents {
             store: self.clone(),
             aggregate_type: aggregate_type.to_owned(),
             aggregate_id: aggregate_id.to_owned(),
             runs,
-            next,
-            last,
-            direction: read.direction,
-            remaining: read.limit.unwrap_or(usize::MAX),
+            walk: VersionWalk::new(&read, head),
             cache: None,
             failed: false,
         })
@@ -530,10 +524,7 @@ pub struct ReadOnlyStreamEvents {
     aggregate_type: String,
     aggregate_id: String,
     runs: Vec<StreamRun>,
-    next: u64,
-    last: u64,
-    direction: Direction,
-    remaining: usize,
+    walk: VersionWalk,
     cache: Option<Record>,
     failed: bool,
 }
@@ -552,18 +543,13 @@ impl ReadOnlyStreamEvents {
                 ))
             })?;
         let event = self.store.event_at(position, &mut self.cache)?;
-        let m = &event.metadata;
-        if m.version != version
-            || m.aggregate_type != self.aggregate_type
-            || m.aggregate_id != self.aggregate_id
-        {
-            return Err(corrupted(format!(
-                "version {version} of `{}/{}` was indexed at position {position}, which now holds \
-                 version {} of `{}/{}`",
-                self.aggregate_type, self.aggregate_id, m.version, m.aggregate_type, m.aggregate_id
-            )));
-        }
-        Ok(event)
+        check_stream_event(
+            event,
+            &self.aggregate_type,
+            &self.aggregate_id,
+            version,
+            position,
+        )
     }
 }
 
@@ -571,22 +557,10 @@ impl Iterator for ReadOnlyStreamEvents {
     type Item = Result<RecordedEvent, ReadError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.failed || self.remaining == 0 {
+        if self.failed {
             return None;
         }
-        let version = self.next;
-        let in_range = match self.direction {
-            Direction::Forwards => version <= self.last,
-            Direction::Backwards => version >= 1 && version >= self.last,
-        };
-        if !in_range {
-            return None;
-        }
-        match self.direction {
-            Direction::Forwards => self.next += 1,
-            Direction::Backwards => self.next -= 1,
-        }
-        self.remaining -= 1;
+        let version = self.walk.step()?;
         let result = self.read(version);
         self.failed = result.is_err();
         Some(result)
@@ -622,12 +596,7 @@ impl ReadOnlyLogEvents {
         let frame = reader
             .next()
             .ok_or_else(|| corrupted(format!("no log record holds position {next}")))??;
-        let record = Record::parse(frame.record).map_err(|e| {
-            corrupted(format!(
-                "log record at position {}: {e}",
-                frame.first_position
-            ))
-        })?;
+        let record = parse_frame(frame)?;
         if !record.contains(next) {
             return Err(corrupted(format!(
                 "expected position {next} in the log, found a record of {}..={}",
@@ -635,13 +604,7 @@ impl ReadOnlyLogEvents {
                 record.last_position()
             )));
         }
-        let mut offset = record.start();
-        for position in record.first_position()..next {
-            offset = record
-                .view(position, offset)
-                .map_err(|e| corrupted(format!("log record at position {position}: {e}")))?
-                .1;
-        }
+        let offset = offset_of(&record, next)?;
         Ok(Some((record, offset)))
     }
 

@@ -14,7 +14,7 @@ use crate::config::{Durability, StoreConfig};
 use crate::error::{AppendError, OpenError, ReadError, StoreError};
 use crate::index::{StreamEntry, push_position};
 use crate::keys::StreamKey;
-use crate::recovery::{Prepared, prepare};
+use crate::recovery::prepare;
 use crate::state::{CommitListener, Counters, Pending, Scope, Shared, State, lock};
 use crate::types::{AppendBatch, AppendResult, ExpectedVersion, StreamRead};
 use crate::writer::Writer;
@@ -301,16 +301,7 @@ impl Store {
             }
             other => OpenFailure::Other(other),
         })?;
-        let Prepared {
-            log,
-            snapshots,
-            consumers,
-            data_file,
-            segments,
-            recovered,
-            persisted,
-            store_id,
-        } = match catch_unwind(AssertUnwindSafe(|| prepare(&config, &data, &db))) {
+        let prepared = match catch_unwind(AssertUnwindSafe(|| prepare(&config, &data, &db))) {
             Ok(result) => result?,
             // Only sled panics on damaged files (the log's reads return errors).
             Err(panic) => {
@@ -319,6 +310,7 @@ impl Store {
                 }));
             }
         };
+        let (recovered, persisted) = (prepared.recovered, prepared.persisted);
         // sled's lock is ours: no export of this store runs. Temporary files of exports a
         // crash cut short would otherwise stay in the checkpoint directory for good.
         let checkpoint_dir = config.checkpoint_dir();
@@ -346,13 +338,13 @@ impl Store {
         }
         let last_position = recovered.last_position;
         let shared = Arc::new(Shared {
-            store_id,
+            store_id: prepared.store_id,
             validator,
             db,
-            log,
-            snapshots,
-            consumers,
-            data_file,
+            log: prepared.log,
+            snapshots: prepared.snapshots,
+            consumers: prepared.consumers,
+            data_file: prepared.data_file,
             state: Mutex::new(State {
                 next_position: last_position + 1,
                 unwritten: VecDeque::new(),
@@ -379,7 +371,7 @@ impl Store {
             writer_thread: std::sync::OnceLock::new(),
             checkpointer: Mutex::new(None),
             checkpoint_wake: Condvar::new(),
-            segments,
+            segments: prepared.segments,
             flushed: Mutex::new(last_position),
             // A crash may have left blobs unsynced: the first flush syncs them all.
             blobs_synced: Mutex::new(std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(2)),

@@ -324,7 +324,7 @@ struct Writer {
 /// The global log in segment files: one writer, many concurrent readers.
 #[derive(Debug)]
 pub(crate) struct SegmentLog {
-    shared: Arc<Shared>,
+    files: SegmentFiles,
     writer: Mutex<Writer>,
 }
 
@@ -398,7 +398,7 @@ impl SegmentLog {
         writer: &mut Writer,
         records: &[(u64, u32, &[u8])],
     ) -> Result<(), SegmentError> {
-        let every = self.shared.options.index_every_bytes;
+        let every = self.files.shared.options.index_every_bytes;
         let mut buf = std::mem::take(&mut writer.buf);
         buf.clear();
         let mut entries = Vec::new();
@@ -417,7 +417,7 @@ impl SegmentLog {
                     writer
                         .file
                         .allocate(end)
-                        .map_err(io_error(&*self.shared.dir, &writer.name))?;
+                        .map_err(io_error(&*self.files.shared.dir, &writer.name))?;
                     writer.capacity = end;
                 }
             }
@@ -454,18 +454,21 @@ impl SegmentLog {
         writer
             .file
             .write_all_at(buf, writer.end)
-            .map_err(io_error(&*self.shared.dir, &writer.name))?;
+            .map_err(io_error(&*self.files.shared.dir, &writer.name))?;
         writer.end += buf.len() as u64;
         writer.last_position = buf_last;
         {
-            let mut table = self.shared.table_mut();
+            let mut table = self.files.shared.table_mut();
             if let Some(seg) = table.last_mut() {
                 seg.data_end = writer.end;
                 seg.last_position = buf_last;
                 seg.entries.append(entries);
             }
         }
-        self.shared.last_position.store(buf_last, Ordering::Release);
+        self.files
+            .shared
+            .last_position
+            .store(buf_last, Ordering::Release);
         buf.clear();
         entries.clear();
         Ok(())
@@ -473,13 +476,14 @@ impl SegmentLog {
 
     /// Seals the active segment and starts the next one, with room for a frame of `need` bytes.
     fn roll(&self, writer: &mut Writer, need: u64) -> Result<(), SegmentError> {
-        let dir = &*self.shared.dir;
+        let dir = &*self.files.shared.dir;
         let file = &writer.file;
         let name = writer.name.as_str();
         file.sync_data().map_err(io_error(dir, name))?;
         file.set_len(writer.end).map_err(io_error(dir, name))?;
         file.sync_data().map_err(io_error(dir, name))?;
         let entries = self
+            .files
             .shared
             .table()
             .last()
@@ -492,7 +496,8 @@ impl SegmentLog {
             entries,
         };
         write_index(dir, &index)?;
-        self.shared
+        self.files
+            .shared
             .synced_position
             .fetch_max(writer.last_position, Ordering::AcqRel);
         let first = writer
@@ -500,11 +505,12 @@ impl SegmentLog {
             .checked_add(1)
             .ok_or_else(|| SegmentError::corrupted("positions overflow"))?;
         let capacity = self
+            .files
             .shared
             .options
             .segment_bytes
             .max(HEADER_LEN.saturating_add(need));
-        let next = create_segment(dir, &self.shared.options, first, capacity)?;
+        let next = create_segment(dir, &self.files.shared.options, first, capacity)?;
         tracing::debug!(
             sealed = %writer.name,
             last_position = writer.last_position,
@@ -513,9 +519,9 @@ impl SegmentLog {
             "segment log rolled"
         );
         let name = layout::segment_name(first);
-        self.shared.table_mut().push(SegmentInfo {
+        self.files.shared.table_mut().push(SegmentInfo {
             first_position: first,
-            path: self.shared.path(&name),
+            path: self.files.shared.path(&name),
             name: name.clone(),
             file: Arc::clone(&next),
             entries: Vec::new(),
@@ -546,14 +552,14 @@ impl SegmentLog {
                 writer.last_position,
             )
         };
-        let synced = &self.shared.synced_position;
+        let synced = &self.files.shared.synced_position;
         if last <= synced.load(Ordering::Acquire) {
             return Ok(synced.load(Ordering::Acquire));
         }
         // Outside the writer lock: appends go on meanwhile. A roll in between sealed (synced)
         // this file; syncing it again is harmless.
         if let Err(source) = file.sync_data() {
-            let error = io_error(&*self.shared.dir, &name)(source);
+            let error = io_error(&*self.files.shared.dir, &name)(source);
             tracing::error!(error = %error, "segment log sync failed; the log refuses writes until reopened");
             self.writer().failed = Some(error.to_string());
             return Err(error);
@@ -580,7 +586,7 @@ impl SegmentLog {
             .sync_data()
             .and_then(|()| file.set_len(end))
             .and_then(|()| file.sync_data())
-            .map_err(io_error(&*self.shared.dir, &writer.name));
+            .map_err(io_error(&*self.files.shared.dir, &writer.name));
         writer.failed = Some(match &result {
             Ok(()) => "the log was closed".to_owned(),
             Err(e) => e.to_string(),
@@ -588,7 +594,8 @@ impl SegmentLog {
         writer.closed = result.is_ok();
         writer.capacity = end;
         result?;
-        self.shared
+        self.files
+            .shared
             .synced_position
             .fetch_max(writer.last_position, Ordering::AcqRel);
         Ok(())
@@ -596,22 +603,31 @@ impl SegmentLog {
 
     /// The last appended position (visible to readers once `append` returned); 0 when empty.
     pub(crate) fn last_position(&self) -> u64 {
-        self.shared.last_position.load(Ordering::Acquire)
+        self.files.shared.last_position.load(Ordering::Acquire)
     }
 
     #[cfg(test)]
     /// The last synced position.
     pub(crate) fn synced_position(&self) -> u64 {
-        self.shared.synced_position.load(Ordering::Acquire)
+        self.files.shared.synced_position.load(Ordering::Acquire)
     }
+}
 
+/// The segment files as readers see them, shared by the writer's [`SegmentLog`] and the
+/// [`ReadOnlySegmentLog`] (both dereference to it).
+#[derive(Debug)]
+pub(crate) struct SegmentFiles {
+    shared: Arc<Shared>,
+}
+
+impl SegmentFiles {
     /// The record holding `position`, its crc checked.
     pub(crate) fn record_at(&self, position: u64) -> Result<Bytes, SegmentError> {
         self.shared.record_at(position)
     }
 
     /// A sequential reader from the record holding `position` (`last_position() + 1` too: a
-    /// reader at the end that yields what is appended later).
+    /// reader at the end that yields what is appended later, or what later refreshes add).
     pub(crate) fn reader(&self, position: u64) -> Result<SegmentReader, SegmentError> {
         Shared::reader(&self.shared, position)
     }
@@ -624,6 +640,14 @@ impl SegmentLog {
             .iter()
             .map(|s| (s.name.clone(), s.first_position))
             .collect()
+    }
+}
+
+impl std::ops::Deref for SegmentLog {
+    type Target = SegmentFiles;
+
+    fn deref(&self) -> &SegmentFiles {
+        &self.files
     }
 }
 

@@ -20,8 +20,6 @@ use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 
-use bytes::Bytes;
-
 use super::cursor::FrameProblem;
 use super::layout::{self, FileKind, HEADER_LEN, HeaderError};
 use super::recover::{
@@ -29,7 +27,7 @@ use super::recover::{
     read_header, scan_from,
 };
 use super::vfs::Dir;
-use super::{SegmentError, SegmentInfo, SegmentOptions, SegmentReader, Shared, io_error};
+use super::{SegmentError, SegmentFiles, SegmentInfo, SegmentOptions, Shared, io_error};
 
 /// What a refresh remembers between calls.
 #[derive(Debug, Default)]
@@ -44,8 +42,16 @@ struct Tail {
 /// was appended since.
 #[derive(Debug)]
 pub(crate) struct ReadOnlySegmentLog {
-    shared: Arc<Shared>,
+    files: SegmentFiles,
     tail: Mutex<Tail>,
+}
+
+impl std::ops::Deref for ReadOnlySegmentLog {
+    type Target = SegmentFiles;
+
+    fn deref(&self) -> &SegmentFiles {
+        &self.files
+    }
 }
 
 impl super::SegmentLog {
@@ -61,13 +67,15 @@ impl ReadOnlySegmentLog {
     /// See [`super::SegmentLog::open_read_only`].
     pub(crate) fn open(dir: Arc<dyn Dir>) -> Result<Self, SegmentError> {
         let log = Self {
-            shared: Arc::new(Shared {
-                dir,
-                options: SegmentOptions::new([0; 16]),
-                table: RwLock::new(Vec::new()),
-                last_position: AtomicU64::new(0),
-                synced_position: AtomicU64::new(0),
-            }),
+            files: SegmentFiles {
+                shared: Arc::new(Shared {
+                    dir,
+                    options: SegmentOptions::new([0; 16]),
+                    table: RwLock::new(Vec::new()),
+                    last_position: AtomicU64::new(0),
+                    synced_position: AtomicU64::new(0),
+                }),
+            },
             tail: Mutex::new(Tail::default()),
         };
         log.refresh()?;
@@ -80,7 +88,7 @@ impl ReadOnlySegmentLog {
 
     /// The last position the log holds as of the last refresh; 0 when empty.
     pub(crate) fn last_position(&self) -> u64 {
-        self.shared.last_position.load(Ordering::Acquire)
+        self.files.shared.last_position.load(Ordering::Acquire)
     }
 
     /// The store id in the segment headers (`None` while the directory holds no segment).
@@ -88,32 +96,11 @@ impl ReadOnlySegmentLog {
         self.tail().store_id
     }
 
-    /// The record holding `position`, its crc checked.
-    pub(crate) fn record_at(&self, position: u64) -> Result<Bytes, SegmentError> {
-        self.shared.record_at(position)
-    }
-
-    /// A sequential reader from the record holding `position` (`last_position() + 1` too);
-    /// it sees what later refreshes add.
-    pub(crate) fn reader(&self, position: u64) -> Result<SegmentReader, SegmentError> {
-        Shared::reader(&self.shared, position)
-    }
-
-    #[cfg(test)]
-    /// Every segment file's name and first position, oldest first.
-    pub(crate) fn segments(&self) -> Vec<(String, u64)> {
-        self.shared
-            .table()
-            .iter()
-            .map(|s| (s.name.clone(), s.first_position))
-            .collect()
-    }
-
     /// Reads what the writer appended since the last refresh: frames after the last one read,
     /// segments sealed and created since. Returns the last position.
     pub(crate) fn refresh(&self) -> Result<u64, SegmentError> {
         let mut tail = self.tail();
-        let dir = &*self.shared.dir;
+        let dir = &*self.files.shared.dir;
         // Listed first, scanned second: a segment listed as followed by another, or with its
         // index, was sealed before the listing, so its data is final by the time it is scanned.
         let mut segments = BTreeSet::new();
@@ -134,7 +121,7 @@ impl ReadOnlySegmentLog {
                 Some((FileKind::IndexTmp, _)) | None => {}
             }
         }
-        let known_last = self.shared.table().last().map(|s| s.first_position);
+        let known_last = self.files.shared.table().last().map(|s| s.first_position);
         if let Some(first) = known_last
             && !tail.sealed
         {
@@ -161,7 +148,7 @@ impl ReadOnlySegmentLog {
             let store_id = *tail.store_id.get_or_insert(header.store_id);
             let options = SegmentOptions {
                 store_id,
-                ..self.shared.options.clone()
+                ..self.files.shared.options.clone()
             };
             check_segment_header(&header, &name, first, &options)?;
             let info = if indexes.contains(&first) || !is_last {
@@ -192,14 +179,22 @@ impl ReadOnlySegmentLog {
             };
             let sealed = indexes.contains(&first) || !is_last;
             {
-                let mut table = self.shared.table_mut();
+                let mut table = self.files.shared.table_mut();
                 check_continues(table.last(), first, &info.name)?;
                 table.push(info);
             }
             tail.sealed = sealed;
         }
-        let last = self.shared.table().last().map_or(0, |s| s.last_position);
-        self.shared.last_position.store(last, Ordering::Release);
+        let last = self
+            .files
+            .shared
+            .table()
+            .last()
+            .map_or(0, |s| s.last_position);
+        self.files
+            .shared
+            .last_position
+            .store(last, Ordering::Release);
         Ok(last)
     }
 
@@ -207,9 +202,9 @@ impl ReadOnlySegmentLog {
     /// (a frame may be half-written), strictly once `sealed` (every frame up to its end, or its
     /// index's, must be intact).
     fn scan_tail(&self, first: u64, sealed: bool, has_index: bool) -> Result<(), SegmentError> {
-        let dir = &*self.shared.dir;
+        let dir = &*self.files.shared.dir;
         let (file, path, name, start) = {
-            let table = self.shared.table();
+            let table = self.files.shared.table();
             let Some(seg) = table.last() else {
                 return Ok(());
             };
@@ -229,7 +224,7 @@ impl ReadOnlySegmentLog {
             )
         };
         let len = file.len().map_err(io_error(dir, &name))?;
-        let every = self.shared.options.index_every_bytes;
+        let every = self.files.shared.options.index_every_bytes;
         let index = if has_index {
             match load_index(dir, first, len)? {
                 Ok(index) => Some(index),
@@ -265,7 +260,7 @@ impl ReadOnlySegmentLog {
                 )));
             }
         }
-        let mut table = self.shared.table_mut();
+        let mut table = self.files.shared.table_mut();
         if let Some(seg) = table.last_mut()
             && seg.first_position == first
         {

@@ -14,7 +14,7 @@ use super::layout::{
 };
 use super::vfs::{Dir, VfsFile};
 use super::{
-    Recovered, SegmentError, SegmentInfo, SegmentLog, SegmentOptions, Shared, Writer,
+    Recovered, SegmentError, SegmentFiles, SegmentInfo, SegmentLog, SegmentOptions, Shared, Writer,
     create_segment, io_error, write_index,
 };
 
@@ -264,6 +264,24 @@ pub(super) fn load_index(
     Ok(Ok(index))
 }
 
+/// Opens the segment file that starts at `first_position` (for reading only, or for writing
+/// too): its name, the file and its length.
+fn open_segment(
+    dir: &dyn Dir,
+    first_position: u64,
+    writable: bool,
+) -> Result<(String, Arc<dyn VfsFile>, u64), SegmentError> {
+    let name = layout::segment_name(first_position);
+    let file = if writable {
+        dir.open(&name, false)
+    } else {
+        dir.open_read(&name)
+    }
+    .map_err(io_error(dir, &name))?;
+    let len = file.len().map_err(io_error(dir, &name))?;
+    Ok((name, file, len))
+}
+
 /// Opens a sealed segment: its index, rebuilt by a strict scan when missing or damaged (and
 /// rewritten when `persist_rebuilt`; a read-only log keeps it in memory). The file is opened
 /// for reading only: a sealed segment is never written again.
@@ -274,9 +292,7 @@ pub(super) fn open_sealed(
     has_index: bool,
     persist_rebuilt: bool,
 ) -> Result<SegmentInfo, SegmentError> {
-    let name = layout::segment_name(first_position);
-    let file = dir.open_read(&name).map_err(io_error(dir, &name))?;
-    let len = file.len().map_err(io_error(dir, &name))?;
+    let (name, file, len) = open_segment(dir, first_position, false)?;
     let header = read_header(&*file, dir, &name)?
         .map_err(|e| SegmentError::corrupted(format!("{name} (sealed): header: {e}")))?;
     check_segment_header(&header, &name, first_position, options)?;
@@ -371,9 +387,7 @@ fn classify_last(
     has_index: bool,
     has_previous: bool,
 ) -> Result<Last, SegmentError> {
-    let name = layout::segment_name(first_position);
-    let file = dir.open(&name, false).map_err(io_error(dir, &name))?;
-    let len = file.len().map_err(io_error(dir, &name))?;
+    let (name, file, len) = open_segment(dir, first_position, true)?;
     match read_header(&*file, dir, &name)? {
         Err(HeaderError::Unsupported(why)) => {
             Err(SegmentError::corrupted(format!("{name}: header: {why}")))
@@ -692,13 +706,15 @@ impl SegmentLog {
             buf: Vec::new(),
         };
         let log = SegmentLog {
-            shared: Arc::new(Shared {
-                dir,
-                options,
-                table: RwLock::new(table),
-                last_position: AtomicU64::new(last_position),
-                synced_position: AtomicU64::new(last_position),
-            }),
+            files: SegmentFiles {
+                shared: Arc::new(Shared {
+                    dir,
+                    options,
+                    table: RwLock::new(table),
+                    last_position: AtomicU64::new(last_position),
+                    synced_position: AtomicU64::new(last_position),
+                }),
+            },
             writer: Mutex::new(writer),
         };
         recovered.last_position = last_position;
