@@ -49,8 +49,6 @@ pub(crate) struct State {
     /// Events at `written_upto + 1 ..`, acknowledged but not yet in the segment files.
     pub(crate) unwritten: VecDeque<Pending>,
     pub(crate) unwritten_bytes: usize,
-    /// How many of `unwritten` the writer is writing now.
-    pub(crate) taken: usize,
     /// Every position up to here is in the segment files.
     pub(crate) written_upto: u64,
     /// The chain hash of the record ending at `written_upto`.
@@ -69,8 +67,8 @@ pub(crate) struct State {
     pub(crate) writer_done: bool,
     /// Set while the writer waits for work: only then do appends pay for waking it.
     pub(crate) writer_idle: bool,
-    /// Set while a group is being written (by the writer thread, or by an appending thread that
-    /// found no group in flight): groups are written one at a time, in log order.
+    /// Set while a group — the front of `unwritten` — is being written (by the writer thread, or
+    /// by an appending thread that found no group in flight): one at a time, in log order.
     pub(crate) writing: bool,
     /// Groups appending threads wrote themselves, for the writer thread to hand to the commit
     /// listener (always on the writer thread, in log order).

@@ -349,7 +349,6 @@ impl Store {
                 next_position: last_position + 1,
                 unwritten: VecDeque::new(),
                 unwritten_bytes: 0,
-                taken: 0,
                 written_upto: last_position,
                 written_hash: recovered.chain_head,
                 durable_upto: last_position,

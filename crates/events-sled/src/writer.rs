@@ -117,9 +117,8 @@ impl Writer {
             if state.failed.is_some() {
                 return None;
             }
-            let available = state.unwritten.len() - state.taken;
-            if available > 0 && !state.writing {
-                let (bytes, _) = shared.group_cut(&state);
+            if !state.unwritten.is_empty() && !state.writing {
+                let (bytes, cut) = shared.group_cut(&state);
                 // Buffered mode: let a small group grow for up to `group_delay` — fewer, larger
                 // records cost fewer frames and fewer bytes per event.
                 let window = shared.config.group_delay;
@@ -140,11 +139,11 @@ impl Writer {
                     }
                 }
                 self.window_start = None;
-                if let Some((events, chain_head)) = shared.take_group(&mut state) {
+                if let Some((events, chain_head)) = shared.take(&mut state, cut) {
                     return Some(Work::Write(events, chain_head));
                 }
             }
-            if state.closing && state.taken == 0 && !state.writing {
+            if state.closing && !state.writing {
                 return None;
             }
             state.writer_idle = true;
@@ -178,12 +177,12 @@ impl Writer {
 }
 
 impl Shared {
-    /// Where the next group ends: the queued events after those taken, cut at the first commit
-    /// boundary past `record_target_bytes`. Returns (encoded bytes, events) of the group.
+    /// Where the next group ends: the queued events cut at the first commit boundary past
+    /// `record_target_bytes`. Returns (encoded bytes, events) of the group.
     fn group_cut(&self, state: &State) -> (usize, usize) {
         let target = self.config.record_target_bytes;
         let (mut cut, mut bytes, mut cut_bytes) = (0, 0, 0);
-        for (n, pending) in state.unwritten.iter().skip(state.taken).enumerate() {
+        for (n, pending) in state.unwritten.iter().enumerate() {
             // Records are cut by their encoded size, not by the memory events hold.
             bytes += event_size(&pending.event);
             if pending.commit_end {
@@ -204,16 +203,20 @@ impl Shared {
             return None;
         }
         let (_, cut) = self.group_cut(state);
+        self.take(state, cut)
+    }
+
+    /// Takes the first `cut` queued events as the group being written (none when `cut` is 0).
+    /// Only one group is written at a time: the caller checked that none is.
+    fn take(&self, state: &mut State, cut: usize) -> Option<(Vec<Arc<RecordedEvent>>, Hash)> {
         if cut == 0 {
             return None;
         }
-        let start = state.taken;
         let events = state
             .unwritten
-            .range(start..start + cut)
+            .range(..cut)
             .map(|p| Arc::clone(&p.event))
             .collect();
-        state.taken += cut;
         state.writing = true;
         Some((events, state.written_hash))
     }
@@ -258,7 +261,6 @@ impl Shared {
                     state.unwritten_bytes -= pending.bytes;
                 }
             }
-            state.taken -= events.len();
             state.written_upto = last_position;
             state.written_hash = chain_head;
             state.writing = false;
@@ -266,8 +268,6 @@ impl Shared {
                 // Queued in the same critical section as the commit: no later group can reach
                 // the listener before this one.
                 state.to_notify.push_back(events.to_vec());
-                shared.writer_wake.notify_one();
-            } else if state.writer_idle && state.unwritten.len() > state.taken {
                 shared.writer_wake.notify_one();
             }
             shared.written_upto.store(last_position, Ordering::Release);
