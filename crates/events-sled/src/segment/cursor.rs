@@ -176,6 +176,30 @@ impl FrameCursor {
             .map(|frame| frame.slice(FRAME_HEADER_LEN as usize..)))
     }
 
+    /// [`FrameCursor::record`], the frame's crc checked: a frame cut short or failing its crc is
+    /// `Corrupted`, naming the file, the offset and the position.
+    pub(super) fn checked_record(
+        &mut self,
+        header: &FrameHeader,
+        limit: u64,
+    ) -> Result<Bytes, SegmentError> {
+        let offset = self.offset;
+        let Some(record) = self.record(header, limit)? else {
+            return Err(corrupt_at(self.path(), offset, "a frame cut short"));
+        };
+        if !header.crc_matches(&record) {
+            return Err(corrupt_at(
+                self.path(),
+                offset,
+                format!(
+                    "crc mismatch of the frame at position {}",
+                    header.first_position
+                ),
+            ));
+        }
+        Ok(record)
+    }
+
     /// Moves past the frame at the cursor.
     pub(super) fn advance(&mut self, header: &FrameHeader) {
         self.offset = self.offset.saturating_add(header.frame_len());

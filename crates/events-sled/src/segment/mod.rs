@@ -263,19 +263,7 @@ impl Shared {
             let next = check_header(&header, offset, at.data_end, expected)
                 .map_err(|p| corrupt_at(cursor.path(), offset, p))?;
             if position < next {
-                let Some(record) = cursor.record(&header, at.data_end)? else {
-                    return Err(corrupt_at(cursor.path(), offset, "a frame cut short"));
-                };
-                if !header.crc_matches(&record) {
-                    return Err(corrupt_at(
-                        cursor.path(),
-                        offset,
-                        format!(
-                            "crc mismatch of the frame at position {}",
-                            header.first_position
-                        ),
-                    ));
-                }
+                let record = cursor.checked_record(&header, at.data_end)?;
                 if record.len() < POINT_READ_COPY_BELOW {
                     return Ok(Bytes::copy_from_slice(&record));
                 }
@@ -422,10 +410,7 @@ impl SegmentLog {
                 }
             }
             let offset = writer.end + buf.len() as u64;
-            if writer
-                .last_entry_offset
-                .is_none_or(|o| offset >= o.saturating_add(every))
-            {
+            if index_entry_due(writer.last_entry_offset, offset, every) {
                 entries.push((first, offset));
                 writer.last_entry_offset = Some(offset);
             }
@@ -479,9 +464,7 @@ impl SegmentLog {
         let dir = &*self.files.shared.dir;
         let file = &writer.file;
         let name = writer.name.as_str();
-        file.sync_data().map_err(io_error(dir, name))?;
-        file.set_len(writer.end).map_err(io_error(dir, name))?;
-        file.sync_data().map_err(io_error(dir, name))?;
+        cut_to_data(&**file, writer.end).map_err(io_error(dir, name))?;
         let entries = self
             .files
             .shared
@@ -582,11 +565,8 @@ impl SegmentLog {
             });
         }
         let (file, end) = (Arc::clone(&writer.file), writer.end);
-        let result = file
-            .sync_data()
-            .and_then(|()| file.set_len(end))
-            .and_then(|()| file.sync_data())
-            .map_err(io_error(&*self.files.shared.dir, &writer.name));
+        let result =
+            cut_to_data(&*file, end).map_err(io_error(&*self.files.shared.dir, &writer.name));
         writer.failed = Some(match &result {
             Ok(()) => "the log was closed".to_owned(),
             Err(e) => e.to_string(),
@@ -709,19 +689,7 @@ impl SegmentReader {
                 self.expected = next;
                 continue;
             }
-            let Some(record) = self.cursor.record(&header, limit)? else {
-                return Err(corrupt_at(self.cursor.path(), offset, "a frame cut short"));
-            };
-            if !header.crc_matches(&record) {
-                return Err(corrupt_at(
-                    self.cursor.path(),
-                    offset,
-                    format!(
-                        "crc mismatch of the frame at position {}",
-                        header.first_position
-                    ),
-                ));
-            }
+            let record = self.cursor.checked_record(&header, limit)?;
             self.cursor.advance(&header);
             self.expected = next;
             return Ok(Some(Frame {
@@ -764,7 +732,7 @@ fn create_segment(
     file.allocate(capacity).map_err(io_error(dir, &name))?;
     let header = SegmentHeader {
         first_position,
-        created_micros: now_micros(),
+        created_micros: events_core::now_micros().timestamp_micros(),
         store_id: options.store_id,
     };
     file.write_all_at(&header.encode(), 0)
@@ -789,11 +757,19 @@ fn write_index(dir: &dyn Dir, index: &SegmentIndex) -> Result<(), SegmentError> 
     Ok(())
 }
 
-fn now_micros() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
+/// Whether the frame at `offset` gets a sparse index entry: the segment's first frame does, and
+/// then the first frame at least `every` bytes after the last entry. The writer and a rebuild by
+/// scanning follow this one rule, so a rebuilt `.idx` equals the one the writer wrote.
+fn index_entry_due(last_entry: Option<u64>, offset: u64, every: u64) -> bool {
+    last_entry.is_none_or(|last| offset >= last.saturating_add(every))
+}
+
+/// Gives back a segment's unused preallocation: what was written synced, the file cut to `end`
+/// (its data), the new length synced.
+fn cut_to_data(file: &dyn VfsFile, end: u64) -> std::io::Result<()> {
+    file.sync_data()?;
+    file.set_len(end)?;
+    file.sync_data()
 }
 
 #[cfg(test)]

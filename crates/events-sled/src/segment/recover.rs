@@ -15,7 +15,7 @@ use super::layout::{
 use super::vfs::{Dir, VfsFile};
 use super::{
     Recovered, SegmentError, SegmentFiles, SegmentInfo, SegmentLog, SegmentOptions, Shared, Writer,
-    create_segment, io_error, write_index,
+    create_segment, index_entry_due, io_error, write_index,
 };
 
 /// Bytes read or zeroed at a time while scanning and cutting.
@@ -100,7 +100,7 @@ pub(super) fn scan_from(
         if !header.crc_matches(&record) {
             break Some(FrameProblem::Crc);
         }
-        if last_entry.is_none_or(|o| offset >= o.saturating_add(index_every_bytes)) {
+        if index_entry_due(last_entry, offset, index_every_bytes) {
             entries.push((header.first_position, offset));
             last_entry = Some(offset);
         }
