@@ -551,7 +551,6 @@ impl Shared {
             out.consumer(&key, &value, consumer.position, acknowledged)?;
         }
         let position = self.export_position()?;
-        let mut last = 0;
         if position > 0 {
             let reader = self
                 .segments
@@ -562,18 +561,13 @@ impl Shared {
                 if frame.first_position > position {
                     break;
                 }
-                let record = Record::parse(frame.record).map_err(|e| {
-                    CheckpointError::Read(crate::state::corrupted(format!(
-                        "log record after position {last}: {e}"
-                    )))
-                })?;
+                let record = crate::read::parse_frame(frame)?;
                 if record.last_position() > position {
                     break;
                 }
-                last = record.last_position();
                 out.record(&record)?;
                 if let Some(progress) = progress.as_mut() {
-                    progress(last, position);
+                    progress(record.last_position(), position);
                 }
             }
         }

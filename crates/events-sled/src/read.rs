@@ -280,12 +280,19 @@ impl LogCursor {
 
 /// The record a segment frame holds.
 pub(crate) fn parse_frame(frame: Frame) -> Result<Record, ReadError> {
-    Record::parse(frame.record).map_err(|e| {
-        corrupted(format!(
-            "log record at position {}: {e}",
-            frame.first_position
-        ))
-    })
+    let first = frame.first_position;
+    let record = Record::parse(frame.record)
+        .map_err(|e| corrupted(format!("log record at position {first}: {e}")))?;
+    // The segment layer places records by their frames' headers: a record must hold what its
+    // frame says, or a read by position would return another position's events.
+    if record.first_position() != first
+        || record.last_position() - first + 1 != u64::from(frame.event_count)
+    {
+        return Err(corrupted(format!(
+            "the record framed at position {first} does not hold what its frame says"
+        )));
+    }
+    Ok(record)
 }
 
 /// The byte offset of `position`'s event in `record` (which holds it), for a read starting

@@ -242,13 +242,8 @@ impl ReadOnlyStore {
         let mut next = from;
         for frame in reader {
             let frame = frame?;
-            let record = Record::parse(frame.record).map_err(|e| {
-                corrupted(format!(
-                    "log record at position {}: {e}",
-                    frame.first_position
-                ))
-            })?;
-            if record.first_position() != next || frame.first_position != next {
+            let record = parse_frame(frame)?;
+            if record.first_position() != next {
                 return Err(corrupted(format!(
                     "the log has a gap: position {next} expected, a record at {} found",
                     record.first_position()

@@ -183,17 +183,7 @@ fn recover(
         let reader = segments.reader(watermark + 1).map_err(segment_to_open)?;
         for frame in reader {
             let frame = frame.map_err(segment_to_open)?;
-            let record = Record::parse(frame.record)
-                .map_err(|e| open_corrupted(format!("log record after the watermark: {e}")))?;
-            if record.first_position() != frame.first_position
-                || record.last_position() - record.first_position() + 1
-                    != u64::from(frame.event_count)
-            {
-                return Err(open_corrupted(format!(
-                    "the record framed at position {} does not hold what its frame says",
-                    frame.first_position
-                )));
-            }
+            let record = crate::read::parse_frame(frame).map_err(read_to_open)?;
             if let Some(expected) = expected
                 && record.first_position() != expected
             {
