@@ -490,25 +490,7 @@ impl ReadOnlyStore {
         position: u64,
         cache: &mut Option<Record>,
     ) -> Result<RecordedEvent, ReadError> {
-        if !cache.as_ref().is_some_and(|r| r.contains(position)) {
-            let bytes = self.inner.segments.record_at(position)?;
-            let record = Record::parse(bytes)
-                .map_err(|e| corrupted(format!("log record holding position {position}: {e}")))?;
-            if !record.contains(position) {
-                return Err(corrupted(format!(
-                    "the record found for position {position} holds {}..={}",
-                    record.first_position(),
-                    record.last_position()
-                )));
-            }
-            *cache = Some(record);
-        }
-        let Some(record) = cache.as_mut() else {
-            return Err(corrupted("the record cache emptied"));
-        };
-        record
-            .event(position)
-            .map_err(|e| corrupted(format!("log record at position {position}: {e}")))
+        crate::state::stored_event(&self.inner.segments, position, cache)
     }
 }
 

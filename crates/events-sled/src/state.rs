@@ -16,7 +16,7 @@ use crate::index::{
 };
 use crate::keys::StreamKey;
 use crate::record::{Hash, PersistedCounters, Record};
-use crate::segment::{SegmentError, SegmentLog};
+use crate::segment::{SegmentError, SegmentFiles, SegmentLog};
 
 /// Called on the writer thread with each group of events once it is committed (and, in durable
 /// mode, flushed), in log order.
@@ -205,6 +205,40 @@ impl From<PageError> for ReadError {
     }
 }
 
+/// The log record holding `position`, read from the segment files (the live store's and the
+/// read-only store's alike).
+pub(crate) fn record_holding(segments: &SegmentFiles, position: u64) -> Result<Record, ReadError> {
+    let bytes = segments.record_at(position)?;
+    let record = Record::parse(bytes)
+        .map_err(|e| corrupted(format!("log record holding position {position}: {e}")))?;
+    if !record.contains(position) {
+        return Err(corrupted(format!(
+            "log record at {} ends at {}, before position {position}",
+            record.first_position(),
+            record.last_position()
+        )));
+    }
+    Ok(record)
+}
+
+/// The event at `position` in the segment files, reusing `cache` when it holds the right record
+/// (events read together are usually in one record) and keeping the record read otherwise.
+pub(crate) fn stored_event(
+    segments: &SegmentFiles,
+    position: u64,
+    cache: &mut Option<Record>,
+) -> Result<RecordedEvent, ReadError> {
+    if !cache.as_ref().is_some_and(|r| r.contains(position)) {
+        *cache = Some(record_holding(segments, position)?);
+    }
+    let Some(record) = cache.as_mut() else {
+        return Err(corrupted("the record cache emptied"));
+    };
+    record
+        .event(position)
+        .map_err(|e| corrupted(format!("event at position {position}: {e}")))
+}
+
 /// Which events a read covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Scope {
@@ -287,17 +321,7 @@ impl Shared {
 
     /// The log record holding `position`, read from the segments.
     pub(crate) fn record_at(&self, position: u64) -> Result<Record, ReadError> {
-        let bytes = self.segments.record_at(position)?;
-        let record = Record::parse(bytes)
-            .map_err(|e| corrupted(format!("log record holding position {position}: {e}")))?;
-        if !record.contains(position) {
-            return Err(corrupted(format!(
-                "log record at {} ends at {}, before position {position}",
-                record.first_position(),
-                record.last_position()
-            )));
-        }
-        Ok(record)
+        record_holding(&self.segments, position)
     }
 
     /// The event at `position`, from memory if not yet written, else from sled (reusing `cache`
@@ -319,17 +343,7 @@ impl Shared {
                     .ok_or_else(|| corrupted(format!("position {position} is beyond the log")));
             }
         }
-        if let Some(record) = cache.as_mut().filter(|r| r.contains(position)) {
-            return record
-                .event(position)
-                .map_err(|e| corrupted(format!("event at position {position}: {e}")));
-        }
-        let mut record = self.record_at(position)?;
-        let event = record
-            .event(position)
-            .map_err(|e| corrupted(format!("event at position {position}: {e}")))?;
-        *cache = Some(record);
-        Ok(event)
+        stored_event(&self.segments, position, cache)
     }
 
     /// The position of a persisted stream version (one whose runs have left memory).
