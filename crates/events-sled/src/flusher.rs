@@ -52,10 +52,7 @@ impl Shared {
             let state = lock(&self.state);
             (state.written_upto, state.written_hash)
         };
-        self.before_sync(SyncPoint::Log)
-            .map_err(|e| format!("fdatasync of the log: {e}"))?;
-        self.segments
-            .sync()
+        self.sync_log()
             .map_err(|e| format!("fdatasync of the log: {e}"))?;
         {
             let mut state = lock(&self.state);

@@ -45,17 +45,17 @@ fn salvage(config: &StoreConfig, data: &Path) -> Option<Salvage> {
     };
     let result = catch_unwind(AssertUnwindSafe(read));
     wait_unlocked(data);
-    match result {
-        Ok(Ok(salvage)) => Some(salvage),
-        Ok(Err(e)) => {
-            tracing::warn!(name: "event_store_repair_salvage_failed", error = %e, "the damaged sled directory does not open: snapshots and consumer positions are not carried over");
-            None
-        }
-        Err(panic) => {
-            tracing::warn!(name: "event_store_repair_salvage_failed", panic = %panic_message(panic.as_ref()), "the damaged sled directory does not open: snapshots and consumer positions are not carried over");
-            None
-        }
-    }
+    let error = match result {
+        Ok(Ok(salvage)) => return Some(salvage),
+        Ok(Err(e)) => e.to_string(),
+        Err(panic) => format!("sled panicked: {}", panic_message(panic.as_ref())),
+    };
+    tracing::warn!(
+        name: "event_store_repair_salvage_failed",
+        error = %error,
+        "the damaged sled directory does not open: snapshots and consumer positions are not carried over"
+    );
+    None
 }
 
 /// Rebuilds sled's part of the store at `path` from its log: sled's directory (`data/`) is

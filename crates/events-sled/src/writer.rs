@@ -196,6 +196,14 @@ impl Shared {
         (if cut == 0 { bytes } else { cut_bytes }, cut)
     }
 
+    /// `fdatasync` of the log's active segment (through the test-only sync hook): durable mode's
+    /// per-group sync, and every flush's first step.
+    pub(crate) fn sync_log(&self) -> Result<(), WriteError> {
+        self.before_sync(SyncPoint::Log).map_err(WriteError::Io)?;
+        self.segments.sync().map_err(WriteError::Log)?;
+        Ok(())
+    }
+
     /// Takes the next group for writing, if any and if no one writes now: its events and the
     /// chain hash it follows. The taker must call [`Shared::write_group`] with them.
     pub(crate) fn take_group(&self, state: &mut State) -> Option<(Vec<Arc<RecordedEvent>>, Hash)> {
@@ -250,8 +258,7 @@ impl Shared {
             .map_err(WriteError::Log)?;
         if durable {
             // The log is the journal: the group is durable once its segment bytes are synced.
-            shared.before_sync(SyncPoint::Log).map_err(WriteError::Io)?;
-            shared.segments.sync().map_err(WriteError::Log)?;
+            shared.sync_log()?;
         }
         let created = events.iter().filter(|e| e.metadata.version == 1).count() as u64;
         {
