@@ -24,14 +24,23 @@ use crate::store::STORE_FORMAT;
 /// The directory of the log's segment files inside a store's directory.
 pub(crate) const LOG_DIR: &str = "log";
 
+/// The store id in the header of the first segment of the log at `path`: `None` when there is
+/// no log directory or no intact segment in it. The log's owner, whatever sled says.
+pub(crate) fn log_id(path: &Path) -> Result<Option<[u8; 16]>, OpenError> {
+    let dir_path = path.join(LOG_DIR);
+    if !dir_path.is_dir() {
+        return Ok(None);
+    }
+    let dir = FsDir::existing(&dir_path).map_err(|source| OpenError::Io {
+        path: dir_path,
+        source,
+    })?;
+    crate::segment::log_store_id(&dir).map_err(segment_to_open)
+}
+
 /// Whether the store at `path` has a log (segment files) that sled's part can be rebuilt from.
 pub(crate) fn has_log(path: &Path) -> bool {
-    let dir = path.join(LOG_DIR);
-    dir.is_dir()
-        && FsDir::create(&dir)
-            .ok()
-            .and_then(|dir| crate::segment::log_store_id(&dir).ok().flatten())
-            .is_some()
+    matches!(log_id(path), Ok(Some(_)))
 }
 
 /// The first store format: the log's records were sled keys (`L` · position). Such a store is
@@ -297,17 +306,7 @@ fn store_id(
         return uuid::Uuid::from_slice(&bytes)
             .map_err(|_| open_corrupted(format!("store id is {} bytes, not 16", bytes.len())));
     }
-    let dir_path = config.path.join(LOG_DIR);
-    let from_log = match FsDir::create(&dir_path) {
-        Ok(dir) => crate::segment::log_store_id(&dir).map_err(segment_to_open)?,
-        Err(source) => {
-            return Err(OpenError::Io {
-                path: dir_path,
-                source,
-            });
-        }
-    };
-    let id = from_log.map_or_else(uuid::Uuid::new_v4, uuid::Uuid::from_bytes);
+    let id = log_id(&config.path)?.map_or_else(uuid::Uuid::new_v4, uuid::Uuid::from_bytes);
     log.insert(STORE_ID_KEY, id.as_bytes().as_slice())
         .map_err(OpenError::Storage)?;
     db.flush().map_err(OpenError::Storage)?;

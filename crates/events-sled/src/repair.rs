@@ -9,9 +9,7 @@ use std::path::{Path, PathBuf};
 use crate::config::StoreConfig;
 use crate::error::OpenError;
 use crate::keys::{FORMAT_KEY, STORE_ID_KEY};
-use crate::recovery::{LOG_DIR, open_corrupted};
-use crate::segment::log_store_id;
-use crate::segment::vfs::FsDir;
+use crate::recovery::{LOG_DIR, log_id, open_corrupted};
 use crate::store::{DATA_DIR, STORE_FORMAT, Store, open_sled, panic_message, wait_unlocked};
 
 /// What [`repair_store`] did.
@@ -86,15 +84,12 @@ pub fn repair_store(path: &Path) -> Result<RepairReport, OpenError> {
         let path = path.to_path_buf();
         move |source| OpenError::Io { path, source }
     };
-    let dir = FsDir::create(&log_dir).map_err(io(&log_dir))?;
-    let store_id = log_store_id(&dir)
-        .map_err(|e| open_corrupted(format!("the log's first segment: {e}")))?
-        .ok_or_else(|| {
-            open_corrupted(format!(
-                "{} holds no intact segment: there is no log to rebuild from",
-                log_dir.display()
-            ))
-        })?;
+    let store_id = log_id(path)?.ok_or_else(|| {
+        open_corrupted(format!(
+            "{} holds no intact segment: there is no log to rebuild from",
+            log_dir.display()
+        ))
+    })?;
     let mut set_aside = None;
     if data.exists() {
         // sled locks `data/db` while a process has the store open.
