@@ -78,7 +78,7 @@ fn build(log: &EventLog, aggregate_id: &str, count: u64, snapshot_every: Option<
     while n < count {
         let batch = 100.min(count - n);
         let events = (n..n + batch).map(|k| event(aggregate_id, k)).collect();
-        log.append(ExpectedVersion::Exact(n), events).unwrap();
+        log.append(ExpectedVersion::exact(n), events).unwrap();
         n += batch;
         if let Some(every) = snapshot_every
             && n.is_multiple_of(every)
@@ -105,7 +105,7 @@ fn aggregate_load(c: &mut Criterion) {
     let tail: Vec<_> = (100_000..100_999)
         .map(|k| event("snap-100k-tail", k))
         .collect();
-    log.append(ExpectedVersion::Exact(100_000), tail).unwrap();
+    log.append(ExpectedVersion::exact(100_000), tail).unwrap();
     log.close().unwrap();
     // Reopen so the measured reads come from sled, as after a restart.
     let log = EventLog::open(config()).unwrap();

@@ -57,7 +57,7 @@ fn expected(version: u64) -> ExpectedVersion {
     if version == 0 {
         ExpectedVersion::NoStream
     } else {
-        ExpectedVersion::Exact(version)
+        ExpectedVersion::exact(version)
     }
 }
 

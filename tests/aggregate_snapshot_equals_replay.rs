@@ -83,7 +83,7 @@ proptest! {
         let dir = tempfile::tempdir().unwrap();
         let log = EventLog::open(config(dir.path()).snapshot_every(Some(every))).unwrap();
         for (n, (kind, load)) in steps.iter().enumerate() {
-            log.append(ExpectedVersion::Exact(n as u64), vec![generation_event(*kind, n as u32)])
+            log.append(ExpectedVersion::exact(n as u64), vec![generation_event(*kind, n as u32)])
                 .unwrap();
             if *load {
                 let loaded = log.load::<ArticleGeneration>("gen").unwrap();
@@ -127,7 +127,7 @@ fn omni_state_as_json_by_type_name() {
     .unwrap();
     log.append_event(
         "pipe_1",
-        ExpectedVersion::Exact(1),
+        ExpectedVersion::exact(1),
         &PipelineFailed {
             pipeline_type: "single_instance".into(),
             error_message: "disk full".into(),
@@ -140,7 +140,7 @@ fn omni_state_as_json_by_type_name() {
     .unwrap();
     log.append_event(
         "pipe_1",
-        ExpectedVersion::Exact(2),
+        ExpectedVersion::exact(2),
         &PipelineCompleted {
             pipeline_type: "single_instance".into(),
             total_articles: 4,

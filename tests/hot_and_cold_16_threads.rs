@@ -83,7 +83,7 @@ fn worker(log: &EventLog, thread: usize, barrier: &Barrier) -> Work {
                 std::thread::sleep(Duration::from_micros(100));
                 let event = event(HOT[hot], format!("{thread}:{n}:{}", version + 1));
                 let id = event.event_id;
-                match log.append(ExpectedVersion::Exact(version), vec![event]) {
+                match log.append(ExpectedVersion::exact(version), vec![event]) {
                     Ok(result) => {
                         assert_eq!(result.last_version, version + 1);
                         work.wins.push((hot, version + 1, id));
@@ -103,7 +103,7 @@ fn worker(log: &EventLog, thread: usize, barrier: &Barrier) -> Work {
             if next() % 3 == 0 {
                 let more = event(&id, format!("{thread}:{n}:more"));
                 ids.push(more.event_id);
-                log.append(ExpectedVersion::Exact(result.last_version), vec![more])
+                log.append(ExpectedVersion::exact(result.last_version), vec![more])
                     .unwrap();
             }
             work.cold.push((id, ids));

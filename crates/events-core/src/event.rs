@@ -193,7 +193,13 @@ impl NewEvent {
     /// # Example
     ///
     /// ```
-    /// use events_core::{CacheMiss, DomainEvent, EventContext, NewEvent};
+    /// use events_core::{DomainEvent, EventContext, NewEvent};
+    /// # #[derive(serde::Serialize, serde::Deserialize)]
+    /// # struct CacheMiss { cache_key: String, cache_type: String, reason: String }
+    /// # impl DomainEvent for CacheMiss {
+    /// #     const EVENT_TYPE: &'static str = "cache_miss";
+    /// #     const AGGREGATE_TYPE: &'static str = "cache";
+    /// # }
     ///
     /// let miss = CacheMiss {
     ///     cache_key: "prompt:42".into(),

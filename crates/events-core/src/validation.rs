@@ -40,9 +40,18 @@ impl Default for ValidationLimits {
 /// # Example
 ///
 /// ```
-/// use events_core::{CacheHit, EventContext, EventValidator, NewEvent, ValidationError};
+/// use events_core::{EventContext, EventRegistry, EventValidator, NewEvent, ValidationError};
+/// # use events_core::DomainEvent;
+/// # #[derive(serde::Serialize, serde::Deserialize)]
+/// # struct CacheHit { cache_key: String, cache_type: String, response_time: f64 }
+/// # impl DomainEvent for CacheHit {
+/// #     const EVENT_TYPE: &'static str = "cache_hit";
+/// #     const AGGREGATE_TYPE: &'static str = "cache";
+/// # }
 ///
-/// let validator = EventValidator::omni_writer();
+/// let mut registry = EventRegistry::new();
+/// registry.register::<CacheHit>().unwrap();
+/// let validator = EventValidator::new().with_registry(registry);
 /// let hit = CacheHit { cache_key: "k".into(), cache_type: "memory".into(), response_time: 0.001 };
 /// let event = NewEvent::from_event("cache-1", &hit, EventContext::new("omni-writer")).unwrap();
 /// assert_eq!(validator.validate_event(&event), Ok(()));
@@ -63,11 +72,6 @@ impl EventValidator {
     /// A validator with default limits and no registry: any event type is accepted.
     pub fn new() -> Self {
         Self::default()
-    }
-
-    /// A validator that accepts only the Omni Writer event types.
-    pub fn omni_writer() -> Self {
-        Self::new().with_registry(EventRegistry::omni_writer())
     }
 
     /// Accept only types registered in `registry`, at a schema version it knows, on the aggregate
@@ -219,7 +223,14 @@ fn mixed(index: usize, first: &NewEvent, event: &NewEvent) -> ValidationError {
 /// # Example
 ///
 /// ```
-/// use events_core::{validate_sequence, CacheHit, EventContext, NewEvent, ValidationError};
+/// use events_core::{validate_sequence, EventContext, NewEvent, ValidationError};
+/// # use events_core::DomainEvent;
+/// # #[derive(serde::Serialize, serde::Deserialize)]
+/// # struct CacheHit { cache_key: String, cache_type: String, response_time: f64 }
+/// # impl DomainEvent for CacheHit {
+/// #     const EVENT_TYPE: &'static str = "cache_hit";
+/// #     const AGGREGATE_TYPE: &'static str = "cache";
+/// # }
 ///
 /// let hit = CacheHit { cache_key: "k".into(), cache_type: "memory".into(), response_time: 0.0 };
 /// let events: Vec<_> = (1..=3)

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use events_core::ValidationError;
 
-use crate::types::ExpectedVersion;
+use events_core::ExpectedVersion;
 
 /// Why a store could not be opened.
 #[derive(Debug, thiserror::Error)]

@@ -52,7 +52,8 @@ pub use repair::{RepairReport, repair_store};
 pub use snapshot::Snapshot;
 pub use state::CommitListener;
 pub use store::{STORE_FORMAT, Store, data_dir};
-pub use types::{AggregateInfo, AppendBatch, AppendResult, Direction, ExpectedVersion, StreamRead};
+pub use events_core::ExpectedVersion;
+pub use types::{AggregateInfo, AppendBatch, AppendResult, Direction, StreamRead};
 pub use verify::{ChainHead, VerifyIssue, VerifyReport};
 
 /// Entry points for fuzzing and benchmarking the byte layouts. Not part of the stable API.

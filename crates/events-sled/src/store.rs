@@ -16,7 +16,8 @@ use crate::index::{StreamEntry, push_position};
 use crate::keys::StreamKey;
 use crate::recovery::prepare;
 use crate::state::{CommitListener, Counters, Pending, Scope, Shared, State, lock};
-use crate::types::{AppendBatch, AppendResult, ExpectedVersion, StreamRead};
+use crate::types::{AppendBatch, AppendResult, StreamRead};
+use events_core::ExpectedVersion;
 use crate::writer::Writer;
 
 /// What an acknowledged event counts against `max_unwritten_bytes`: the memory it holds until the
@@ -64,7 +65,8 @@ pub(crate) const DATA_DIR: &str = "data";
 /// # Example
 ///
 /// ```
-/// use events_core::{CacheMiss, EventContext, NewEvent};
+/// use events_core::{EventContext, NewEvent};
+/// use omni_domain::{CacheMiss};
 /// use events_sled::{ExpectedVersion, Store, StoreConfig, StreamRead};
 ///
 /// let dir = tempfile::tempdir()?;
@@ -1027,7 +1029,7 @@ impl Shared {
             // `Exact(v)` comes from the caller: no version follows `u64::MAX`, so such a call was
             // never stored and is not a retry (it is the conflict it looks like).
             let first_version = match batch.expected {
-                ExpectedVersion::Exact(v) => match v.checked_add(1) {
+                ExpectedVersion::Exact(v) => match v.get().checked_add(1) {
                     Some(first) => first,
                     None => return Ok(None),
                 },
@@ -1084,7 +1086,8 @@ pub fn data_dir(path: &Path) -> PathBuf {
 
 #[cfg(test)]
 mod tests {
-    use events_core::{CacheMiss, EventContext, NewEvent};
+    use events_core::{EventContext, NewEvent};
+    use omni_domain::{CacheMiss};
 
     use super::pending_bytes;
 

@@ -1,46 +1,7 @@
 //! The values the store's API takes and returns.
 
-use std::fmt;
-
-use events_core::NewEvent;
+use events_core::{ExpectedVersion, NewEvent};
 use serde::Serialize;
-
-/// What version an append expects its aggregate to be at (optimistic concurrency).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ExpectedVersion {
-    /// No check.
-    Any,
-    /// The aggregate must not exist yet.
-    NoStream,
-    /// The aggregate must have at least one event.
-    StreamExists,
-    /// The aggregate must be at exactly this version (0 is the same as `NoStream`).
-    Exact(u64),
-}
-
-impl ExpectedVersion {
-    /// Whether an aggregate at `current` (0: absent) satisfies the expectation.
-    pub fn accepts(self, current: u64) -> bool {
-        match self {
-            Self::Any => true,
-            Self::NoStream => current == 0,
-            Self::StreamExists => current > 0,
-            Self::Exact(version) => current == version,
-        }
-    }
-}
-
-impl fmt::Display for ExpectedVersion {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Any => f.write_str("any version"),
-            Self::NoStream => f.write_str("no stream"),
-            Self::StreamExists => f.write_str("an existing stream"),
-            Self::Exact(version) => write!(f, "version {version}"),
-        }
-    }
-}
 
 /// The events for one aggregate within an append, with the version they expect.
 #[derive(Debug, Clone, PartialEq, Eq)]

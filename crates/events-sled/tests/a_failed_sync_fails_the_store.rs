@@ -62,7 +62,7 @@ fn assert_failed_then_intact(dir: &tempfile::TempDir, store: Store, faults: &Syn
     let report = reopened.verify().unwrap();
     assert!(report.issues.is_empty(), "{:?}", report.issues);
     reopened
-        .append(ExpectedVersion::Exact(3), vec![hit("a", 4)])
+        .append(ExpectedVersion::exact(3), vec![hit("a", 4)])
         .unwrap();
     reopened.close().unwrap();
 }

@@ -20,7 +20,7 @@ fn versions_and_positions_are_assigned_in_order() {
         .unwrap();
     assert_eq!((b1.last_version, b1.last_position), (1, 3));
     let a2 = store
-        .append(ExpectedVersion::Exact(2), vec![hit("a", 4)])
+        .append(ExpectedVersion::exact(2), vec![hit("a", 4)])
         .unwrap();
     assert_eq!((a2.last_version, a2.last_position), (3, 4));
     assert_eq!(store.stream_version("cache", "a").unwrap(), 3);

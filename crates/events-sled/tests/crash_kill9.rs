@@ -13,7 +13,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use events_core::{CacheHit, EventContext, NewEvent, codec};
+use events_core::{EventContext, NewEvent, codec};
+use omni_domain::{CacheHit};
 use events_sled::{Durability, ExpectedVersion, Store, StoreConfig};
 
 const CHILD: &str = "EVENTLOG_CRASH_CHILD";

@@ -150,7 +150,7 @@ fn append_after_a_page_key_near_u64_max_is_corruption_not_a_panic() {
     );
     // Other aggregates are untouched.
     store
-        .append(ExpectedVersion::Exact(10), vec![hit("s2", 51)])
+        .append(ExpectedVersion::exact(10), vec![hit("s2", 51)])
         .unwrap();
 }
 

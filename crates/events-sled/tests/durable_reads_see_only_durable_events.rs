@@ -95,7 +95,7 @@ fn second_append_in_flight(
     faults.hold_log();
     let appender = {
         let store = store.clone();
-        std::thread::spawn(move || store.append(ExpectedVersion::Exact(1), vec![second]))
+        std::thread::spawn(move || store.append(ExpectedVersion::exact(1), vec![second]))
     };
     faults.wait_log_held();
     appender
@@ -140,7 +140,7 @@ fn appends_are_still_checked_against_events_in_flight() {
 
     // Another writer expecting version 1 conflicts with the version 2 in flight.
     let conflict = store
-        .append(ExpectedVersion::Exact(1), vec![hit("a", 3)])
+        .append(ExpectedVersion::exact(1), vec![hit("a", 3)])
         .unwrap_err();
     assert!(
         matches!(

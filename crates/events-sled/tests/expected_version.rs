@@ -60,18 +60,18 @@ fn exact_must_match_the_current_version() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir);
     store
-        .append(ExpectedVersion::Exact(0), vec![hit("a", 1), hit("a", 2)])
+        .append(ExpectedVersion::exact(0), vec![hit("a", 1), hit("a", 2)])
         .unwrap();
     assert_eq!(
-        conflict(store.append(ExpectedVersion::Exact(1), vec![hit("a", 3)])),
-        (ExpectedVersion::Exact(1), 2)
+        conflict(store.append(ExpectedVersion::exact(1), vec![hit("a", 3)])),
+        (ExpectedVersion::exact(1), 2)
     );
     assert_eq!(
-        conflict(store.append(ExpectedVersion::Exact(3), vec![hit("a", 3)])),
-        (ExpectedVersion::Exact(3), 2)
+        conflict(store.append(ExpectedVersion::exact(3), vec![hit("a", 3)])),
+        (ExpectedVersion::exact(3), 2)
     );
     store
-        .append(ExpectedVersion::Exact(2), vec![hit("a", 3)])
+        .append(ExpectedVersion::exact(2), vec![hit("a", 3)])
         .unwrap();
     assert_eq!(store.stream_version("cache", "a").unwrap(), 3);
 }
@@ -96,11 +96,11 @@ fn a_refused_append_stores_nothing() {
         .append(ExpectedVersion::NoStream, vec![hit("a", 1)])
         .unwrap();
     let before = store.last_position();
-    let _ = store.append(ExpectedVersion::Exact(7), vec![hit("a", 2), hit("a", 3)]);
+    let _ = store.append(ExpectedVersion::exact(7), vec![hit("a", 2), hit("a", 3)]);
     assert_eq!(store.last_position(), before);
     assert_eq!(store.stream_version("cache", "a").unwrap(), 1);
     let err = store
-        .append(ExpectedVersion::Exact(7), vec![hit("a", 2)])
+        .append(ExpectedVersion::exact(7), vec![hit("a", 2)])
         .unwrap_err();
     assert_eq!(
         err.to_string(),

@@ -1,4 +1,4 @@
-//! `ExpectedVersion::Exact(u64::MAX)` is an ordinary expectation that no aggregate meets: on an
+//! `ExpectedVersion::exact(u64::MAX)` is an ordinary expectation that no aggregate meets: on an
 //! existing stream it is a conflict, never an arithmetic overflow, and re-sending a stored event's
 //! id with it is a conflict too, not a "retry" answered with version 0.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -13,7 +13,7 @@ fn assert_conflict(result: Result<events_sled::AppendResult, AppendError>, actua
         Err(AppendError::WrongExpectedVersion {
             expected, actual, ..
         }) => {
-            assert_eq!(expected, ExpectedVersion::Exact(u64::MAX));
+            assert_eq!(expected, ExpectedVersion::exact(u64::MAX));
             assert_eq!(actual, actual_version);
         }
         other => panic!("expected a version conflict, got {other:?}"),
@@ -29,12 +29,12 @@ fn exact_u64_max_on_an_existing_stream_is_a_conflict() {
         .unwrap();
     let position = store.last_position();
     assert_conflict(
-        store.append(ExpectedVersion::Exact(u64::MAX), vec![hit("a", 3)]),
+        store.append(ExpectedVersion::exact(u64::MAX), vec![hit("a", 3)]),
         2,
     );
     assert_conflict(
         store.append(
-            ExpectedVersion::Exact(u64::MAX),
+            ExpectedVersion::exact(u64::MAX),
             vec![hit("a", 4), hit("a", 5)],
         ),
         2,
@@ -53,12 +53,12 @@ fn resending_a_stored_event_id_with_exact_u64_max_is_a_conflict_not_a_retry() {
         .unwrap();
     // The same id again: a wrapped `u64::MAX + 1` would make this look like a retry of version 0.
     assert_conflict(
-        store.append(ExpectedVersion::Exact(u64::MAX), vec![first.clone()]),
+        store.append(ExpectedVersion::exact(u64::MAX), vec![first.clone()]),
         1,
     );
     // In a multi-aggregate call too.
     let result = store.append_batches(vec![
-        AppendBatch::new(ExpectedVersion::Exact(u64::MAX), vec![first]),
+        AppendBatch::new(ExpectedVersion::exact(u64::MAX), vec![first]),
         AppendBatch::new(ExpectedVersion::Any, vec![hit("b", 1)]),
     ]);
     assert!(

@@ -16,13 +16,13 @@ fn exact_retry_returns_the_original_result() {
         .unwrap();
     let events = vec![hit("a", 1), hit("a", 2)];
     let first = store
-        .append(ExpectedVersion::Exact(1), events.clone())
+        .append(ExpectedVersion::exact(1), events.clone())
         .unwrap();
     store
         .append(ExpectedVersion::Any, vec![hit("b", 9)])
         .unwrap();
     let position = store.last_position();
-    let again = store.append(ExpectedVersion::Exact(1), events).unwrap();
+    let again = store.append(ExpectedVersion::exact(1), events).unwrap();
     assert_eq!(again, first);
     assert_eq!(store.last_position(), position, "nothing was written");
 }
@@ -76,9 +76,9 @@ fn same_ids_at_another_place_are_a_conflict_not_a_retry() {
         .append(ExpectedVersion::NoStream, events.clone())
         .unwrap();
     store
-        .append(ExpectedVersion::Exact(1), vec![hit("a", 2)])
+        .append(ExpectedVersion::exact(1), vec![hit("a", 2)])
         .unwrap();
-    let err = store.append(ExpectedVersion::Exact(1), events).unwrap_err();
+    let err = store.append(ExpectedVersion::exact(1), events).unwrap_err();
     assert!(matches!(
         err,
         AppendError::WrongExpectedVersion { actual: 2, .. }

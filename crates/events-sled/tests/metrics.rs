@@ -11,7 +11,7 @@ fn metrics_use_the_seed_names_and_persist_counters() {
     let dir = tempfile::tempdir().unwrap();
     {
         let store =
-            Store::open(config(&dir).registry(events_core::EventRegistry::omni_writer())).unwrap();
+            Store::open(config(&dir).registry(omni_domain::registry())).unwrap();
         for n in 1..=5 {
             store
                 .append(ExpectedVersion::Any, vec![hit("a", n)])

@@ -9,7 +9,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use events_core::{CacheHit, EventContext, NewEvent, RecordedEvent};
+use events_core::{EventContext, NewEvent, RecordedEvent};
+use omni_domain::{CacheHit};
 use events_sled::fuzz::{
     consumer_value, encode_chained_record, export_format_1, log_key, record_hash, snapshot_entry,
     with_raw_sled,

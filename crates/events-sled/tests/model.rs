@@ -120,8 +120,8 @@ impl Model {
             Expect::Any => ExpectedVersion::Any,
             Expect::NoStream => ExpectedVersion::NoStream,
             Expect::StreamExists => ExpectedVersion::StreamExists,
-            Expect::Right => ExpectedVersion::Exact(self.head(agg)),
-            Expect::Wrong(v) => ExpectedVersion::Exact(*v),
+            Expect::Right => ExpectedVersion::exact(self.head(agg)),
+            Expect::Wrong(v) => ExpectedVersion::exact(*v),
         }
     }
 
@@ -242,7 +242,7 @@ fn run(ops: Vec<Op>, durability: Durability) -> Result<(), TestCaseError> {
                 let ev2 = h.events(second, n);
                 let batches = vec![
                     AppendBatch::new(e1, ev1.clone()),
-                    AppendBatch::new(ExpectedVersion::Exact(model.head(second)), ev2.clone()),
+                    AppendBatch::new(ExpectedVersion::exact(model.head(second)), ev2.clone()),
                 ];
                 let result = h.store().append_batches(batches.clone());
                 if e1.accepts(model.head(first)) {

@@ -17,7 +17,7 @@ fn all_batches_land_at_consecutive_positions() {
     let results = store
         .append_batches(vec![
             AppendBatch::new(ExpectedVersion::NoStream, vec![hit("a", 1), hit("a", 2)]),
-            AppendBatch::new(ExpectedVersion::Exact(1), vec![hit("b", 3)]),
+            AppendBatch::new(ExpectedVersion::exact(1), vec![hit("b", 3)]),
         ])
         .unwrap();
     assert_eq!(

@@ -92,7 +92,7 @@ fn indexes_beyond_the_log_are_rebuilt_from_the_log() {
     let store = Store::open(config(&dir)).unwrap();
     assert_eq!(store.stream_version("cache", "a").unwrap(), 1);
     store
-        .append(events_sled::ExpectedVersion::Exact(1), vec![hit("a", 2)])
+        .append(events_sled::ExpectedVersion::exact(1), vec![hit("a", 2)])
         .unwrap();
     let report = store.verify().unwrap();
     assert!(report.ok, "{report:?}");

@@ -24,7 +24,7 @@ fn race(durability: Durability) {
                 for n in 0..attempts {
                     let current = store.stream_version("cache", "hot").unwrap();
                     match store.append(
-                        ExpectedVersion::Exact(current),
+                        ExpectedVersion::exact(current),
                         vec![hit("hot", (t * 1000 + n) as u64)],
                     ) {
                         Ok(r) => wins.push(r.last_version),

@@ -73,7 +73,7 @@ fn a_store_without_its_sled_directory_is_rebuilt_from_the_log() {
     assert_eq!(contents(&store), before);
     assert!(store.verify().unwrap().ok);
     store
-        .append(ExpectedVersion::Exact(before.1[0]), vec![hit("a0", 1000)])
+        .append(ExpectedVersion::exact(before.1[0]), vec![hit("a0", 1000)])
         .unwrap();
     store.close().unwrap();
 }

@@ -190,7 +190,7 @@ pub fn run_pipeline<S: Sink>(
         )?,
     };
     run.sink
-        .append(vec![one(ExpectedVersion::Exact(1), vec![finished])])?;
+        .append(vec![one(ExpectedVersion::exact(1), vec![finished])])?;
     Ok(PipelineOutcome {
         end,
         events: run.emitter.events(),
@@ -370,7 +370,7 @@ impl<S: Sink> Run<'_, S> {
             )?;
             let started_id = started.event_id;
             self.sink.append(vec![one(
-                ExpectedVersion::Exact(gen_version),
+                ExpectedVersion::exact(gen_version),
                 vec![started],
             )])?;
             gen_version += 1;
@@ -412,8 +412,8 @@ impl<S: Sink> Run<'_, S> {
                 };
                 cause = retry.event_id;
                 self.sink.append(vec![
-                    one(ExpectedVersion::Exact(gen_version), vec![failed]),
-                    one(ExpectedVersion::Exact(retry_version), vec![retry]),
+                    one(ExpectedVersion::exact(gen_version), vec![failed]),
+                    one(ExpectedVersion::exact(retry_version), vec![retry]),
                 ])?;
                 gen_version += 1;
                 retry_version += 1;
@@ -443,7 +443,7 @@ impl<S: Sink> Run<'_, S> {
                 Some(started_id),
             )?;
             let completed_id = completed.event_id;
-            let mut step = vec![one(ExpectedVersion::Exact(gen_version), vec![completed])];
+            let mut step = vec![one(ExpectedVersion::exact(gen_version), vec![completed])];
             if attempt > 1 {
                 let succeeded = RetrySucceeded {
                     operation: OPERATION.into(),
@@ -453,7 +453,7 @@ impl<S: Sink> Run<'_, S> {
                 let event = self
                     .emitter
                     .event(&retry_id, &succeeded, Some(completed_id))?;
-                step.push(one(ExpectedVersion::Exact(retry_version), vec![event]));
+                step.push(one(ExpectedVersion::exact(retry_version), vec![event]));
             }
             let set = self.emitter.event(
                 &format!("cache-{key}"),

@@ -305,7 +305,7 @@ fn appender(
             0..40 => {
                 let version = log.stream_version("cache", hot)?;
                 vec![AppendBatch::new(
-                    ExpectedVersion::Exact(version),
+                    ExpectedVersion::exact(version),
                     hot_events(count)?,
                 )]
             }
@@ -326,7 +326,7 @@ fn appender(
                 Some((id, version)) => {
                     own_next = Some((id.clone(), version + count));
                     vec![AppendBatch::new(
-                        ExpectedVersion::Exact(*version),
+                        ExpectedVersion::exact(*version),
                         cold_events(id, count)?,
                     )]
                 }
@@ -336,7 +336,7 @@ fn appender(
                 let version = log.stream_version("cache", hot)?;
                 own_next = Some((cold_id.clone(), count));
                 vec![
-                    AppendBatch::new(ExpectedVersion::Exact(version), hot_events(1)?),
+                    AppendBatch::new(ExpectedVersion::exact(version), hot_events(1)?),
                     AppendBatch::new(ExpectedVersion::NoStream, cold_events(&cold_id, count)?),
                 ]
             }

@@ -1,7 +1,8 @@
 //! Helpers shared by the store's integration tests.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use events_core::{CacheHit, EventContext, NewEvent};
+use events_core::{EventContext, NewEvent};
+use omni_domain::{CacheHit};
 use events_sled::{Durability, Store, StoreConfig};
 use tempfile::TempDir;
 

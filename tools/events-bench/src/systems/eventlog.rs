@@ -177,7 +177,7 @@ impl Writer for EventlogWriter {
             .collect();
         let expected = match append.expected {
             0 => ExpectedVersion::NoStream,
-            v => ExpectedVersion::Exact(v),
+            v => ExpectedVersion::exact(v),
         };
         let result = self.log.append(expected, events)?;
         ensure!(

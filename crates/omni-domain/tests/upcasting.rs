@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use events_core::*;
+use omni_domain::*;
 
 fn v1_completed() -> ArticleGenerationCompletedV1 {
     ArticleGenerationCompletedV1 {
@@ -34,7 +35,7 @@ fn stored_v1() -> RecordedEvent {
 
 #[test]
 fn v1_payload_reads_back_as_v2() {
-    let registry = EventRegistry::omni_writer();
+    let registry = omni_domain::registry();
     let event = stored_v1();
     let current: ArticleGenerationCompleted = registry.decode(&event).unwrap();
     assert_eq!(current.tokens_used, None);
@@ -53,7 +54,7 @@ fn v1_payload_cannot_be_decoded_without_the_upcaster() {
 
 #[test]
 fn v1_payload_is_shown_as_current_json() {
-    let registry = EventRegistry::omni_writer();
+    let registry = omni_domain::registry();
     let json = registry.event_to_json(&stored_v1()).unwrap();
     assert_eq!(json["schema_version"], 2);
     assert_eq!(json["payload"]["tokens_used"], serde_json::Value::Null);

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use events_core::*;
+use omni_domain::*;
 use proptest::prelude::*;
 
 pub fn text() -> impl Strategy<Value = String> {

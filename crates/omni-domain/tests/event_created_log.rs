@@ -42,7 +42,7 @@ fn factory_and_typed_creation_both_log_the_event() {
     let captured = Captured::default();
     let subscriber = Registry::default().with(captured.clone());
     let event = tracing::subscriber::with_default(subscriber, || {
-        EventRegistry::omni_writer()
+        omni_domain::registry()
             .create(
                 "cache_miss",
                 "cache_123",

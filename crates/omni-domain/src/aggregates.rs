@@ -1,27 +1,91 @@
-//! The Omni Writer's aggregates, folded from the events of `events-core`: one per aggregate type
-//! (`article_generation`, `prompt_validation`, `cache`, `retry`, `pipeline`). They are the
-//! worked example of [`Aggregate`], and what `events-dump state` prints (see
-//! [`crate::EventLog::load_omni_state`]).
+//! The Omni Writer's aggregates, folded from its typed events: one per aggregate type
+//! (`article_generation`, `prompt_validation`, `cache`, `retry`, `pipeline`), each with the
+//! [`EventSet`](events_core::EventSet) of its events. They are what `events-dump state` prints.
 //!
 //! The folds are lenient about order (a `completed` without a `started` still records what it
 //! carries) but strict about types: an event of another aggregate type is an
-//! [`ApplyError::UnexpectedEvent`].
+//! [`ApplyError::UnexpectedEvent`] (raised when the event set decodes it).
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use events_core::{
-    ARTICLE_GENERATION, ArticleGenerationCompleted, ArticleGenerationFailed,
-    ArticleGenerationStarted, ArticleOutput, CACHE, CacheHit, CacheInvalidated, CacheMiss,
-    CacheSet, EventRegistry, GenerationConfig, PIPELINE, PROMPT_VALIDATION, PipelineCompleted,
-    PipelineFailed, PipelineStarted, PromptInput, PromptValidationCompleted,
-    PromptValidationFailed, PromptValidationStarted, RETRY, RecordedEvent, RetryAttempted,
-    RetryFailed, RetrySucceeded,
-};
+use events_core::{Aggregate, ApplyError, EventMetadata, event_set};
 use serde::{Deserialize, Serialize};
 
-use crate::aggregate::Aggregate;
-use crate::error::ApplyError;
+use crate::events::{
+    ARTICLE_GENERATION, ArticleGenerationCompleted, ArticleGenerationFailed,
+    ArticleGenerationStarted, ArticleOutput, CACHE, CacheHit, CacheInvalidated, CacheMiss,
+    CacheSet, GenerationConfig, PIPELINE, PROMPT_VALIDATION, PipelineCompleted, PipelineFailed,
+    PipelineStarted, PromptInput, PromptValidationCompleted, PromptValidationFailed,
+    PromptValidationStarted, RETRY, RetryAttempted, RetryFailed, RetrySucceeded,
+};
+
+event_set! {
+    /// The events of an article generation.
+    #[derive(Debug, Clone, PartialEq)]
+    pub enum ArticleGenerationEvent {
+        /// A generation attempt began.
+        Started(ArticleGenerationStarted),
+        /// It produced an article.
+        Completed(ArticleGenerationCompleted),
+        /// It failed.
+        Failed(ArticleGenerationFailed),
+    }
+}
+
+event_set! {
+    /// The events of a prompt validation.
+    #[derive(Debug, Clone, PartialEq)]
+    pub enum PromptValidationEvent {
+        /// Validation began.
+        Started(PromptValidationStarted),
+        /// Every rule was checked.
+        Completed(PromptValidationCompleted),
+        /// Validation could not finish.
+        Failed(PromptValidationFailed),
+    }
+}
+
+event_set! {
+    /// The events of a cache.
+    #[derive(Debug, Clone, PartialEq)]
+    pub enum CacheEvent {
+        /// A lookup found its entry.
+        Hit(CacheHit),
+        /// A lookup found nothing usable.
+        Miss(CacheMiss),
+        /// An entry was stored.
+        Set(CacheSet),
+        /// An entry was removed.
+        Invalidated(CacheInvalidated),
+    }
+}
+
+event_set! {
+    /// The events of a retried operation.
+    #[derive(Debug, Clone, PartialEq)]
+    pub enum RetryEvent {
+        /// An attempt failed and another follows.
+        Attempted(RetryAttempted),
+        /// An attempt succeeded.
+        Succeeded(RetrySucceeded),
+        /// It ran out of attempts.
+        Failed(RetryFailed),
+    }
+}
+
+event_set! {
+    /// The events of a generation pipeline.
+    #[derive(Debug, Clone, PartialEq)]
+    pub enum PipelineEvent {
+        /// The pipeline began.
+        Started(PipelineStarted),
+        /// It finished.
+        Completed(PipelineCompleted),
+        /// It stopped on an error.
+        Failed(PipelineFailed),
+    }
+}
 
 /// Where a started-then-finished operation stands (article generations, prompt validations,
 /// pipelines).
@@ -39,32 +103,23 @@ pub enum RunStatus {
     Failed,
 }
 
-fn unexpected(event: &RecordedEvent, applies_to: &str) -> ApplyError {
-    ApplyError::UnexpectedEvent {
-        event_type: event.metadata.event_type.clone(),
-        applies_to: applies_to.to_string(),
-    }
-}
-
 /// One article's generation (aggregate type `article_generation`).
 ///
 /// # Example
 ///
 /// ```
-/// use eventlog::{
-///     ArticleGeneration, ArticleGenerationFailed, EventContext, EventLog, EventLogConfig,
-///     ExpectedVersion, RunStatus,
-/// };
+/// use events_core::{Aggregate, EventContext, NewEvent};
+/// use omni_domain::{ArticleGeneration, ArticleGenerationFailed, RunStatus};
 ///
-/// let dir = tempfile::tempdir()?;
-/// let log = EventLog::open(EventLogConfig::new(dir.path()))?;
 /// let failed = ArticleGenerationFailed {
 ///     error_message: "API timeout".into(),
 ///     error_type: "TimeoutError".into(),
 ///     generation_time: 10.0,
 /// };
-/// log.append_event("gen_1", ExpectedVersion::Any, &failed, EventContext::default())?;
-/// let generation = log.load::<ArticleGeneration>("gen_1")?.state;
+/// let recorded = NewEvent::from_event("gen_1", &failed, EventContext::default())?
+///     .into_recorded(1, 1);
+/// let mut generation = ArticleGeneration::default();
+/// generation.apply_recorded(&recorded, &omni_domain::registry())?;
 /// assert_eq!(generation.status, RunStatus::Failed);
 /// assert_eq!(generation.failures, 1);
 /// assert_eq!(generation.last_error_type.as_deref(), Some("TimeoutError"));
@@ -103,12 +158,12 @@ pub struct ArticleGeneration {
 }
 
 impl Aggregate for ArticleGeneration {
+    type Event = ArticleGenerationEvent;
     const AGGREGATE_TYPE: &'static str = ARTICLE_GENERATION;
 
-    fn apply(&mut self, event: &RecordedEvent, registry: &EventRegistry) -> Result<(), ApplyError> {
-        match event.event_type() {
-            "article_generation_started" => {
-                let e: ArticleGenerationStarted = registry.decode(event)?;
+    fn apply(&mut self, event: Self::Event, metadata: &EventMetadata) -> Result<(), ApplyError> {
+        match event {
+            ArticleGenerationEvent::Started(e) => {
                 self.status = RunStatus::Started;
                 self.config = Some(e.config);
                 self.prompt = Some(e.prompt);
@@ -116,25 +171,22 @@ impl Aggregate for ArticleGeneration {
                 self.started_at = Some(e.started_at);
                 self.attempts += 1;
             }
-            "article_generation_completed" => {
-                let e: ArticleGenerationCompleted = registry.decode(event)?;
+            ArticleGenerationEvent::Completed(e) => {
                 self.status = RunStatus::Completed;
                 self.article = Some(e.article_output);
                 self.generation_time = Some(e.generation_time);
                 self.model_used = Some(e.model_used);
                 self.tokens_used = e.tokens_used;
-                self.finished_at = Some(event.metadata.timestamp);
+                self.finished_at = Some(metadata.timestamp);
             }
-            "article_generation_failed" => {
-                let e: ArticleGenerationFailed = registry.decode(event)?;
+            ArticleGenerationEvent::Failed(e) => {
                 self.status = RunStatus::Failed;
                 self.failures += 1;
                 self.generation_time = Some(e.generation_time);
                 self.last_error_message = Some(e.error_message);
                 self.last_error_type = Some(e.error_type);
-                self.finished_at = Some(event.metadata.timestamp);
+                self.finished_at = Some(metadata.timestamp);
             }
-            _ => return Err(unexpected(event, Self::AGGREGATE_TYPE)),
         }
         Ok(())
     }
@@ -168,34 +220,31 @@ pub struct PromptValidation {
 }
 
 impl Aggregate for PromptValidation {
+    type Event = PromptValidationEvent;
     const AGGREGATE_TYPE: &'static str = PROMPT_VALIDATION;
 
-    fn apply(&mut self, event: &RecordedEvent, registry: &EventRegistry) -> Result<(), ApplyError> {
-        match event.event_type() {
-            "prompt_validation_started" => {
-                let e: PromptValidationStarted = registry.decode(event)?;
+    fn apply(&mut self, event: Self::Event, metadata: &EventMetadata) -> Result<(), ApplyError> {
+        match event {
+            PromptValidationEvent::Started(e) => {
                 self.status = RunStatus::Started;
                 self.prompt_text = Some(e.prompt_text);
                 self.validation_rules = e.validation_rules;
                 self.attempts += 1;
             }
-            "prompt_validation_completed" => {
-                let e: PromptValidationCompleted = registry.decode(event)?;
+            PromptValidationEvent::Completed(e) => {
                 self.status = RunStatus::Completed;
                 self.is_valid = Some(e.is_valid);
                 self.validation_results = e.validation_results;
                 self.estimated_tokens = Some(e.estimated_tokens);
-                self.finished_at = Some(event.metadata.timestamp);
+                self.finished_at = Some(metadata.timestamp);
             }
-            "prompt_validation_failed" => {
-                let e: PromptValidationFailed = registry.decode(event)?;
+            PromptValidationEvent::Failed(e) => {
                 self.status = RunStatus::Failed;
                 self.failed_rules = e.failed_rules;
                 self.last_error_message = Some(e.error_message);
                 self.last_error_type = Some(e.error_type);
-                self.finished_at = Some(event.metadata.timestamp);
+                self.finished_at = Some(metadata.timestamp);
             }
-            _ => return Err(unexpected(event, Self::AGGREGATE_TYPE)),
         }
         Ok(())
     }
@@ -248,26 +297,24 @@ impl Cache {
 }
 
 impl Aggregate for Cache {
+    type Event = CacheEvent;
     const AGGREGATE_TYPE: &'static str = CACHE;
 
-    fn apply(&mut self, event: &RecordedEvent, registry: &EventRegistry) -> Result<(), ApplyError> {
-        match event.event_type() {
-            "cache_hit" => {
-                let e: CacheHit = registry.decode(event)?;
+    fn apply(&mut self, event: Self::Event, _: &EventMetadata) -> Result<(), ApplyError> {
+        match event {
+            CacheEvent::Hit(e) => {
                 self.hits += 1;
                 self.total_hit_response_time += e.response_time;
                 self.key(e.cache_key, e.cache_type).hits += 1;
             }
-            "cache_miss" => {
-                let e: CacheMiss = registry.decode(event)?;
+            CacheEvent::Miss(e) => {
                 self.misses += 1;
                 let key = self.key(e.cache_key, e.cache_type);
                 key.misses += 1;
                 key.present = false;
                 key.last_reason = Some(e.reason);
             }
-            "cache_set" => {
-                let e: CacheSet = registry.decode(event)?;
+            CacheEvent::Set(e) => {
                 self.sets += 1;
                 let key = self.key(e.cache_key, e.cache_type);
                 key.sets += 1;
@@ -275,14 +322,12 @@ impl Aggregate for Cache {
                 key.ttl_seconds = e.ttl_seconds;
                 key.size_bytes = Some(e.size_bytes);
             }
-            "cache_invalidated" => {
-                let e: CacheInvalidated = registry.decode(event)?;
+            CacheEvent::Invalidated(e) => {
                 self.invalidations += 1;
                 let key = self.key(e.cache_key, e.cache_type);
                 key.present = false;
                 key.last_reason = Some(e.reason);
             }
-            _ => return Err(unexpected(event, Self::AGGREGATE_TYPE)),
         }
         Ok(())
     }
@@ -327,12 +372,12 @@ pub struct RetryOperation {
 }
 
 impl Aggregate for RetryOperation {
+    type Event = RetryEvent;
     const AGGREGATE_TYPE: &'static str = RETRY;
 
-    fn apply(&mut self, event: &RecordedEvent, registry: &EventRegistry) -> Result<(), ApplyError> {
-        match event.event_type() {
-            "retry_attempted" => {
-                let e: RetryAttempted = registry.decode(event)?;
+    fn apply(&mut self, event: Self::Event, _: &EventMetadata) -> Result<(), ApplyError> {
+        match event {
+            RetryEvent::Attempted(e) => {
                 self.status = RetryStatus::Retrying;
                 self.operation = Some(e.operation);
                 self.attempts_recorded += 1;
@@ -341,22 +386,19 @@ impl Aggregate for RetryOperation {
                 self.total_delay_seconds += e.delay_seconds;
                 self.last_error = Some(e.error_message);
             }
-            "retry_succeeded" => {
-                let e: RetrySucceeded = registry.decode(event)?;
+            RetryEvent::Succeeded(e) => {
                 self.status = RetryStatus::Succeeded;
                 self.operation = Some(e.operation);
                 self.final_attempt_number = Some(e.final_attempt_number);
                 self.total_time = Some(e.total_time);
             }
-            "retry_failed" => {
-                let e: RetryFailed = registry.decode(event)?;
+            RetryEvent::Failed(e) => {
                 self.status = RetryStatus::Failed;
                 self.operation = Some(e.operation);
                 self.final_attempt_number = Some(e.total_attempts);
                 self.total_time = Some(e.total_time);
                 self.last_error = Some(e.final_error);
             }
-            _ => return Err(unexpected(event, Self::AGGREGATE_TYPE)),
         }
         Ok(())
     }
@@ -398,21 +440,20 @@ pub struct Pipeline {
 }
 
 impl Aggregate for Pipeline {
+    type Event = PipelineEvent;
     const AGGREGATE_TYPE: &'static str = PIPELINE;
 
-    fn apply(&mut self, event: &RecordedEvent, registry: &EventRegistry) -> Result<(), ApplyError> {
-        match event.event_type() {
-            "pipeline_started" => {
-                let e: PipelineStarted = registry.decode(event)?;
+    fn apply(&mut self, event: Self::Event, metadata: &EventMetadata) -> Result<(), ApplyError> {
+        match event {
+            PipelineEvent::Started(e) => {
                 self.status = RunStatus::Started;
                 self.pipeline_type = Some(e.pipeline_type);
                 self.config = Some(e.config);
                 self.total_prompts = e.total_prompts;
                 self.runs += 1;
-                self.started_at = Some(event.metadata.timestamp);
+                self.started_at = Some(metadata.timestamp);
             }
-            "pipeline_completed" => {
-                let e: PipelineCompleted = registry.decode(event)?;
+            PipelineEvent::Completed(e) => {
                 self.status = RunStatus::Completed;
                 self.pipeline_type = Some(e.pipeline_type);
                 self.total_articles = e.total_articles;
@@ -421,19 +462,17 @@ impl Aggregate for Pipeline {
                 self.processed_prompts = self.total_prompts.max(e.total_articles);
                 self.total_time = Some(e.total_time);
                 self.zip_path = Some(e.zip_path);
-                self.finished_at = Some(event.metadata.timestamp);
+                self.finished_at = Some(metadata.timestamp);
             }
-            "pipeline_failed" => {
-                let e: PipelineFailed = registry.decode(event)?;
+            PipelineEvent::Failed(e) => {
                 self.status = RunStatus::Failed;
                 self.pipeline_type = Some(e.pipeline_type);
                 self.processed_prompts = e.processed_prompts;
                 self.total_time = Some(e.total_time);
                 self.last_error_message = Some(e.error_message);
                 self.last_error_type = Some(e.error_type);
-                self.finished_at = Some(event.metadata.timestamp);
+                self.finished_at = Some(metadata.timestamp);
             }
-            _ => return Err(unexpected(event, Self::AGGREGATE_TYPE)),
         }
         Ok(())
     }
@@ -442,7 +481,7 @@ impl Aggregate for Pipeline {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use events_core::{DomainEvent, EventContext, NewEvent, codec};
+    use events_core::{DomainEvent, EventContext, NewEvent, RecordedEvent, codec};
 
     fn recorded<E: DomainEvent>(event: &E, version: u64) -> RecordedEvent {
         NewEvent::from_event("a", event, EventContext::default())
@@ -461,7 +500,7 @@ mod tests {
 
     #[test]
     fn article_generation_retries_then_completes() {
-        let registry = EventRegistry::omni_writer();
+        let registry = crate::registry();
         let mut state = ArticleGeneration::default();
         let started = ArticleGenerationStarted {
             config: config(),
@@ -497,7 +536,7 @@ mod tests {
         .enumerate()
         {
             assert_eq!(event.metadata.version, version as u64 + 1);
-            state.apply(event, &registry).unwrap();
+            state.apply_recorded(event, &registry).unwrap();
         }
         assert_eq!(state.status, RunStatus::Completed);
         assert_eq!((state.attempts, state.failures), (2, 1));
@@ -514,18 +553,18 @@ mod tests {
 
     #[test]
     fn events_of_another_aggregate_type_are_refused() {
-        let registry = EventRegistry::omni_writer();
+        let registry = crate::registry();
         let hit = CacheHit {
             cache_key: "k".into(),
             cache_type: "memory".into(),
             response_time: 0.1,
         };
         let err = Pipeline::default()
-            .apply(&recorded(&hit, 1), &registry)
+            .apply_recorded(&recorded(&hit, 1), &registry)
             .unwrap_err();
         assert!(matches!(err, ApplyError::UnexpectedEvent { .. }));
         let mut cache = Cache::default();
-        cache.apply(&recorded(&hit, 1), &registry).unwrap();
+        cache.apply_recorded(&recorded(&hit, 1), &registry).unwrap();
         assert_eq!(cache.keys["k"].hits, 1);
     }
 }

@@ -18,7 +18,7 @@ fn check<E>(
 where
     E: DomainEvent + PartialEq + std::fmt::Debug,
 {
-    let registry = EventRegistry::omni_writer();
+    let registry = omni_domain::registry();
 
     // Payload through the codec.
     let bytes = codec::encode_payload(&event).unwrap();

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use events_core::*;
+use omni_domain::*;
 use proptest::prelude::*;
 
 proptest! {
@@ -27,7 +28,7 @@ proptest! {
         schema_version in 0_u16..4,
     ) {
         bytes.insert(0, codec::CODEC_FORMAT_VERSION);
-        let registry = EventRegistry::omni_writer();
+        let registry = omni_domain::registry();
         for event_type in registry.event_types() {
             let _ = registry.payload_to_json(event_type, schema_version, &bytes);
         }
@@ -35,7 +36,7 @@ proptest! {
 
     #[test]
     fn json_event_reader_never_panics(text in "\\PC{0,200}") {
-        let registry = EventRegistry::omni_writer();
+        let registry = omni_domain::registry();
         if let Ok(json) = serde_json::from_str(&text) {
             let _ = registry.event_from_json(json);
         }

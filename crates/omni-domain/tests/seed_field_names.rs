@@ -5,6 +5,7 @@
 use std::collections::BTreeSet;
 
 use events_core::*;
+use omni_domain::*;
 use serde_json::{Value, json};
 
 fn keys(value: &Value) -> BTreeSet<String> {
@@ -107,7 +108,7 @@ fn seed_payloads() -> Vec<(&'static str, Value)> {
 
 #[test]
 fn every_type_is_covered() {
-    let registry = EventRegistry::omni_writer();
+    let registry = omni_domain::registry();
     let covered: BTreeSet<&str> = seed_payloads().iter().map(|(t, _)| *t).collect();
     let registered: BTreeSet<&str> = registry.event_types().collect();
     assert_eq!(covered, registered);
@@ -115,7 +116,7 @@ fn every_type_is_covered() {
 
 #[test]
 fn payload_json_keeps_the_seed_field_names() {
-    let registry = EventRegistry::omni_writer();
+    let registry = omni_domain::registry();
     for (event_type, payload) in seed_payloads() {
         let event = registry
             .create(
@@ -134,7 +135,7 @@ fn payload_json_keeps_the_seed_field_names() {
 
 #[test]
 fn seed_examples_keep_their_values() {
-    let registry = EventRegistry::omni_writer();
+    let registry = omni_domain::registry();
     let event = registry
         .create(
             "retry_attempted",
@@ -151,7 +152,7 @@ fn seed_examples_keep_their_values() {
 
 #[test]
 fn envelope_json_carries_every_metadata_field() {
-    let registry = EventRegistry::omni_writer();
+    let registry = omni_domain::registry();
     let event = registry
         .create(
             "cache_miss",

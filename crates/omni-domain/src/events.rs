@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::event::DomainEvent;
+use events_core::DomainEvent;
 
 /// Aggregate type of article generations.
 pub const ARTICLE_GENERATION: &str = "article_generation";

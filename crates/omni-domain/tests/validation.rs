@@ -4,6 +4,7 @@
 
 use chrono::{TimeDelta, Utc};
 use events_core::*;
+use omni_domain::*;
 use uuid::Uuid;
 
 fn hit() -> NewEvent {
@@ -20,7 +21,7 @@ fn hit() -> NewEvent {
 }
 
 fn validator() -> EventValidator {
-    EventValidator::omni_writer()
+    omni_domain::validator()
 }
 
 #[test]
