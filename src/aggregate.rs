@@ -1,85 +1,26 @@
-//! Aggregates: state folded from an aggregate's events ([`Aggregate`]), loaded from the latest
-//! snapshot plus the events after it ([`Loaded`]), snapshotted automatically.
+//! Loading aggregates ([`Aggregate`], from `events-core`): from the latest snapshot plus the
+//! events after it ([`Loaded`]), snapshotted automatically.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use events_core::{EventRegistry, RecordedEvent, codec};
+use events_core::{Aggregate, EventRegistry, StreamId, Version, codec};
+
 use events_sled::{Snapshot, SnapshotError, Store, StreamRead};
-use serde::{Serialize, de::DeserializeOwned};
+use serde::Serialize;
 
-use crate::error::{ApplyError, EventLogError};
-
-/// State rebuilt by applying an aggregate's events in version order.
-///
-/// The state is also what snapshots hold: it is encoded with the event codec (bincode behind a
-/// format byte), so it must be plain serde data (no `serde_json::Value`, no
-/// `skip_serializing_if`, no `flatten`). Raise [`Aggregate::STATE_VERSION`] whenever the state's
-/// shape changes: snapshots of another version are ignored, and rebuilt from the events.
-///
-/// # Example
-///
-/// ```
-/// use eventlog::{
-///     Aggregate, ApplyError, CacheHit, CacheMiss, EventContext, EventLog, EventLogConfig,
-///     EventRegistry, ExpectedVersion, RecordedEvent,
-/// };
-/// use serde::{Deserialize, Serialize};
-///
-/// #[derive(Debug, Default, Serialize, Deserialize)]
-/// struct HitRate {
-///     hits: u64,
-///     misses: u64,
-/// }
-///
-/// impl Aggregate for HitRate {
-///     const AGGREGATE_TYPE: &'static str = "cache";
-///     fn apply(&mut self, event: &RecordedEvent, _: &EventRegistry) -> Result<(), ApplyError> {
-///         match event.event_type() {
-///             "cache_hit" => self.hits += 1,
-///             "cache_miss" => self.misses += 1,
-///             _ => {}
-///         }
-///         Ok(())
-///     }
-/// }
-///
-/// let dir = tempfile::tempdir()?;
-/// let log = EventLog::open(EventLogConfig::new(dir.path()))?;
-/// let hit = CacheHit { cache_key: "k".into(), cache_type: "memory".into(), response_time: 0.001 };
-/// log.append_event("c1", ExpectedVersion::Any, &hit, EventContext::default())?;
-/// log.append_event("c1", ExpectedVersion::Any, &hit, EventContext::default())?;
-/// let loaded = log.load::<HitRate>("c1")?;
-/// assert_eq!((loaded.state.hits, loaded.version), (2, 2));
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-pub trait Aggregate: Default + Serialize + DeserializeOwned + Send + 'static {
-    /// The aggregate type whose events this folds (`"article_generation"`).
-    const AGGREGATE_TYPE: &'static str;
-    /// The version of the state's shape, stored with each snapshot. Default = 1.
-    const STATE_VERSION: u16 = 1;
-
-    /// Applies one event (the next version) to the state. Decode payloads with
-    /// `registry.decode::<E>(event)`, which upcasts old schemas.
-    ///
-    /// # Errors
-    ///
-    /// An [`ApplyError`] when the event cannot be applied; the load fails with
-    /// [`EventLogError::Apply`].
-    fn apply(&mut self, event: &RecordedEvent, registry: &EventRegistry) -> Result<(), ApplyError>;
-}
+use crate::error::LoadError;
 
 /// An aggregate's state as loaded, with where it came from.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Loaded<A> {
-    /// The aggregate's type.
-    pub aggregate_type: String,
-    /// The aggregate's id.
-    pub aggregate_id: String,
+    /// The aggregate's stream (in JSON: `aggregate_type` and `aggregate_id`).
+    #[serde(flatten)]
+    pub stream: StreamId,
     /// The version the state reflects (0: the aggregate has no events, the state is the
     /// default).
-    pub version: u64,
+    pub version: Version,
     /// The version of the snapshot the load started from, if it used one.
-    pub from_snapshot: Option<u64>,
+    pub from_snapshot: Option<Version>,
     /// Events applied on top of the snapshot (or from the start).
     pub events_applied: u64,
     /// Whether this load saved a new snapshot.
@@ -143,7 +84,7 @@ impl Loader<'_> {
         &self,
         id: &str,
         target: Option<u64>,
-    ) -> Result<Option<(u64, A)>, EventLogError> {
+    ) -> Result<Option<(u64, A)>, LoadError> {
         // Like the store's `load_snapshot` (newest of this state version that the aggregate
         // still reaches), but bounded by `target` and falling back to older snapshots when one
         // does not decode.
@@ -183,7 +124,7 @@ impl Loader<'_> {
         id: &str,
         target: Option<u64>,
         snapshots: SnapshotUse,
-    ) -> Result<Loaded<A>, EventLogError> {
+    ) -> Result<Loaded<A>, LoadError> {
         let span = tracing::debug_span!(
             "eventlog_load",
             aggregate_type = A::AGGREGATE_TYPE,
@@ -197,11 +138,10 @@ impl Loader<'_> {
         if let Some(requested) = target {
             let current = self.store.stream_version(A::AGGREGATE_TYPE, id)?;
             if requested > current {
-                return Err(EventLogError::VersionNotReached {
-                    aggregate_type: A::AGGREGATE_TYPE.to_string(),
-                    aggregate_id: id.to_string(),
-                    requested,
-                    current,
+                return Err(LoadError::VersionNotReached {
+                    stream: StreamId::new(A::AGGREGATE_TYPE, id),
+                    requested: Version(requested),
+                    current: Version(current),
                 });
             }
         }
@@ -224,11 +164,10 @@ impl Loader<'_> {
             for event in self.store.read_stream(A::AGGREGATE_TYPE, id, read)? {
                 let event = event?;
                 state
-                    .apply(&event, self.registry)
-                    .map_err(|source| EventLogError::Apply {
-                        aggregate_type: A::AGGREGATE_TYPE.to_string(),
-                        aggregate_id: id.to_string(),
-                        version: event.metadata.version,
+                    .apply_recorded(&event, self.registry)
+                    .map_err(|source| LoadError::Apply {
+                        stream: StreamId::new(A::AGGREGATE_TYPE, id),
+                        version: Version(event.metadata.version),
                         source,
                     })?;
                 version = event.metadata.version;
@@ -257,10 +196,9 @@ impl Loader<'_> {
         span.record("events_applied", applied);
         span.record("from_snapshot", from_snapshot.unwrap_or(0));
         Ok(Loaded {
-            aggregate_type: A::AGGREGATE_TYPE.to_string(),
-            aggregate_id: id.to_string(),
-            version,
-            from_snapshot,
+            stream: StreamId::new(A::AGGREGATE_TYPE, id),
+            version: Version(version),
+            from_snapshot: from_snapshot.map(Version),
             events_applied: applied,
             snapshot_saved,
             state,
@@ -295,7 +233,7 @@ impl Loader<'_> {
         id: &str,
         version: u64,
         state: &A,
-    ) -> Result<(), EventLogError> {
+    ) -> Result<(), LoadError> {
         let bytes = codec::encode_payload(state)?;
         self.store
             .save_snapshot(A::AGGREGATE_TYPE, id, version, A::STATE_VERSION, &bytes)?;
@@ -303,5 +241,139 @@ impl Loader<'_> {
             .snapshots_saved
             .fetch_add(1, Ordering::Relaxed);
         Ok(())
+    }
+}
+
+impl crate::log::EventLog {
+    /// Loads aggregate `aggregate_id` of type `A`: its latest readable snapshot (of
+    /// `A::STATE_VERSION`), then the events after it, each decoded as `A::Event` (upcast when
+    /// older). When at least [`EventLogConfig::snapshot_every`](crate::EventLogConfig::snapshot_every)
+    /// events were applied, saves a new snapshot at the loaded version (a failure to save is
+    /// logged, not returned). A snapshot that does not decode is skipped with a warning. An
+    /// aggregate with no events loads as version 0 with the default state.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use eventlog::{EventContext, EventLog, EventLogConfig, ExpectedVersion, StreamId};
+    /// use omni_domain::{Cache, CacheHit};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let log = EventLog::open(EventLogConfig::new(dir.path()).registry(omni_domain::registry()))?;
+    /// let hit = CacheHit { cache_key: "k".into(), cache_type: "memory".into(), response_time: 0.001 };
+    /// log.append_event(&StreamId::of::<CacheHit>("c1"), ExpectedVersion::Any, &hit, EventContext::default())?;
+    /// let cache = log.load::<Cache>("c1")?;
+    /// assert_eq!((cache.version, cache.state.hits), (1, 1));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`LoadError::Apply`] when an event does not decode or apply; [`LoadError::Read`] or
+    /// [`LoadError::Snapshot`] when the store cannot be read; [`LoadError::Closed`].
+    pub fn load<A: Aggregate>(&self, aggregate_id: &str) -> Result<Loaded<A>, LoadError> {
+        let save_every = self.inner().config.snapshot_every;
+        self.loader(|l| l.load::<A>(aggregate_id, None, SnapshotUse::Read { save_every }))
+    }
+
+    /// Loads aggregate `aggregate_id` as it was at `version`: from the newest snapshot at or
+    /// below it, then the events up to it. Never saves a snapshot.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use eventlog::{EventContext, EventLog, EventLogConfig, ExpectedVersion, StreamId, Version};
+    /// use omni_domain::{Cache, CacheHit};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let config = EventLogConfig::new(dir.path()).registry(omni_domain::registry());
+    /// let log = EventLog::open(config.snapshot_every(Some(2)))?;
+    /// let hit = CacheHit { cache_key: "k".into(), cache_type: "memory".into(), response_time: 0.001 };
+    /// for _ in 0..5 {
+    ///     log.append_event(&StreamId::of::<CacheHit>("c1"), ExpectedVersion::Any, &hit, EventContext::default())?;
+    /// }
+    /// assert!(log.load::<Cache>("c1")?.snapshot_saved); // a snapshot at version 5
+    /// let then = log.load_at::<Cache>("c1", Version(3))?; // before that snapshot: from the events
+    /// assert_eq!((then.version, then.state.hits, then.from_snapshot), (Version(3), 3, None));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`LoadError::VersionNotReached`] when the aggregate is below `version`; otherwise as
+    /// [`EventLog::load`](crate::EventLog::load).
+    pub fn load_at<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+        version: Version,
+    ) -> Result<Loaded<A>, LoadError> {
+        self.loader(|l| {
+            l.load::<A>(
+                aggregate_id,
+                Some(version.get()),
+                SnapshotUse::Read { save_every: None },
+            )
+        })
+    }
+
+    /// Rebuilds aggregate `aggregate_id` from all its events, ignoring snapshots (the seed's
+    /// replay; also the reference a snapshot-based load must equal).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use eventlog::{EventContext, EventLog, EventLogConfig, ExpectedVersion, StreamId};
+    /// use omni_domain::{Cache, CacheHit};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let log = EventLog::open(EventLogConfig::new(dir.path()).registry(omni_domain::registry()))?;
+    /// let hit = CacheHit { cache_key: "k".into(), cache_type: "memory".into(), response_time: 0.001 };
+    /// log.append_event(&StreamId::of::<CacheHit>("c1"), ExpectedVersion::Any, &hit, EventContext::default())?;
+    /// log.snapshot::<Cache>("c1")?;
+    /// let replayed = log.replay::<Cache>("c1")?;
+    /// assert_eq!((replayed.from_snapshot, replayed.events_applied), (None, 1));
+    /// assert_eq!(replayed.state, log.load::<Cache>("c1")?.state);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`EventLog::load`](crate::EventLog::load).
+    pub fn replay<A: Aggregate>(&self, aggregate_id: &str) -> Result<Loaded<A>, LoadError> {
+        self.loader(|l| l.load::<A>(aggregate_id, None, SnapshotUse::None))
+    }
+
+    /// Loads aggregate `aggregate_id` and saves a snapshot of it at its current version now
+    /// (unless it has no events, or its latest snapshot is already at that version).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use eventlog::{EventContext, EventLog, EventLogConfig, ExpectedVersion, StreamId, Version};
+    /// use omni_domain::{Cache, CacheHit};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let log = EventLog::open(EventLogConfig::new(dir.path()).registry(omni_domain::registry()))?;
+    /// let hit = CacheHit { cache_key: "k".into(), cache_type: "memory".into(), response_time: 0.001 };
+    /// log.append_event(&StreamId::of::<CacheHit>("c1"), ExpectedVersion::Any, &hit, EventContext::default())?;
+    /// assert!(log.snapshot::<Cache>("c1")?.snapshot_saved);
+    /// assert_eq!(log.load::<Cache>("c1")?.from_snapshot, Some(Version(1)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`EventLog::load`](crate::EventLog::load), plus [`LoadError::Snapshot`] or
+    /// [`LoadError::Encode`] when the snapshot cannot be saved.
+    pub fn snapshot<A: Aggregate>(&self, aggregate_id: &str) -> Result<Loaded<A>, LoadError> {
+        self.loader(|l| {
+            let mut loaded =
+                l.load::<A>(aggregate_id, None, SnapshotUse::Read { save_every: None })?;
+            if loaded.version > Version::NONE && loaded.from_snapshot != Some(loaded.version) {
+                l.save_snapshot(aggregate_id, loaded.version.get(), &loaded.state)?;
+                loaded.snapshot_saved = true;
+            }
+            Ok(loaded)
+        })
     }
 }

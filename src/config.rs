@@ -5,11 +5,11 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use events_bus::{Backpressure, DEFAULT_CAPACITY, DEFAULT_CATCH_UP_BATCH, FailurePolicy};
+use events_bus::{BusError, SubscriberSettings};
 use events_core::EventRegistry;
 use events_sled::{Durability, StoreConfig};
 
-use crate::error::EventLogError;
+use crate::error::OpenError;
 
 /// The default number of events between automatic aggregate snapshots: 1000.
 pub const DEFAULT_SNAPSHOT_EVERY: u64 = 1000;
@@ -19,21 +19,22 @@ pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(1);
 
 /// How to open an [`crate::EventLog`]: the store's settings (every [`StoreConfig`] setting is
 /// reachable through [`EventLogConfig::store`]), the event registry, the defaults of every
-/// subscription and the aggregate snapshot interval.
+/// subscription (every [`SubscriberSettings`] setting, through [`EventLogConfig::bus`]) and the
+/// aggregate snapshot interval.
 ///
 /// # Example
 ///
 /// ```
-/// use eventlog::{Backpressure, Durability, EventLog, EventLogConfig};
+/// use eventlog::{Backpressure, Durability, EventLog, EventLogConfig, EventRegistry, Position};
 ///
 /// let dir = tempfile::tempdir()?;
 /// let config = EventLogConfig::new(dir.path())
+///     .registry(EventRegistry::new())
 ///     .store(|s| s.cache_capacity(32 << 20).durability(Durability::Buffered))
-///     .snapshot_every(Some(500))
-///     .subscriber_capacity(256)
-///     .subscriber_backpressure(Backpressure::CatchUp);
+///     .bus(|b| b.capacity(256).backpressure(Backpressure::CatchUp))
+///     .snapshot_every(Some(500));
 /// let log = EventLog::open(config)?;
-/// assert_eq!(log.last_position()?, 0);
+/// assert_eq!(log.last_position()?, Position::START);
 /// log.close()?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -42,10 +43,7 @@ pub struct EventLogConfig {
     pub(crate) store: StoreConfig,
     pub(crate) registry: Arc<EventRegistry>,
     pub(crate) snapshot_every: Option<u64>,
-    pub(crate) subscriber_capacity: usize,
-    pub(crate) subscriber_backpressure: Backpressure,
-    pub(crate) subscriber_failure_policy: FailurePolicy,
-    pub(crate) subscriber_catch_up_batch: usize,
+    pub(crate) bus: SubscriberSettings,
     pub(crate) lock_wait: Duration,
 }
 
@@ -54,12 +52,9 @@ impl EventLogConfig {
     pub fn new(path: impl AsRef<Path>) -> Self {
         Self {
             store: StoreConfig::new(path),
-            registry: Arc::new(EventRegistry::omni_writer()),
+            registry: Arc::new(EventRegistry::new()),
             snapshot_every: Some(DEFAULT_SNAPSHOT_EVERY),
-            subscriber_capacity: DEFAULT_CAPACITY,
-            subscriber_backpressure: Backpressure::CatchUp,
-            subscriber_failure_policy: FailurePolicy::default(),
-            subscriber_catch_up_batch: DEFAULT_CATCH_UP_BATCH,
+            bus: SubscriberSettings::new(),
             lock_wait: DEFAULT_LOCK_WAIT,
         }
     }
@@ -67,8 +62,8 @@ impl EventLogConfig {
     /// Changes the store's settings: `change` gets the current [`StoreConfig`] and returns the
     /// new one, e.g. `.store(|s| s.durability(Durability::Buffered).cache_capacity(64 << 20))`.
     /// Default = [`StoreConfig::new`] at the path, whose defaults are documented there (durable
-    /// appends, 256 MiB cache, ...). The store's `registry` setting is always replaced by
-    /// [`EventLogConfig::registry`] at open.
+    /// appends, 256 MiB cache, ...). The registry is set with [`EventLogConfig::registry`]
+    /// only.
     #[must_use]
     pub fn store(mut self, change: impl FnOnce(StoreConfig) -> StoreConfig) -> Self {
         self.store = change(self.store);
@@ -83,7 +78,8 @@ impl EventLogConfig {
     }
 
     /// The event types the log accepts (appends of other types are refused as invalid), and
-    /// decodes for aggregates and JSON. Default = [`EventRegistry::omni_writer`].
+    /// decodes for aggregates and JSON. Default = an empty registry, which accepts every event
+    /// type but decodes none: give yours (`omni_domain::registry()` for the Omni Writer's).
     #[must_use]
     pub fn registry(mut self, registry: impl Into<Arc<EventRegistry>>) -> Self {
         self.registry = registry.into();
@@ -99,41 +95,18 @@ impl EventLogConfig {
         self
     }
 
-    /// Default channel capacity of a subscription (events queued for its thread). Must be at
-    /// least 1. Default = 1024.
+    /// Changes the default settings of every subscription: `change` gets the current
+    /// [`SubscriberSettings`] and returns the new ones, e.g. `.bus(|b| b.capacity(256))`; a
+    /// subscription overrides them with [`SubscriptionOptions::bus`](crate::SubscriptionOptions::bus).
+    /// Default = [`SubscriberSettings::new`], whose defaults are documented there (capacity 1024,
+    /// [`Backpressure::CatchUp`](crate::Backpressure::CatchUp), 3 retries, ...).
+    /// [`Backpressure::Block`](crate::Backpressure::Block): a full subscriber holds up the event
+    /// log's publisher thread, and so delivery to every subscription — never the appends. Its
+    /// handler may append, load, snapshot, flush or checkpoint; it must not close the event log,
+    /// which waits for the publisher that waits for it.
     #[must_use]
-    pub fn subscriber_capacity(mut self, capacity: usize) -> Self {
-        self.subscriber_capacity = capacity;
-        self
-    }
-
-    /// Default backpressure of a subscription. Default = [`Backpressure::CatchUp`]: one that
-    /// falls behind reads what it missed from the store. [`Backpressure::Block`]: a full
-    /// subscriber holds up the event log's publisher thread, and so delivery to every
-    /// subscription — never the appends (the store's writer never waits for the publisher, which
-    /// reads what it missed from the store once its own bounded queue is full). Its handler may
-    /// append, load, snapshot, flush or checkpoint; it must not close the event log, which waits
-    /// for the publisher that waits for it.
-    #[must_use]
-    pub fn subscriber_backpressure(mut self, backpressure: Backpressure) -> Self {
-        self.subscriber_backpressure = backpressure;
-        self
-    }
-
-    /// Default failure policy of a subscription: what happens when its handler returns an error
-    /// or panics. Default = `Retry { max_attempts: 3, backoff: 10 ms }`, then the subscription
-    /// stops.
-    #[must_use]
-    pub fn subscriber_failure_policy(mut self, policy: FailurePolicy) -> Self {
-        self.subscriber_failure_policy = policy;
-        self
-    }
-
-    /// Default number of events a catching-up subscription reads from the store at once. Must be
-    /// at least 1. Default = 256.
-    #[must_use]
-    pub fn subscriber_catch_up_batch(mut self, events: usize) -> Self {
-        self.subscriber_catch_up_batch = events;
+    pub fn bus(mut self, change: impl FnOnce(SubscriberSettings) -> SubscriberSettings) -> Self {
+        self.bus = change(self.bus);
         self
     }
 
@@ -159,68 +132,60 @@ impl EventLogConfig {
         &self.store
     }
 
-    /// Checks the facade's own settings (the store checks its own when it opens).
-    pub(crate) fn validate(&self) -> Result<(), EventLogError> {
-        let invalid = |setting: &'static str, reason: &str| {
-            Err(EventLogError::InvalidConfig {
-                setting,
-                reason: reason.to_string(),
-            })
-        };
+    /// Checks the facade's own settings and the bus defaults (the store checks its own when
+    /// it opens).
+    pub(crate) fn validate(&self) -> Result<(), OpenError> {
         if self.snapshot_every == Some(0) {
-            return invalid("snapshot_every", "must be at least 1 (None disables it)");
+            return Err(OpenError::InvalidConfig {
+                setting: "snapshot_every",
+                reason: "must be at least 1 (None disables it)",
+            });
         }
-        if self.subscriber_capacity == 0 {
-            return invalid("subscriber_capacity", "must be at least 1");
+        match self.bus.validate() {
+            Err(BusError::InvalidOptions { option, reason }) => Err(OpenError::InvalidConfig {
+                setting: option,
+                reason,
+            }),
+            _ => Ok(()),
         }
-        if self.subscriber_catch_up_batch == 0 {
-            return invalid("subscriber_catch_up_batch", "must be at least 1");
-        }
-        if let FailurePolicy::Retry {
-            max_attempts: 0, ..
-        } = self.subscriber_failure_policy
-        {
-            return invalid(
-                "subscriber_failure_policy",
-                "Retry needs at least one attempt",
-            );
-        }
-        Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use events_bus::FailurePolicy;
 
     #[test]
     fn defaults_are_the_documented_ones() {
         let config = EventLogConfig::new("/tmp/x");
         assert_eq!(config.snapshot_every, Some(1000));
-        assert_eq!(config.subscriber_capacity, 1024);
-        assert_eq!(config.subscriber_backpressure, Backpressure::CatchUp);
-        assert_eq!(config.subscriber_catch_up_batch, 256);
+        assert_eq!(config.bus, SubscriberSettings::new());
         assert_eq!(config.lock_wait, Duration::from_secs(1));
-        assert_eq!(config.subscriber_failure_policy, FailurePolicy::default());
-        assert!(config.registry.contains("article_generation_started"));
+        assert_eq!(config.registry.event_types().count(), 0);
         assert!(config.validate().is_ok());
     }
 
     #[test]
     fn out_of_range_settings_are_refused() {
         let bad = [
-            EventLogConfig::new("/tmp/x").snapshot_every(Some(0)),
-            EventLogConfig::new("/tmp/x").subscriber_capacity(0),
-            EventLogConfig::new("/tmp/x").subscriber_catch_up_batch(0),
-            EventLogConfig::new("/tmp/x").subscriber_failure_policy(FailurePolicy::Retry {
-                max_attempts: 0,
-                backoff: Duration::ZERO,
-            }),
+            (EventLogConfig::new("/tmp/x").snapshot_every(Some(0)), "snapshot_every"),
+            (EventLogConfig::new("/tmp/x").bus(|b| b.capacity(0)), "capacity"),
+            (EventLogConfig::new("/tmp/x").bus(|b| b.catch_up_batch(0)), "catch_up_batch"),
+            (
+                EventLogConfig::new("/tmp/x").bus(|b| {
+                    b.failure_policy(FailurePolicy::Retry {
+                        max_attempts: 0,
+                        backoff: Duration::ZERO,
+                    })
+                }),
+                "failure_policy",
+            ),
         ];
-        for config in bad {
+        for (config, name) in bad {
             assert!(matches!(
                 config.validate(),
-                Err(EventLogError::InvalidConfig { .. })
+                Err(OpenError::InvalidConfig { setting, .. }) if setting == name
             ));
         }
         assert!(

@@ -1,199 +1,295 @@
-//! Typed errors of the facade: [`EventLogError`] for every call of [`crate::EventLog`], and
-//! [`ApplyError`] for what an [`crate::Aggregate`] or a [`crate::Projection`] refuses.
+//! Typed errors of the facade, one per operation: [`OpenError`], [`AppendError`],
+//! [`ReadError`], [`LoadError`], [`SubscribeError`] and [`AdminError`], and [`Error`], the
+//! superset with a `From` for each, for callers that handle them alike. Every cause is kept as
+//! the error's [`source`](std::error::Error::source).
 
 use events_bus::BusError;
-use events_core::{CodecError, RegistryError};
+use events_core::{ApplyError, CodecError, ExpectedVersion, RegistryError, StreamId, Version};
 use events_sled::{
-    AppendError, CheckpointError, ExpectedVersion, OpenError, ReadError, SnapshotError, StoreError,
+    AppendError as StoreAppendError, CheckpointError, OpenError as StoreOpenError,
+    ReadError as StoreReadError, SnapshotError, StoreError,
 };
 
-/// Why a call of [`crate::EventLog`] failed.
-///
-/// A version conflict is its own variant, [`EventLogError::WrongExpectedVersion`], so it can be
-/// matched without looking inside the store's error; [`EventLogError::Append`] carries every
-/// other append failure.
-///
-/// # Example
-///
-/// ```
-/// use eventlog::{CacheMiss, EventContext, EventLog, EventLogConfig, EventLogError, ExpectedVersion};
-///
-/// let dir = tempfile::tempdir()?;
-/// let log = EventLog::open(EventLogConfig::new(dir.path()))?;
-/// let miss = CacheMiss { cache_key: "k".into(), cache_type: "memory".into(), reason: "expired".into() };
-/// log.append_event("cache-1", ExpectedVersion::NoStream, &miss, EventContext::default())?;
-/// let again = log.append_event("cache-1", ExpectedVersion::NoStream, &miss, EventContext::default());
-/// assert!(matches!(again, Err(EventLogError::WrongExpectedVersion { actual: 1, .. })));
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
+/// The event log was closed: each operation's error has a `Closed` variant made from this.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Closed;
+
+macro_rules! closed_into {
+    ($($error:ident),+) => {
+        $(impl From<Closed> for $error {
+            fn from(_: Closed) -> Self {
+                Self::Closed
+            }
+        })+
+    };
+}
+
+closed_into!(AppendError, ReadError, LoadError, SubscribeError, AdminError);
+
+/// Why [`EventLog::open`](crate::EventLog::open) (or
+/// [`EventLog::open_read_only`](crate::EventLog::open_read_only)) failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum EventLogError {
-    /// A setting of [`crate::EventLogConfig`] is out of range.
+pub enum OpenError {
+    /// A setting of [`EventLogConfig`](crate::EventLogConfig) (or of its bus settings) is out of
+    /// range.
     #[error("invalid setting `{setting}`: {reason}")]
     InvalidConfig {
         /// The setting.
         setting: &'static str,
         /// What is wrong with it.
-        reason: String,
+        reason: &'static str,
     },
-    /// The store could not be opened.
+    /// The store could not be opened (locked by another process, damaged, a setting out of
+    /// range, a store to migrate first, ...).
     #[error(transparent)]
-    Open(#[from] OpenError),
-    /// The event log was closed (by [`crate::EventLog::close`] on any handle).
-    #[error("the event log is closed")]
-    Closed,
-    /// Optimistic concurrency: the aggregate is not at the version the append expected. Nothing
-    /// was stored.
-    #[error(
-        "`{aggregate_type}/{aggregate_id}` is at version {actual}, the append expected {expected}"
-    )]
-    WrongExpectedVersion {
-        /// The aggregate's type.
-        aggregate_type: String,
-        /// The aggregate's id.
-        aggregate_id: String,
-        /// What the append expected.
-        expected: ExpectedVersion,
-        /// The aggregate's actual version (0: it does not exist).
-        actual: u64,
-    },
-    /// Any other append failure (never [`AppendError::WrongExpectedVersion`], which becomes
-    /// [`EventLogError::WrongExpectedVersion`]).
-    #[error(transparent)]
-    Append(AppendError),
-    /// A read failed.
-    #[error(transparent)]
-    Read(#[from] ReadError),
-    /// Saving or loading a snapshot failed.
-    #[error(transparent)]
-    Snapshot(#[from] SnapshotError),
-    /// A checkpoint operation failed.
-    #[error(transparent)]
-    Checkpoint(#[from] CheckpointError),
-    /// A store-wide operation (flush, close, verify, consumers) failed.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// The bus refused a subscription (invalid options, thread spawn failure, ...).
-    #[error(transparent)]
-    Bus(#[from] BusError),
-    /// A payload or a state could not be encoded or decoded.
-    #[error(transparent)]
-    Codec(#[from] CodecError),
-    /// The registry refused an event (unknown type, bad JSON, ...).
-    #[error(transparent)]
-    Registry(#[from] RegistryError),
-    /// An aggregate could not apply one of its events.
-    #[error("`{aggregate_type}/{aggregate_id}` could not apply version {version}: {source}")]
-    Apply {
-        /// The aggregate's type.
-        aggregate_type: String,
-        /// The aggregate's id.
-        aggregate_id: String,
-        /// The version of the event that failed.
-        version: u64,
-        /// Why.
-        #[source]
-        source: ApplyError,
-    },
-    /// [`crate::EventLog::load_at`] asked for a version the aggregate has not reached.
-    #[error("`{aggregate_type}/{aggregate_id}` is at version {current}, not {requested}")]
-    VersionNotReached {
-        /// The aggregate's type.
-        aggregate_type: String,
-        /// The aggregate's id.
-        aggregate_id: String,
-        /// The version asked for.
-        requested: u64,
-        /// The aggregate's current version.
-        current: u64,
-    },
-    /// [`crate::EventLog::load_omni_state`] was given an aggregate type that has no Omni Writer
-    /// aggregate.
-    #[error(
-        "no Omni Writer aggregate for type `{aggregate_type}` (known: article_generation, \
-         prompt_validation, cache, retry, pipeline)"
-    )]
-    NoOmniAggregate {
-        /// The aggregate type asked for.
-        aggregate_type: String,
-    },
-    /// A state could not be turned into JSON.
-    #[error("JSON conversion failed: {0}")]
-    Json(#[from] serde_json::Error),
-    /// A durable subscription or projection of this name is already running in this process.
-    #[error("a durable subscription or projection named `{name}` is already running")]
-    DuplicateConsumer {
-        /// The consumer's name.
-        name: String,
-    },
-    /// A projection's stored state does not decode as its type.
-    #[error("the stored state of projection `{name}` does not decode: {reason}")]
-    ProjectionState {
-        /// The projection's name.
-        name: String,
-        /// Why.
-        reason: String,
-    },
+    Store(#[from] StoreOpenError),
+    /// The publisher thread could not be started.
+    #[error("the publisher thread could not start")]
+    Thread(#[source] std::io::Error),
 }
 
-impl From<AppendError> for EventLogError {
-    fn from(error: AppendError) -> Self {
+/// Why an append failed. Nothing of a failed append is stored.
+///
+/// # Example
+///
+/// ```
+/// use eventlog::{AppendError, EventContext, EventLog, EventLogConfig, ExpectedVersion, StreamId};
+/// use omni_domain::CacheMiss;
+///
+/// let dir = tempfile::tempdir()?;
+/// let log = EventLog::open(EventLogConfig::new(dir.path()).registry(omni_domain::registry()))?;
+/// let miss = CacheMiss { cache_key: "k".into(), cache_type: "memory".into(), reason: "expired".into() };
+/// let stream = StreamId::of::<CacheMiss>("cache-1");
+/// log.append_event(&stream, ExpectedVersion::NoStream, &miss, EventContext::default())?;
+/// let again = log.append_event(&stream, ExpectedVersion::NoStream, &miss, EventContext::default());
+/// assert!(matches!(again, Err(AppendError::WrongExpectedVersion { actual, .. }) if actual == 1));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AppendError {
+    /// Optimistic concurrency: the stream is not at the version the append expected.
+    #[error("`{stream}` is at version {actual}, the append expected {expected}")]
+    WrongExpectedVersion {
+        /// The stream appended to.
+        stream: StreamId,
+        /// What the append expected.
+        expected: ExpectedVersion,
+        /// The stream's actual version (0: it does not exist).
+        actual: Version,
+    },
+    /// An event names another stream than the one appended to.
+    #[error("event {index} belongs to `{found}`, not to `{stream}` it was appended to")]
+    WrongStream {
+        /// The stream appended to.
+        stream: StreamId,
+        /// The index of the event in the append.
+        index: usize,
+        /// The stream the event names.
+        found: StreamId,
+    },
+    /// A typed event's payload could not be encoded.
+    #[error("an event's payload could not be encoded")]
+    Encode(#[from] CodecError),
+    /// The event log was closed.
+    #[error("the event log is closed")]
+    Closed,
+    /// The store refused or failed the append: invalid or empty events, too large, the disk
+    /// full, the store no longer writing, ...
+    #[error(transparent)]
+    Store(StoreAppendError),
+}
+
+impl From<StoreAppendError> for AppendError {
+    fn from(error: StoreAppendError) -> Self {
         match error {
-            AppendError::WrongExpectedVersion {
+            StoreAppendError::WrongExpectedVersion {
                 aggregate_type,
                 aggregate_id,
                 expected,
                 actual,
             } => Self::WrongExpectedVersion {
-                aggregate_type,
-                aggregate_id,
+                stream: StreamId::new(aggregate_type, aggregate_id),
                 expected,
-                actual,
+                actual: Version(actual),
             },
-            AppendError::Closed => Self::Closed,
-            other => Self::Append(other),
+            StoreAppendError::Closed => Self::Closed,
+            other => Self::Store(other),
         }
     }
 }
 
-impl EventLogError {
-    /// Whether this is a version conflict ([`EventLogError::WrongExpectedVersion`]): reload the
+impl AppendError {
+    /// Whether this is a version conflict ([`AppendError::WrongExpectedVersion`]): reload the
     /// aggregate and decide again.
     pub fn is_conflict(&self) -> bool {
         matches!(self, Self::WrongExpectedVersion { .. })
     }
 }
 
-/// Why an [`crate::Aggregate`] or a [`crate::Projection`] could not apply an event.
+/// Why a read failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum ApplyError {
-    /// The event's payload does not decode (or upcast) as its registered type.
-    #[error("the payload does not decode: {0}")]
+pub enum ReadError {
+    /// The event log was closed.
+    #[error("the event log is closed")]
+    Closed,
+    /// The store could not be read, or what it read does not decode.
+    #[error(transparent)]
+    Store(#[from] StoreReadError),
+    /// The registry could not decode an event (unknown type, undecodable payload).
+    #[error(transparent)]
     Decode(#[from] RegistryError),
-    /// The event type does not belong to this aggregate or projection.
-    #[error("event type `{event_type}` does not apply to `{applies_to}`")]
-    UnexpectedEvent {
-        /// The event's type.
-        event_type: String,
-        /// The aggregate type or projection that refused it.
-        applies_to: String,
-    },
-    /// The event is well-formed but the state refuses it.
-    #[error("{reason}")]
-    Rejected {
+}
+
+/// Why an aggregate could not be loaded (or snapshotted).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LoadError {
+    /// The event log was closed.
+    #[error("the event log is closed")]
+    Closed,
+    /// The aggregate's events could not be read.
+    #[error(transparent)]
+    Read(#[from] StoreReadError),
+    /// Its snapshots could not be read or saved.
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
+    /// Its state could not be encoded for a snapshot.
+    #[error("the aggregate's state could not be encoded")]
+    Encode(#[from] CodecError),
+    /// The aggregate could not apply one of its events.
+    #[error("`{stream}` could not apply version {version}")]
+    Apply {
+        /// The aggregate's stream.
+        stream: StreamId,
+        /// The version of the event that failed.
+        version: Version,
         /// Why.
-        reason: String,
+        #[source]
+        source: ApplyError,
+    },
+    /// [`EventLog::load_at`](crate::EventLog::load_at) asked for a version the aggregate has
+    /// not reached.
+    #[error("`{stream}` is at version {current}, not {requested}")]
+    VersionNotReached {
+        /// The aggregate's stream.
+        stream: StreamId,
+        /// The version asked for.
+        requested: Version,
+        /// The aggregate's current version.
+        current: Version,
     },
 }
 
-impl ApplyError {
-    /// A [`ApplyError::Rejected`] with this reason.
-    pub fn rejected(reason: impl Into<String>) -> Self {
-        Self::Rejected {
-            reason: reason.into(),
+/// Why a subscription or projection could not start or stop.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SubscribeError {
+    /// The event log was closed.
+    #[error("the event log is closed")]
+    Closed,
+    /// The bus refused it (invalid settings, a thread that cannot start, an unknown
+    /// subscription).
+    #[error(transparent)]
+    Bus(BusError),
+    /// A durable subscription or projection of this name is already running in this process.
+    #[error("a durable subscription or projection named `{name}` is already running")]
+    DuplicateConsumer {
+        /// The consumer's name.
+        name: String,
+    },
+    /// The consumer's committed position and state could not be read.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A projection's stored state does not decode as its type.
+    #[error("the stored state of projection `{name}` does not decode")]
+    ProjectionState {
+        /// The projection's name.
+        name: String,
+        /// Why.
+        #[source]
+        source: CodecError,
+    },
+    /// The name belongs to a durable subscription (a position without a projection state).
+    #[error(
+        "`{name}` has a committed position ({position}) but no projection state: it is a durable subscription"
+    )]
+    NotAProjection {
+        /// The consumer's name.
+        name: String,
+        /// Its committed position.
+        position: u64,
+    },
+}
+
+impl From<BusError> for SubscribeError {
+    fn from(error: BusError) -> Self {
+        match error {
+            BusError::ShutDown => Self::Closed,
+            other => Self::Bus(other),
         }
+    }
+}
+
+/// Why an administrative call ([`Admin`](crate::Admin): checkpoints, verification, consumers,
+/// snapshots, flush) or [`EventLog::close`](crate::EventLog::close) failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AdminError {
+    /// The event log was closed.
+    #[error("the event log is closed")]
+    Closed,
+    /// A store-wide operation (flush, verify, consumers, close) failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A checkpoint could not be exported, listed or pruned.
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    /// A snapshot could not be saved or read.
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
+    /// A consumer of this name is running: it cannot be removed now.
+    #[error("a durable subscription or projection named `{name}` is running")]
+    ConsumerRunning {
+        /// The consumer's name.
+        name: String,
+    },
+    /// The bus failed to shut down cleanly.
+    #[error(transparent)]
+    Bus(#[from] BusError),
+}
+
+/// Any error of the facade: each operation's error converts into it, for callers that treat
+/// them alike (`?` in a function returning `eventlog::Error`).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// See [`OpenError`].
+    #[error(transparent)]
+    Open(#[from] OpenError),
+    /// See [`AppendError`].
+    #[error(transparent)]
+    Append(#[from] AppendError),
+    /// See [`ReadError`].
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    /// See [`LoadError`].
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// See [`SubscribeError`].
+    #[error(transparent)]
+    Subscribe(#[from] SubscribeError),
+    /// See [`AdminError`].
+    #[error(transparent)]
+    Admin(#[from] AdminError),
+}
+
+impl Error {
+    /// Whether this is a version conflict ([`AppendError::WrongExpectedVersion`]).
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, Self::Append(error) if error.is_conflict())
     }
 }
 
@@ -202,22 +298,34 @@ mod tests {
     use super::*;
 
     #[test]
-    fn conflicts_are_lifted_out_of_append_errors() {
-        let error = EventLogError::from(AppendError::WrongExpectedVersion {
+    fn conflicts_are_lifted_out_of_store_append_errors() {
+        let error = AppendError::from(StoreAppendError::WrongExpectedVersion {
             aggregate_type: "cache".into(),
             aggregate_id: "c".into(),
             expected: ExpectedVersion::NoStream,
             actual: 2,
         });
         assert!(error.is_conflict());
-        assert!(error.to_string().contains("version 2"));
+        assert!(Error::from(error).is_conflict());
         assert!(matches!(
-            EventLogError::from(AppendError::Empty),
-            EventLogError::Append(AppendError::Empty)
+            AppendError::from(StoreAppendError::Empty),
+            AppendError::Store(StoreAppendError::Empty)
         ));
         assert!(matches!(
-            EventLogError::from(AppendError::Closed),
-            EventLogError::Closed
+            AppendError::from(StoreAppendError::Closed),
+            AppendError::Closed
         ));
+    }
+
+    #[test]
+    fn causes_are_kept_as_sources() {
+        use std::error::Error as _;
+        let error = LoadError::Apply {
+            stream: StreamId::new("cache", "c"),
+            version: Version(3),
+            source: ApplyError::rejected("no"),
+        };
+        assert_eq!(error.to_string(), "`cache/c` could not apply version 3");
+        assert_eq!(error.source().map(ToString::to_string).as_deref(), Some("no"));
     }
 }

@@ -6,11 +6,11 @@ use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use events_bus::{Subscriber, SubscriberError, SubscriberHealth, SubscriberReport};
-use events_core::{CodecError, EventRegistry, RecordedEvent, codec};
+use events_core::{ApplyError, CodecError, EventRegistry, RecordedEvent, codec};
 use events_sled::Store;
 use serde::{Serialize, de::DeserializeOwned};
 
-use crate::error::{ApplyError, EventLogError};
+use crate::error::SubscribeError;
 use crate::subscription::{Delivered, Subscription, deliver_span};
 use crate::trace::SpanLinks;
 
@@ -100,14 +100,17 @@ pub(crate) enum StoredState<P> {
 pub(crate) fn decode_state<P: Projection>(
     name: &str,
     bytes: &[u8],
-) -> Result<StoredState<P>, EventLogError> {
+) -> Result<StoredState<P>, SubscribeError> {
     let Some((version, body)) = bytes.split_first_chunk::<2>() else {
         return if bytes.is_empty() {
             Ok(StoredState::Empty)
         } else {
-            Err(EventLogError::ProjectionState {
+            Err(SubscribeError::ProjectionState {
                 name: name.to_string(),
-                reason: format!("{} bytes is too short", bytes.len()),
+                source: CodecError::Decode {
+                    what: "projection state",
+                    reason: format!("{} bytes is too short for its version", bytes.len()),
+                },
             })
         };
     };
@@ -117,9 +120,9 @@ pub(crate) fn decode_state<P: Projection>(
     }
     codec::decode_payload(body)
         .map(StoredState::State)
-        .map_err(|e| EventLogError::ProjectionState {
+        .map_err(|source| SubscribeError::ProjectionState {
             name: name.to_string(),
-            reason: e.to_string(),
+            source,
         })
 }
 
@@ -245,7 +248,7 @@ impl<P: Projection> ProjectionHandle<P> {
     /// # Errors
     ///
     /// As [`Subscription::unsubscribe`].
-    pub fn stop(self) -> Result<SubscriberReport, EventLogError> {
+    pub fn stop(self) -> Result<SubscriberReport, SubscribeError> {
         self.subscription.unsubscribe()
     }
 }

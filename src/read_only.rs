@@ -5,14 +5,14 @@ use std::ops::ControlFlow;
 use std::path::Path;
 use std::sync::Arc;
 
-use events_core::{EventRegistry, RecordedEvent};
+use events_core::{EventRegistry, Position, RecordedEvent, StreamId, Version};
 use events_sled::{
     AggregateInfo, EventRef, LogFollower, ReadOnlyLogEvents, ReadOnlyStore, ReadOnlyStreamEvents,
     ReadOnlyTypeEvents, StreamRead,
 };
 use serde_json::Value;
 
-use crate::error::EventLogError;
+use crate::error::{OpenError, ReadError};
 use crate::log::EventLog;
 
 impl EventLog {
@@ -25,40 +25,40 @@ impl EventLog {
     /// files as of the open and each [`ReadOnlyEventLog::refresh`]; [`ReadOnlyEventLog::follow`]
     /// tails the log. Snapshots, consumers, subscriptions and appends need the writer's handle.
     ///
-    /// Payloads are decoded with the Omni Writer registry ([`EventLogConfig::new`]'s default);
-    /// give another with [`ReadOnlyEventLog::with_registry`].
-    ///
-    /// [`EventLogConfig::new`]: crate::EventLogConfig::new
+    /// Payloads are decoded to JSON with `registry`.
     ///
     /// # Example
     ///
     /// ```
-    /// use eventlog::{CacheHit, EventContext, EventLog, EventLogConfig, ExpectedVersion};
+    /// use eventlog::{EventContext, EventLog, EventLogConfig, ExpectedVersion, Position, StreamId};
+    /// use omni_domain::CacheHit;
     ///
     /// let dir = tempfile::tempdir()?;
-    /// let log = EventLog::open(EventLogConfig::new(dir.path()))?;
+    /// let log = EventLog::open(EventLogConfig::new(dir.path()).registry(omni_domain::registry()))?;
     /// let hit = CacheHit { cache_key: "k".into(), cache_type: "memory".into(), response_time: 0.002 };
-    /// log.append_event("cache-1", ExpectedVersion::Any, &hit, EventContext::default())?;
+    /// log.append_event(&StreamId::of::<CacheHit>("cache-1"), ExpectedVersion::Any, &hit, EventContext::default())?;
     /// log.flush()?;
     ///
     /// // While `log` holds the store (in the daemon, say):
-    /// let reader = EventLog::open_read_only(dir.path())?;
+    /// let reader = EventLog::open_read_only(dir.path(), omni_domain::registry())?;
     /// assert_eq!(reader.last_position(), 1);
-    /// let event = reader.read_log(1, None).next().transpose()?.ok_or("no event")?;
+    /// let event = reader.read_log(Position::START, None).next().transpose()?.ok_or("no event")?;
     /// assert_eq!(reader.event_to_json(&event)?["payload"]["cache_key"], "k");
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     ///
     /// # Errors
     ///
-    /// [`EventLogError::Open`] with `OpenError::NoStore` (nothing there),
-    /// `OpenError::NeedsMigration` (a format-1 store), `OpenError::Io` or
-    /// `OpenError::Corrupted`.
-    pub fn open_read_only(path: impl AsRef<Path>) -> Result<ReadOnlyEventLog, EventLogError> {
+    /// [`OpenError::Store`] with `NoStore` (nothing there), `NeedsMigration` (a format-1
+    /// store), `Io` or `Corrupted`.
+    pub fn open_read_only(
+        path: impl AsRef<Path>,
+        registry: impl Into<Arc<EventRegistry>>,
+    ) -> Result<ReadOnlyEventLog, OpenError> {
         let _span = tracing::info_span!("eventlog_open_read_only").entered();
         Ok(ReadOnlyEventLog {
             store: ReadOnlyStore::open(path)?,
-            registry: Arc::new(EventRegistry::omni_writer()),
+            registry: registry.into(),
         })
     }
 }
@@ -81,13 +81,6 @@ impl fmt::Debug for ReadOnlyEventLog {
 }
 
 impl ReadOnlyEventLog {
-    /// Decodes payloads with `registry` instead of the Omni Writer one.
-    #[must_use]
-    pub fn with_registry(mut self, registry: impl Into<Arc<EventRegistry>>) -> Self {
-        self.registry = registry.into();
-        self
-    }
-
     /// The store's directory.
     pub fn path(&self) -> &Path {
         self.store.path()
@@ -104,99 +97,103 @@ impl ReadOnlyEventLog {
     }
 
     /// The last position the reads cover (as of the open or the last refresh).
-    pub fn last_position(&self) -> u64 {
-        self.store.last_position()
+    pub fn last_position(&self) -> Position {
+        Position(self.store.last_position())
     }
 
     /// Reads and indexes what the writer appended since; returns the new last position.
     ///
     /// # Errors
     ///
-    /// [`EventLogError::Read`] when the files cannot be read or what was appended is damaged.
-    pub fn refresh(&self) -> Result<u64, EventLogError> {
-        Ok(self.store.refresh()?)
+    /// [`ReadError::Store`] when the files cannot be read or what was appended is damaged.
+    pub fn refresh(&self) -> Result<Position, ReadError> {
+        Ok(Position(self.store.refresh()?))
     }
 
-    /// The global log from `from_position`, lazily, at most `limit` events, up to
+    /// The global log from position `from` on, lazily, at most `limit` events, up to
     /// [`ReadOnlyEventLog::last_position`].
-    pub fn read_log(&self, from_position: u64, limit: Option<usize>) -> ReadOnlyLogEvents {
-        self.store.read_log(from_position, limit)
+    pub fn read_log(&self, from: Position, limit: Option<usize>) -> ReadOnlyLogEvents {
+        self.store.read_log(from.get(), limit)
     }
 
     /// Visits the global log, each event borrowed (see [`EventLog::scan_log`]).
     ///
     /// # Errors
     ///
-    /// [`EventLogError::Read`] when the log cannot be read or does not decode.
+    /// [`ReadError::Store`] when the log cannot be read or does not decode.
     pub fn scan_log(
         &self,
-        from_position: u64,
+        from: Position,
         limit: Option<usize>,
         visit: impl FnMut(EventRef<'_>) -> ControlFlow<()>,
-    ) -> Result<u64, EventLogError> {
-        Ok(self.store.scan_log(from_position, limit, visit)?)
+    ) -> Result<u64, ReadError> {
+        Ok(self.store.scan_log(from.get(), limit, visit)?)
     }
 
     /// An aggregate's events, lazily (see [`EventLog::read_stream`]).
     ///
     /// # Errors
     ///
-    /// [`EventLogError::Read`] (each item is a `Result` too).
+    /// [`ReadError::Store`] (each item is a `Result` too).
     pub fn read_stream(
         &self,
-        aggregate_type: &str,
-        aggregate_id: &str,
+        stream: &StreamId,
         read: StreamRead,
-    ) -> Result<ReadOnlyStreamEvents, EventLogError> {
-        Ok(self.store.read_stream(aggregate_type, aggregate_id, read)?)
+    ) -> Result<ReadOnlyStreamEvents, ReadError> {
+        Ok(self
+            .store
+            .read_stream(stream.aggregate_type(), stream.aggregate_id(), read)?)
     }
 
-    /// An aggregate's version (0: no events).
-    pub fn stream_version(&self, aggregate_type: &str, aggregate_id: &str) -> u64 {
-        self.store.stream_version(aggregate_type, aggregate_id)
+    /// A stream's version ([`Version::NONE`]: no events).
+    pub fn stream_version(&self, stream: &StreamId) -> Version {
+        Version(
+            self.store
+                .stream_version(stream.aggregate_type(), stream.aggregate_id()),
+        )
     }
 
     /// One aggregate type's events, in log order, lazily.
     ///
     /// # Errors
     ///
-    /// [`EventLogError::Read`] (each item is a `Result` too).
+    /// [`ReadError::Store`] (each item is a `Result` too).
     pub fn read_aggregate_type(
         &self,
         aggregate_type: &str,
-        from_position: u64,
+        from: Position,
         limit: Option<usize>,
-    ) -> Result<ReadOnlyTypeEvents, EventLogError> {
+    ) -> Result<ReadOnlyTypeEvents, ReadError> {
         Ok(self
             .store
-            .read_aggregate_type(aggregate_type, from_position, limit)?)
+            .read_aggregate_type(aggregate_type, from.get(), limit)?)
     }
 
     /// The aggregates (all, or those of one type) with their versions.
     ///
     /// # Errors
     ///
-    /// [`EventLogError::Read`].
+    /// [`ReadError::Store`].
     pub fn aggregates(
         &self,
         aggregate_type: Option<&str>,
-    ) -> Result<Vec<AggregateInfo>, EventLogError> {
+    ) -> Result<Vec<AggregateInfo>, ReadError> {
         Ok(self.store.aggregates(aggregate_type)?)
     }
 
-    /// Tails the log from `from_position` as the writer appends (see
+    /// Tails the log from position `from` on as the writer appends (see
     /// `events_sled::ReadOnlyStore::follow`): set the poll interval, an idle timeout or use the
     /// stop flag on the returned [`LogFollower`].
-    pub fn follow(&self, from_position: u64) -> LogFollower {
-        self.store.follow(from_position)
+    pub fn follow(&self, from: Position) -> LogFollower {
+        self.store.follow(from.get())
     }
 
     /// A recorded event as one flat JSON object (see [`EventLog::event_to_json`]).
     ///
     /// # Errors
     ///
-    /// [`EventLogError::Registry`] when its type is unknown or its payload does not decode.
-    pub fn event_to_json(&self, event: &RecordedEvent) -> Result<Value, EventLogError> {
+    /// [`ReadError::Decode`] when its type is unknown or its payload does not decode.
+    pub fn event_to_json(&self, event: &RecordedEvent) -> Result<Value, ReadError> {
         Ok(self.registry.event_to_json(event)?)
     }
 }

@@ -1,22 +1,21 @@
-//! Subscriptions: where they start ([`Position`]), what they see ([`SubscriptionFilter`]), how
-//! they run ([`SubscriptionOptions`]) and their handle ([`Subscription`]); the message the bus
-//! carries ([`Delivered`]) and where lagging subscribers read from ([`LogSource`]).
+//! Subscriptions: what they see ([`SubscriptionFilter`]), how they run
+//! ([`SubscriptionOptions`]) and their handle ([`Subscription`]); the message the bus carries
+//! ([`Delivered`]) and where lagging subscribers read from ([`LogSource`]).
 
 use std::collections::HashSet;
 use std::fmt::{self, Display};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
-use std::time::Duration;
 
 use events_bus::{
-    Backpressure, Bus, CatchUpSource, FailurePolicy, Sequenced, SourceError, Subscriber,
-    SubscriberError, SubscriberHealth, SubscriberId, SubscriberOptions, SubscriberReport,
+    Bus, CatchUpSource, Sequenced, SourceError, Subscriber, SubscriberError, SubscriberHealth,
+    SubscriberId, SubscriberOptions, SubscriberReport, SubscriberSettings,
 };
 use events_core::RecordedEvent;
 use events_sled::Store;
 use serde::Serialize;
 
 use crate::config::EventLogConfig;
-use crate::error::EventLogError;
+use crate::error::SubscribeError;
 use crate::trace::SpanLinks;
 
 /// An event as the bus carries it: shared, sequenced by its global position. (The bus's
@@ -70,27 +69,6 @@ impl CatchUpSource<Delivered> for LogSource {
                     .map_err(SourceError::from_error)
             })
             .collect()
-    }
-}
-
-/// Where a catch-up subscription starts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Position {
-    /// From the first event of the log.
-    Start,
-    /// After the event at this global position (the next one delivered is the first matching
-    /// event with a greater position).
-    After(u64),
-}
-
-impl Position {
-    /// The global position the subscription starts after (0 for [`Position::Start`]).
-    pub fn after(self) -> u64 {
-        match self {
-            Self::Start => 0,
-            Self::After(position) => position,
-        }
     }
 }
 
@@ -158,6 +136,9 @@ impl SubscriptionFilter {
     }
 }
 
+/// Changes a subscription's [`SubscriberSettings`] over the event log's defaults.
+type SettingsChange = Arc<dyn Fn(SubscriberSettings) -> SubscriberSettings + Send + Sync>;
+
 /// How one subscription runs. Every setting left unset takes the event log's default from
 /// [`EventLogConfig`]. A [`SubscriptionFilter`] converts into options with only that filter set,
 /// so the subscribe methods take either.
@@ -165,26 +146,30 @@ impl SubscriptionFilter {
 /// # Example
 ///
 /// ```
-/// use std::time::Duration;
 /// use eventlog::{Backpressure, FailurePolicy, SubscriptionFilter, SubscriptionOptions};
 ///
 /// let options = SubscriptionOptions::new()
 ///     .filter(SubscriptionFilter::all().aggregate_type("cache"))
-///     .capacity(64)
-///     .backpressure(Backpressure::CatchUp)
-///     .failure_policy(FailurePolicy::Skip)
+///     .bus(|b| b.capacity(64).backpressure(Backpressure::CatchUp).failure_policy(FailurePolicy::Skip))
 ///     .sync_commits(false);
 /// let from_filter: SubscriptionOptions = SubscriptionFilter::all().event_type("cache_hit").into();
 /// # let _ = (options, from_filter);
 /// ```
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct SubscriptionOptions {
     pub(crate) filter: SubscriptionFilter,
-    capacity: Option<usize>,
-    backpressure: Option<Backpressure>,
-    failure_policy: Option<FailurePolicy>,
-    catch_up_batch: Option<usize>,
+    bus: Option<SettingsChange>,
     sync_commits: Option<bool>,
+}
+
+impl fmt::Debug for SubscriptionOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SubscriptionOptions")
+            .field("filter", &self.filter)
+            .field("bus", &self.bus.as_ref().map(|_| "Fn(SubscriberSettings)"))
+            .field("sync_commits", &self.sync_commits)
+            .finish()
+    }
 }
 
 impl From<SubscriptionFilter> for SubscriptionOptions {
@@ -206,37 +191,16 @@ impl SubscriptionOptions {
         self
     }
 
-    /// Events queued for the subscription's thread. Default = [`EventLogConfig::subscriber_capacity`].
+    /// Changes this subscription's bus settings (capacity, backpressure, failure policy,
+    /// catch-up batch): `change` gets the event log's defaults
+    /// ([`EventLogConfig::bus`](crate::EventLogConfig::bus)) and returns this subscription's,
+    /// e.g. `.bus(|b| b.capacity(64))`. Default = the event log's defaults unchanged.
     #[must_use]
-    pub fn capacity(mut self, capacity: usize) -> Self {
-        self.capacity = Some(capacity);
-        self
-    }
-
-    /// What the event log's publisher does when the queue is full. Default =
-    /// [`EventLogConfig::subscriber_backpressure`] (itself [`Backpressure::CatchUp`] by default).
-    /// A [`Backpressure::Block`] subscription makes the publisher thread wait while its queue is
-    /// full, delaying delivery to every subscription but never an append; its handler may use the
-    /// event log (append, load, flush, ...) but must not close it.
-    #[must_use]
-    pub fn backpressure(mut self, backpressure: Backpressure) -> Self {
-        self.backpressure = Some(backpressure);
-        self
-    }
-
-    /// What happens when the handler fails or panics. Default =
-    /// [`EventLogConfig::subscriber_failure_policy`].
-    #[must_use]
-    pub fn failure_policy(mut self, policy: FailurePolicy) -> Self {
-        self.failure_policy = Some(policy);
-        self
-    }
-
-    /// Events read from the store at once while catching up. Default =
-    /// [`EventLogConfig::subscriber_catch_up_batch`].
-    #[must_use]
-    pub fn catch_up_batch(mut self, events: usize) -> Self {
-        self.catch_up_batch = Some(events);
+    pub fn bus(
+        mut self,
+        change: impl Fn(SubscriberSettings) -> SubscriberSettings + Send + Sync + 'static,
+    ) -> Self {
+        self.bus = Some(Arc::new(change));
         self
     }
 
@@ -254,18 +218,11 @@ impl SubscriptionOptions {
 
     /// The bus's options: these settings over the config's defaults, and the filter.
     pub(crate) fn bus_options(&self, config: &EventLogConfig) -> SubscriberOptions<Delivered> {
-        let mut options = SubscriberOptions::new()
-            .capacity(self.capacity.unwrap_or(config.subscriber_capacity))
-            .backpressure(self.backpressure.unwrap_or(config.subscriber_backpressure))
-            .failure_policy(
-                self.failure_policy
-                    .unwrap_or(config.subscriber_failure_policy),
-            )
-            .catch_up_batch(
-                self.catch_up_batch
-                    .unwrap_or(config.subscriber_catch_up_batch),
-            )
-            .source_backoff(Duration::from_millis(10));
+        let settings = match &self.bus {
+            Some(change) => change(config.bus),
+            None => config.bus,
+        };
+        let mut options = SubscriberOptions::with_settings(settings);
         if !self.filter.is_all() {
             let filter = self.filter.clone();
             options = options.filter(move |d: &Delivered| filter.matches(&d.0));
@@ -282,14 +239,12 @@ impl SubscriptionOptions {
 pub(crate) type ConsumerNames = Arc<Mutex<HashSet<String>>>;
 
 /// Reserves a consumer name; released by the returned guard's owner on unsubscribe.
-pub(crate) fn reserve(names: &ConsumerNames, name: &str) -> Result<(), EventLogError> {
-    let mut names = names.lock().unwrap_or_else(PoisonError::into_inner);
-    if !names.insert(name.to_string()) {
-        return Err(EventLogError::DuplicateConsumer {
-            name: name.to_string(),
-        });
-    }
-    Ok(())
+/// Returns whether the name was free.
+pub(crate) fn reserve(names: &ConsumerNames, name: &str) -> bool {
+    names
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .insert(name.to_string())
 }
 
 pub(crate) fn release(names: &ConsumerNames, name: &str) {
@@ -361,13 +316,10 @@ impl Subscription {
     ///
     /// # Errors
     ///
-    /// [`EventLogError::Closed`] when the event log was closed (its report was returned by
-    /// [`crate::EventLog::close`]); [`EventLogError::Bus`] if it was already unsubscribed.
-    pub fn unsubscribe(self) -> Result<SubscriberReport, EventLogError> {
-        let result = self.bus.unsubscribe(self.id).map_err(|e| match e {
-            events_bus::BusError::ShutDown => EventLogError::Closed,
-            other => EventLogError::Bus(other),
-        });
+    /// [`SubscribeError::Closed`] when the event log was closed (its report was returned by
+    /// [`crate::EventLog::close`]); [`SubscribeError::Bus`] if it was already unsubscribed.
+    pub fn unsubscribe(self) -> Result<SubscriberReport, SubscribeError> {
+        let result = self.bus.unsubscribe(self.id).map_err(SubscribeError::from);
         if let Some(names) = &self.consumer {
             release(names, &self.name);
         }
@@ -448,7 +400,8 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use events_core::{CacheHit, EventContext, NewEvent};
+    use events_core::{EventContext, NewEvent};
+    use omni_domain::CacheHit;
 
     fn event(aggregate_id: &str) -> RecordedEvent {
         let hit = CacheHit {
@@ -489,11 +442,5 @@ mod tests {
                 .matches(&e)
         );
         assert_eq!(Delivered(Arc::new(e)).sequence(), 7);
-    }
-
-    #[test]
-    fn positions_name_where_to_start() {
-        assert_eq!(Position::Start.after(), 0);
-        assert_eq!(Position::After(41).after(), 41);
     }
 }

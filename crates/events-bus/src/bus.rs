@@ -99,7 +99,7 @@ impl<M> fmt::Debug for BusBuilder<M> {
 /// let seen = Arc::new(Mutex::new(Vec::new()));
 /// let sink = Arc::clone(&seen);
 /// // Without a catch-up source, a subscriber uses Block backpressure.
-/// let options = SubscriberOptions::new().backpressure(Backpressure::Block);
+/// let options = SubscriberOptions::new().settings(|s| s.backpressure(Backpressure::Block));
 /// bus.subscribe("printer", options, move |n: &u64| {
 ///     sink.lock().map_err(|_| "poisoned")?.push(*n);
 ///     Ok::<(), &str>(())
@@ -345,7 +345,8 @@ impl<M: Sequenced + Clone + Send + Sync + 'static> Bus<M> {
                 reason: "a thread name cannot contain a NUL byte",
             });
         }
-        let needs_source = start_after.is_some() || options.backpressure == Backpressure::CatchUp;
+        let needs_source =
+            start_after.is_some() || options.settings.backpressure == Backpressure::CatchUp;
         if needs_source && self.inner.source.is_none() {
             return Err(BusError::NoCatchUpSource { name });
         }
@@ -364,13 +365,13 @@ impl<M: Sequenced + Clone + Send + Sync + 'static> Bus<M> {
             ),
         };
         let id = SubscriberId(self.inner.next_id.fetch_add(1, Ordering::Relaxed) + 1);
-        let (tx, rx) = crossbeam_channel::bounded(options.capacity);
+        let (tx, rx) = crossbeam_channel::bounded(options.settings.capacity);
         let (stop_tx, stop_rx) = crossbeam_channel::bounded(1);
         let shared = Arc::new(SubShared::new(
             id,
             name.clone(),
-            options.backpressure,
-            options.capacity,
+            options.settings.backpressure,
+            options.settings.capacity,
             Link {
                 mode,
                 sender: Some(tx),
@@ -384,9 +385,9 @@ impl<M: Sequenced + Clone + Send + Sync + 'static> Bus<M> {
             subscriber,
             source: self.inner.source.clone(),
             filter: options.filter.clone(),
-            policy: options.failure_policy,
-            catch_up_batch: options.catch_up_batch,
-            source_backoff: options.source_backoff,
+            policy: options.settings.failure_policy,
+            catch_up_batch: options.settings.catch_up_batch,
+            source_backoff: options.settings.source_backoff,
             last,
             failures: VecDeque::new(),
         };
@@ -408,8 +409,8 @@ impl<M: Sequenced + Clone + Send + Sync + 'static> Bus<M> {
             id = id.get(),
             after_sequence = last,
             catching_up = start_after.is_some(),
-            backpressure = ?options.backpressure,
-            capacity = options.capacity,
+            backpressure = ?options.settings.backpressure,
+            capacity = options.settings.capacity,
             "subscribed"
         );
         Ok(id)

@@ -39,7 +39,7 @@
 //! let total = Arc::new(Mutex::new(0u64));
 //! let sum = Arc::clone(&total);
 //! // A channel of 2: the subscriber lags behind at once, the publisher never waits.
-//! bus.subscribe("summer", SubscriberOptions::new().capacity(2), move |n: &u64| {
+//! bus.subscribe("summer", SubscriberOptions::new().settings(|s| s.capacity(2)), move |n: &u64| {
 //!     *sum.lock().map_err(|_| "poisoned")? += n;
 //!     Ok::<(), &str>(())
 //! })?;
@@ -69,7 +69,7 @@ pub use health::{
 };
 pub use options::{
     Backpressure, DEFAULT_CAPACITY, DEFAULT_CATCH_UP_BATCH, DEFAULT_SOURCE_BACKOFF, FailurePolicy,
-    MAX_RETRY_BACKOFF, MAX_SOURCE_BACKOFF, SubscriberOptions,
+    MAX_RETRY_BACKOFF, MAX_SOURCE_BACKOFF, SubscriberOptions, SubscriberSettings,
 };
 pub use source::{CatchUpSource, Sequenced};
 pub use subscriber::Subscriber;

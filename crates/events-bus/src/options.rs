@@ -87,38 +87,47 @@ impl Default for FailurePolicy {
 /// A predicate choosing the messages a subscriber handles.
 pub(crate) type Filter<M> = Arc<dyn Fn(&M) -> bool + Send + Sync + 'static>;
 
-/// How one subscriber runs: a builder, validated when the subscriber is added.
+/// How one subscriber runs: its channel, backpressure, failure policy and catch-up reads. The
+/// one definition of these knobs: the bus takes them in [`SubscriberOptions`], the `eventlog`
+/// facade as its defaults and per-subscription overrides.
 ///
 /// ```
 /// use std::time::Duration;
-/// use events_bus::{Backpressure, FailurePolicy, SubscriberOptions};
+/// use events_bus::{Backpressure, FailurePolicy, SubscriberSettings};
 ///
-/// let options = SubscriberOptions::<u64>::new()
+/// let settings = SubscriberSettings::new()
 ///     .capacity(64)
 ///     .backpressure(Backpressure::Block)
-///     .failure_policy(FailurePolicy::Retry { max_attempts: 5, backoff: Duration::from_millis(1) })
-///     .filter(|n: &u64| n % 2 == 0);
-/// assert!(options.validate().is_ok());
-/// assert!(SubscriberOptions::<u64>::new().capacity(0).validate().is_err());
+///     .failure_policy(FailurePolicy::Retry { max_attempts: 5, backoff: Duration::from_millis(1) });
+/// assert!(settings.validate().is_ok());
+/// assert!(SubscriberSettings::new().capacity(0).validate().is_err());
 /// ```
-pub struct SubscriberOptions<M> {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SubscriberSettings {
     pub(crate) capacity: usize,
     pub(crate) backpressure: Backpressure,
     pub(crate) failure_policy: FailurePolicy,
-    pub(crate) filter: Option<Filter<M>>,
     pub(crate) catch_up_batch: usize,
     pub(crate) source_backoff: Duration,
 }
 
-impl<M> SubscriberOptions<M> {
+impl Default for SubscriberSettings {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl SubscriberSettings {
     /// The defaults: capacity 1024, [`Backpressure::CatchUp`], `Retry { 3 attempts, 10 ms }`,
-    /// no filter, catch-up batches of 256, source backoff 10 ms.
-    pub fn new() -> Self {
+    /// catch-up batches of 256, source backoff 10 ms.
+    pub const fn new() -> Self {
         Self {
             capacity: DEFAULT_CAPACITY,
-            backpressure: Backpressure::default(),
-            failure_policy: FailurePolicy::default(),
-            filter: None,
+            backpressure: Backpressure::CatchUp,
+            failure_policy: FailurePolicy::Retry {
+                max_attempts: 3,
+                backoff: Duration::from_millis(10),
+            },
             catch_up_batch: DEFAULT_CATCH_UP_BATCH,
             source_backoff: DEFAULT_SOURCE_BACKOFF,
         }
@@ -132,26 +141,20 @@ impl<M> SubscriberOptions<M> {
         self
     }
 
-    /// What the publisher does when the channel is full. Default = [`Backpressure::CatchUp`].
+    /// What the publisher does when the channel is full. Default = [`Backpressure::CatchUp`]:
+    /// the subscriber falls behind and reads what it missed from the catch-up source.
+    /// [`Backpressure::Block`]: the publisher waits for room.
     #[must_use]
     pub fn backpressure(mut self, backpressure: Backpressure) -> Self {
         self.backpressure = backpressure;
         self
     }
 
-    /// What happens when the handler fails. Default = `Retry { max_attempts: 3, backoff: 10 ms }`.
+    /// What happens when the handler fails or panics. Default = `Retry { max_attempts: 3,
+    /// backoff: 10 ms }`, then the subscriber stops.
     #[must_use]
     pub fn failure_policy(mut self, policy: FailurePolicy) -> Self {
         self.failure_policy = policy;
-        self
-    }
-
-    /// Handle only the messages for which `filter` returns true, live and during catch-up
-    /// alike. Messages filtered out still advance the subscriber's last sequence (and are
-    /// counted as `filtered`). Default = no filter: every message is handled.
-    #[must_use]
-    pub fn filter(mut self, filter: impl Fn(&M) -> bool + Send + Sync + 'static) -> Self {
-        self.filter = Some(Arc::new(filter));
         self
     }
 
@@ -169,6 +172,26 @@ impl<M> SubscriberOptions<M> {
     pub fn source_backoff(mut self, backoff: Duration) -> Self {
         self.source_backoff = backoff;
         self
+    }
+
+    /// The channel capacity.
+    pub fn get_capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// The backpressure.
+    pub fn get_backpressure(&self) -> Backpressure {
+        self.backpressure
+    }
+
+    /// The failure policy.
+    pub fn get_failure_policy(&self) -> FailurePolicy {
+        self.failure_policy
+    }
+
+    /// The catch-up batch.
+    pub fn get_catch_up_batch(&self) -> usize {
+        self.catch_up_batch
     }
 
     /// Checks the settings.
@@ -203,6 +226,64 @@ impl<M> SubscriberOptions<M> {
     }
 }
 
+/// One subscriber's [`SubscriberSettings`] and its filter, validated when it is added.
+///
+/// ```
+/// use events_bus::{Backpressure, SubscriberOptions};
+///
+/// let options = SubscriberOptions::<u64>::new()
+///     .settings(|s| s.capacity(64).backpressure(Backpressure::Block))
+///     .filter(|n: &u64| n % 2 == 0);
+/// assert!(options.validate().is_ok());
+/// ```
+pub struct SubscriberOptions<M> {
+    pub(crate) settings: SubscriberSettings,
+    pub(crate) filter: Option<Filter<M>>,
+}
+
+impl<M> SubscriberOptions<M> {
+    /// Default settings ([`SubscriberSettings::new`]), no filter.
+    pub fn new() -> Self {
+        Self::with_settings(SubscriberSettings::new())
+    }
+
+    /// These settings, no filter.
+    pub fn with_settings(settings: SubscriberSettings) -> Self {
+        Self {
+            settings,
+            filter: None,
+        }
+    }
+
+    /// Changes the settings: `change` gets the current ones and returns the new ones.
+    #[must_use]
+    pub fn settings(
+        mut self,
+        change: impl FnOnce(SubscriberSettings) -> SubscriberSettings,
+    ) -> Self {
+        self.settings = change(self.settings);
+        self
+    }
+
+    /// Handle only the messages for which `filter` returns true, live and during catch-up
+    /// alike. Messages filtered out still advance the subscriber's last sequence (and are
+    /// counted as `filtered`). Default = no filter: every message is handled.
+    #[must_use]
+    pub fn filter(mut self, filter: impl Fn(&M) -> bool + Send + Sync + 'static) -> Self {
+        self.filter = Some(Arc::new(filter));
+        self
+    }
+
+    /// Checks the settings.
+    ///
+    /// # Errors
+    ///
+    /// As [`SubscriberSettings::validate`].
+    pub fn validate(&self) -> Result<(), BusError> {
+        self.settings.validate()
+    }
+}
+
 impl<M> Default for SubscriberOptions<M> {
     fn default() -> Self {
         Self::new()
@@ -212,12 +293,8 @@ impl<M> Default for SubscriberOptions<M> {
 impl<M> Clone for SubscriberOptions<M> {
     fn clone(&self) -> Self {
         Self {
-            capacity: self.capacity,
-            backpressure: self.backpressure,
-            failure_policy: self.failure_policy,
+            settings: self.settings,
             filter: self.filter.clone(),
-            catch_up_batch: self.catch_up_batch,
-            source_backoff: self.source_backoff,
         }
     }
 }
@@ -225,12 +302,8 @@ impl<M> Clone for SubscriberOptions<M> {
 impl<M> fmt::Debug for SubscriberOptions<M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SubscriberOptions")
-            .field("capacity", &self.capacity)
-            .field("backpressure", &self.backpressure)
-            .field("failure_policy", &self.failure_policy)
+            .field("settings", &self.settings)
             .field("filter", &self.filter.as_ref().map(|_| "Fn(&M) -> bool"))
-            .field("catch_up_batch", &self.catch_up_batch)
-            .field("source_backoff", &self.source_backoff)
             .finish()
     }
 }
@@ -241,7 +314,10 @@ mod tests {
 
     #[test]
     fn defaults_are_documented_values() {
-        let o = SubscriberOptions::<u64>::default();
+        let options = SubscriberOptions::<u64>::default();
+        assert!(options.filter.is_none());
+        let o = options.settings;
+        assert_eq!(o, SubscriberSettings::default());
         assert_eq!(o.capacity, 1024);
         assert_eq!(o.backpressure, Backpressure::CatchUp);
         assert_eq!(
@@ -251,7 +327,6 @@ mod tests {
                 backoff: Duration::from_millis(10)
             }
         );
-        assert!(o.filter.is_none());
         assert_eq!(o.catch_up_batch, 256);
         assert_eq!(o.source_backoff, Duration::from_millis(10));
         assert!(o.validate().is_ok());
@@ -259,7 +334,7 @@ mod tests {
 
     #[test]
     fn invalid_settings_are_typed_errors() {
-        let zero_cap = SubscriberOptions::<u64>::new().capacity(0).validate();
+        let zero_cap = SubscriberSettings::new().capacity(0).validate();
         assert!(matches!(
             zero_cap,
             Err(BusError::InvalidOptions {
@@ -267,7 +342,7 @@ mod tests {
                 ..
             })
         ));
-        let zero_batch = SubscriberOptions::<u64>::new().catch_up_batch(0).validate();
+        let zero_batch = SubscriberSettings::new().catch_up_batch(0).validate();
         assert!(matches!(
             zero_batch,
             Err(BusError::InvalidOptions {
@@ -275,7 +350,7 @@ mod tests {
                 ..
             })
         ));
-        let zero_attempts = SubscriberOptions::<u64>::new()
+        let zero_attempts = SubscriberSettings::new()
             .failure_policy(FailurePolicy::Retry {
                 max_attempts: 0,
                 backoff: Duration::ZERO,

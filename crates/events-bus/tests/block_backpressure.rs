@@ -17,8 +17,8 @@ fn the_publisher_waits_for_room() {
     let gate = Gate::new();
     let wait = Arc::clone(&gate);
     let options = SubscriberOptions::new()
-        .backpressure(Backpressure::Block)
-        .capacity(2);
+        .settings(|s| s.backpressure(Backpressure::Block))
+        .settings(|s| s.capacity(2));
     bus.subscribe("stuck", options, move |_: &u64| {
         wait.wait();
         Ok::<(), String>(())

@@ -28,7 +28,7 @@ fn a_lagging_subscriber_catches_up_without_blocking_the_publisher() {
     let id = bus
         .subscribe(
             "slow",
-            SubscriberOptions::new().capacity(4),
+            SubscriberOptions::new().settings(|s| s.capacity(4)),
             move |n: &u64| {
                 // Stuck on the first message until the publisher is done, then slow-ish.
                 wait.wait();

@@ -52,7 +52,7 @@ fn catch_up_needs_a_source() {
         bus.subscribe_from(
             "s",
             0,
-            SubscriberOptions::new().backpressure(Backpressure::Block),
+            SubscriberOptions::new().settings(|s| s.backpressure(Backpressure::Block)),
             ok
         ),
         Err(BusError::NoCatchUpSource { .. })
@@ -74,7 +74,11 @@ fn invalid_options_and_names_are_refused() {
         .catch_up_source(Arc::new(VecSource::new()))
         .build();
     let err = bus
-        .subscribe("s", SubscriberOptions::new().capacity(0), ok)
+        .subscribe(
+            "s",
+            SubscriberOptions::new().settings(|s| s.capacity(0)),
+            ok,
+        )
         .unwrap_err();
     assert!(matches!(
         err,
@@ -87,9 +91,11 @@ fn invalid_options_and_names_are_refused() {
         err.to_string(),
         "invalid subscriber option `capacity`: must be at least 1"
     );
-    let zero_attempts = SubscriberOptions::new().failure_policy(FailurePolicy::Retry {
-        max_attempts: 0,
-        backoff: Duration::ZERO,
+    let zero_attempts = SubscriberOptions::new().settings(|s| {
+        s.failure_policy(FailurePolicy::Retry {
+            max_attempts: 0,
+            backoff: Duration::ZERO,
+        })
     });
     assert!(matches!(
         bus.subscribe("s", zero_attempts, ok),

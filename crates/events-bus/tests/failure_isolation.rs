@@ -19,14 +19,14 @@ fn panics_are_contained_and_counted() {
     let bus: Bus<u64> = Bus::new();
     let block = || {
         SubscriberOptions::new()
-            .backpressure(Backpressure::Block)
-            .capacity(4)
+            .settings(|s| s.backpressure(Backpressure::Block))
+            .settings(|s| s.capacity(4))
     };
 
     // Panics on every tenth message, skips it, goes on.
     bus.subscribe(
         "flaky",
-        block().failure_policy(FailurePolicy::Skip),
+        block().settings(|s| s.failure_policy(FailurePolicy::Skip)),
         |n: &u64| {
             if n.is_multiple_of(10) {
                 panic!("no multiples of ten: {n}");
@@ -38,9 +38,11 @@ fn panics_are_contained_and_counted() {
     // Panics on everything: the default policy retries three times, then stops it.
     bus.subscribe(
         "broken",
-        block().failure_policy(FailurePolicy::Retry {
-            max_attempts: 3,
-            backoff: Duration::from_millis(1),
+        block().settings(|s| {
+            s.failure_policy(FailurePolicy::Retry {
+                max_attempts: 3,
+                backoff: Duration::from_millis(1),
+            })
         }),
         |_: &u64| -> Result<(), String> { panic!("always") },
     )

@@ -13,10 +13,12 @@ use events_bus::{
 
 fn options(max_attempts: u32) -> SubscriberOptions<u64> {
     SubscriberOptions::new()
-        .backpressure(Backpressure::Block)
-        .failure_policy(FailurePolicy::Retry {
-            max_attempts,
-            backoff: Duration::from_millis(5),
+        .settings(|s| s.backpressure(Backpressure::Block))
+        .settings(|s| {
+            s.failure_policy(FailurePolicy::Retry {
+                max_attempts,
+                backoff: Duration::from_millis(5),
+            })
         })
 }
 

@@ -13,8 +13,8 @@ fn failed_messages_are_skipped_and_listed() {
     let handled = Arc::new(Mutex::new(Vec::new()));
     let out = Arc::clone(&handled);
     let options = SubscriberOptions::new()
-        .backpressure(Backpressure::Block)
-        .failure_policy(FailurePolicy::Skip);
+        .settings(|s| s.backpressure(Backpressure::Block))
+        .settings(|s| s.failure_policy(FailurePolicy::Skip));
     bus.subscribe("odd-only", options, move |n: &u64| {
         out.lock().unwrap().push(*n);
         if n.is_multiple_of(2) {

@@ -13,9 +13,9 @@ use events_bus::{Backpressure, Bus, FailurePolicy, SubscriberOptions, Subscriber
 fn the_first_failure_stops_the_subscriber() {
     let bus: Bus<u64> = Bus::new();
     let options = SubscriberOptions::new()
-        .backpressure(Backpressure::Block)
-        .capacity(1)
-        .failure_policy(FailurePolicy::Stop);
+        .settings(|s| s.backpressure(Backpressure::Block))
+        .settings(|s| s.capacity(1))
+        .settings(|s| s.failure_policy(FailurePolicy::Stop));
     bus.subscribe("fragile", options, |n: &u64| {
         if *n == 3 {
             Err("three breaks it")

@@ -26,7 +26,7 @@ fn only_matching_messages_reach_the_handler() {
     bus.subscribe(
         "live-even",
         SubscriberOptions::new()
-            .backpressure(Backpressure::Block)
+            .settings(|s| s.backpressure(Backpressure::Block))
             .filter(|n: &u64| n.is_multiple_of(2)),
         move |n: &u64| {
             out.lock().unwrap().push(*n);
@@ -41,7 +41,7 @@ fn only_matching_messages_reach_the_handler() {
         "history-threes",
         0,
         SubscriberOptions::new()
-            .capacity(1)
+            .settings(|s| s.capacity(1))
             .filter(|n: &u64| n.is_multiple_of(3)),
         move |n: &u64| {
             out.lock().unwrap().push(*n);

@@ -51,9 +51,9 @@ fn subscribe_from_during_publishing_has_no_gap_and_no_duplicate() {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let out = Arc::clone(&seen);
         let options = SubscriberOptions::new()
-            .capacity(capacity)
-            .backpressure(backpressure)
-            .catch_up_batch(16);
+            .settings(|s| s.capacity(capacity))
+            .settings(|s| s.backpressure(backpressure))
+            .settings(|s| s.catch_up_batch(16));
         bus.subscribe_from("late", after, options, move |n: &u64| {
             out.lock().unwrap().push(*n);
             Ok::<(), String>(())
@@ -124,7 +124,7 @@ fn a_sequence_is_recorded_as_published_before_it_is_offered() {
     assert!(cell.set(bus.clone()).is_ok());
     bus.subscribe(
         "probe",
-        SubscriberOptions::new().backpressure(Backpressure::Block),
+        SubscriberOptions::new().settings(|s| s.backpressure(Backpressure::Block)),
         |_: &Probe| Ok::<(), String>(()),
     )
     .unwrap();

@@ -15,8 +15,8 @@ fn health_shows_lag_and_queue() {
     let gate = Gate::new();
     let wait = Arc::clone(&gate);
     let options = SubscriberOptions::new()
-        .backpressure(Backpressure::Block)
-        .capacity(16);
+        .settings(|s| s.backpressure(Backpressure::Block))
+        .settings(|s| s.capacity(16));
     let id = bus
         .subscribe("projector", options, move |n: &u64| {
             if *n > 103 {
@@ -27,7 +27,7 @@ fn health_shows_lag_and_queue() {
         .unwrap();
     bus.subscribe(
         "idle",
-        SubscriberOptions::new().backpressure(Backpressure::Block),
+        SubscriberOptions::new().settings(|s| s.backpressure(Backpressure::Block)),
         |_: &u64| Ok::<(), String>(()),
     )
     .unwrap();

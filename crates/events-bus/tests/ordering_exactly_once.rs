@@ -23,10 +23,13 @@ fn every_subscriber_sees_every_message_once_in_order() {
         (
             "block",
             SubscriberOptions::new()
-                .backpressure(Backpressure::Block)
-                .capacity(8),
+                .settings(|s| s.backpressure(Backpressure::Block))
+                .settings(|s| s.capacity(8)),
         ),
-        ("catch-up", SubscriberOptions::new().capacity(16)),
+        (
+            "catch-up",
+            SubscriberOptions::new().settings(|s| s.capacity(16)),
+        ),
         ("default", SubscriberOptions::new()),
     ];
     for (name, options) in setups {

@@ -21,8 +21,8 @@ fn shutdown_drains_queued_messages_and_reports() {
         let count = Arc::clone(&handled);
         let guard = DropGuard(Arc::clone(&dropped));
         let options = SubscriberOptions::new()
-            .backpressure(Backpressure::Block)
-            .capacity(100);
+            .settings(|s| s.backpressure(Backpressure::Block))
+            .settings(|s| s.capacity(100));
         bus.subscribe(name, options, move |_: &u64| {
             let _keep = &guard;
             thread::sleep(Duration::from_micros(200));
@@ -56,7 +56,7 @@ fn shutdown_drains_queued_messages_and_reports() {
     assert!(matches!(
         bus.subscribe(
             "late",
-            SubscriberOptions::new().backpressure(Backpressure::Block),
+            SubscriberOptions::new().settings(|s| s.backpressure(Backpressure::Block)),
             |_: &u64| Ok::<(), String>(())
         ),
         Err(BusError::ShutDown)
@@ -76,7 +76,7 @@ fn shutdown_lets_a_lagging_subscriber_catch_up_first() {
     let wait = Arc::clone(&gate);
     bus.subscribe(
         "lagging",
-        SubscriberOptions::new().capacity(2),
+        SubscriberOptions::new().settings(|s| s.capacity(2)),
         move |_: &u64| {
             wait.wait();
             Ok::<(), String>(())
@@ -103,7 +103,8 @@ fn dropping_the_bus_drains_and_joins_every_thread() {
         for name in ["x", "y", "z"] {
             let guard = DropGuard(Arc::clone(&dropped));
             let count = Arc::clone(&handled);
-            let options = SubscriberOptions::new().backpressure(Backpressure::Block);
+            let options =
+                SubscriberOptions::new().settings(|s| s.backpressure(Backpressure::Block));
             bus.subscribe(name, options, move |_: &u64| {
                 let _keep = &guard;
                 count.fetch_add(1, Ordering::SeqCst);

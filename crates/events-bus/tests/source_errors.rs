@@ -48,8 +48,8 @@ fn source_errors_are_retried_and_reported() {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let out = Arc::clone(&seen);
     let options = SubscriberOptions::new()
-        .source_backoff(Duration::from_millis(1))
-        .catch_up_batch(64);
+        .settings(|s| s.source_backoff(Duration::from_millis(1)))
+        .settings(|s| s.catch_up_batch(64));
     bus.subscribe_from("reader", 0, options, move |n: &u64| {
         out.lock().unwrap().push(*n);
         Ok::<(), String>(())
@@ -87,7 +87,7 @@ fn a_source_with_a_gap_stops_the_subscriber_at_shutdown() {
         .catch_up_source(Arc::clone(&log))
         .last_published(20)
         .build();
-    let options = SubscriberOptions::new().source_backoff(Duration::from_millis(1));
+    let options = SubscriberOptions::new().settings(|s| s.source_backoff(Duration::from_millis(1)));
     bus.subscribe_from("gap", 0, options, |_: &u64| Ok::<(), String>(()))
         .unwrap();
     assert!(wait_until(Duration::from_secs(10), || bus.health()[0]

@@ -26,8 +26,8 @@ fn a_subscriber_joining_during_a_batch_misses_none_of_it() {
         bus.subscribe(
             "slow",
             SubscriberOptions::new()
-                .capacity(1)
-                .backpressure(Backpressure::Block),
+                .settings(|s| s.capacity(1))
+                .settings(|s| s.backpressure(Backpressure::Block)),
             |_: &u64| {
                 thread::sleep(Duration::from_millis(1));
                 Ok::<(), String>(())
@@ -58,7 +58,7 @@ fn a_subscriber_joining_during_a_batch_misses_none_of_it() {
         bus.subscribe_from(
             "late",
             0,
-            SubscriberOptions::new().capacity(1024),
+            SubscriberOptions::new().settings(|s| s.capacity(1024)),
             move |n: &u64| {
                 out.lock().unwrap().push(*n);
                 Ok::<(), String>(())

@@ -59,7 +59,8 @@ fn hooks_run_on_the_subscriber_thread() {
     let recorder = Recorder {
         log: Arc::clone(&log),
     };
-    let options = SubscriberOptions::new().failure_policy(events_bus::FailurePolicy::Skip);
+    let options =
+        SubscriberOptions::new().settings(|s| s.failure_policy(events_bus::FailurePolicy::Skip));
     bus.subscribe_boxed("rec", Some(0), options, Box::new(recorder))
         .unwrap();
     // Wait until it is live, so message 3 onwards arrive live.

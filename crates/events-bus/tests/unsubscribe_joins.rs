@@ -25,9 +25,9 @@ fn subscribers_coming_and_going_are_each_joined() {
         let thread_name = Arc::new(Mutex::new(None));
         let name_out = Arc::clone(&thread_name);
         let options = if round % 2 == 0 {
-            SubscriberOptions::new().capacity(2)
+            SubscriberOptions::new().settings(|s| s.capacity(2))
         } else {
-            SubscriberOptions::new().backpressure(Backpressure::Block)
+            SubscriberOptions::new().settings(|s| s.backpressure(Backpressure::Block))
         };
         let id = bus
             .subscribe(format!("s{round}"), options, move |_: &u64| {
@@ -75,8 +75,8 @@ fn unsubscribe_does_not_wait_for_the_queue() {
     let gate = Gate::new();
     let wait = Arc::clone(&gate);
     let options = SubscriberOptions::new()
-        .backpressure(Backpressure::Block)
-        .capacity(100);
+        .settings(|s| s.backpressure(Backpressure::Block))
+        .settings(|s| s.capacity(100));
     let id = bus
         .subscribe("busy", options, move |_: &u64| {
             wait.wait();
