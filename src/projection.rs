@@ -6,7 +6,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use events_bus::{Subscriber, SubscriberError, SubscriberHealth, SubscriberReport};
-use events_core::{ApplyError, CodecError, EventRegistry, RecordedEvent, codec};
+use events_core::{ApplyError, CodecError, EventRegistry, Position, RecordedEvent, codec};
 use events_sled::Store;
 use serde::{Serialize, de::DeserializeOwned};
 
@@ -222,14 +222,14 @@ impl<P: Projection> ProjectionHandle<P> {
     /// Calls `read` with the state and the position of the last event applied. The state seen
     /// here is committed (or being committed) in the store; every event up to the position has
     /// been applied exactly once.
-    pub fn read<R>(&self, read: impl FnOnce(&P, u64) -> R) -> R {
+    pub fn read<R>(&self, read: impl FnOnce(&P, Position) -> R) -> R {
         let shared = lock(&self.shared);
-        read(&shared.state, shared.position)
+        read(&shared.state, Position(shared.position))
     }
 
     /// The position of the last event applied.
-    pub fn position(&self) -> u64 {
-        lock(&self.shared).position
+    pub fn position(&self) -> Position {
+        Position(lock(&self.shared).position)
     }
 
     /// The projection's subscription.

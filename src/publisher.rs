@@ -376,7 +376,8 @@ mod tests {
 
     use super::*;
     use events_bus::{Backpressure, SubscriberOptions};
-    use events_core::{CacheHit, EventContext, NewEvent};
+    use events_core::{EventContext, NewEvent};
+    use omni_domain::{CacheHit};
     use events_sled::{ExpectedVersion, Store, StoreConfig};
 
     /// A fresh store, its log as a catch-up source, and a bus reading from it.
@@ -422,8 +423,8 @@ mod tests {
         bus.subscribe(
             "slow",
             SubscriberOptions::new()
-                .capacity(1)
-                .backpressure(Backpressure::Block),
+                .settings(|s| s.capacity(1))
+                .settings(|s| s.backpressure(Backpressure::Block)),
             move |d: &Delivered| {
                 std::thread::sleep(Duration::from_micros(200));
                 tx.send(d.0.position).map_err(|e| e.to_string())
@@ -452,8 +453,8 @@ mod tests {
         bus.subscribe(
             "block",
             SubscriberOptions::new()
-                .capacity(2)
-                .backpressure(Backpressure::Block),
+                .settings(|s| s.capacity(2))
+                .settings(|s| s.backpressure(Backpressure::Block)),
             move |d: &Delivered| tx.send(d.0.position).map_err(|e| e.to_string()),
         )
         .unwrap();

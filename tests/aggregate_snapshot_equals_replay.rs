@@ -1,19 +1,17 @@
 //! An aggregate loaded from a snapshot plus the events after it equals a full replay, at the
 //! latest version and as of every earlier version (property test over random Omni Writer event
-//! sequences, with loads — hence snapshots — at random points). Also the JSON state by type.
+//! sequences, with loads — hence snapshots — at random points). Also a typed aggregate as of a
+//! version, and its JSON form.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
+use common::AppendOwn;
 
 use std::collections::BTreeMap;
 
 use common::{config, generation_config};
-use eventlog::{
-    Aggregate, ArticleGeneration, ArticleGenerationCompleted, ArticleGenerationFailed,
-    ArticleGenerationStarted, ArticleOutput, EventContext, EventLog, EventLogError,
-    ExpectedVersion, NewEvent, Pipeline, PipelineCompleted, PipelineFailed, PipelineStarted,
-    PromptInput, RunStatus, StreamRead, now_micros,
-};
+use eventlog::{Aggregate, EventContext, EventLog, ExpectedVersion, LoadError, NewEvent, StreamId, StreamRead, Version, now_micros};
+use omni_domain::{ArticleGeneration, ArticleGenerationCompleted, ArticleGenerationFailed, ArticleGenerationStarted, ArticleOutput, Pipeline, PipelineCompleted, PipelineFailed, PipelineStarted, PromptInput, RunStatus};
 use proptest::prelude::*;
 
 fn generation_event(kind: u8, n: u32) -> NewEvent {
@@ -63,11 +61,11 @@ fn generation_event(kind: u8, n: u32) -> NewEvent {
 fn fold_by_hand<A: Aggregate>(log: &EventLog, id: &str, upto: u64) -> A {
     let mut state = A::default();
     for event in log
-        .read_stream(A::AGGREGATE_TYPE, id, StreamRead::forwards())
+        .read_stream(&StreamId::new(A::AGGREGATE_TYPE, id), StreamRead::forwards())
         .unwrap()
         .take(upto as usize)
     {
-        state.apply(&event.unwrap(), log.registry()).unwrap();
+        state.apply_recorded(&event.unwrap(), log.registry()).unwrap();
     }
     state
 }
@@ -83,7 +81,7 @@ proptest! {
         let dir = tempfile::tempdir().unwrap();
         let log = EventLog::open(config(dir.path()).snapshot_every(Some(every))).unwrap();
         for (n, (kind, load)) in steps.iter().enumerate() {
-            log.append(ExpectedVersion::exact(n as u64), vec![generation_event(*kind, n as u32)])
+            log.append_own(ExpectedVersion::exact(n as u64), vec![generation_event(*kind, n as u32)])
                 .unwrap();
             if *load {
                 let loaded = log.load::<ArticleGeneration>("gen").unwrap();
@@ -100,7 +98,7 @@ proptest! {
         prop_assert_eq!(&loaded.state, &replayed.state);
         prop_assert_eq!(&loaded.state, &fold_by_hand::<ArticleGeneration>(&log, "gen", n));
         for version in 0..=n {
-            let at = log.load_at::<ArticleGeneration>("gen", version).unwrap();
+            let at = log.load_at::<ArticleGeneration>("gen", Version(version)).unwrap();
             prop_assert_eq!(at.version, version);
             prop_assert!(at.from_snapshot.is_none_or(|s| s <= version));
             prop_assert_eq!(&at.state, &fold_by_hand::<ArticleGeneration>(&log, "gen", version));
@@ -110,12 +108,13 @@ proptest! {
 }
 
 #[test]
-fn omni_state_as_json_by_type_name() {
+fn typed_state_as_of_a_version_and_as_json() {
     let dir = tempfile::tempdir().unwrap();
     let log = EventLog::open(config(dir.path())).unwrap();
     let context = EventContext::new("omni-writer");
+    let pipe = StreamId::of::<PipelineStarted>("pipe_1");
     log.append_event(
-        "pipe_1",
+        &pipe,
         ExpectedVersion::NoStream,
         &PipelineStarted {
             pipeline_type: "single_instance".into(),
@@ -126,7 +125,7 @@ fn omni_state_as_json_by_type_name() {
     )
     .unwrap();
     log.append_event(
-        "pipe_1",
+        &pipe,
         ExpectedVersion::exact(1),
         &PipelineFailed {
             pipeline_type: "single_instance".into(),
@@ -139,7 +138,7 @@ fn omni_state_as_json_by_type_name() {
     )
     .unwrap();
     log.append_event(
-        "pipe_1",
+        &pipe,
         ExpectedVersion::exact(2),
         &PipelineCompleted {
             pipeline_type: "single_instance".into(),
@@ -153,45 +152,29 @@ fn omni_state_as_json_by_type_name() {
     )
     .unwrap();
 
-    let latest = log
-        .load_omni_state("pipeline", "pipe_1", None)
-        .unwrap()
-        .unwrap();
+    let latest = serde_json::to_value(log.load::<Pipeline>("pipe_1").unwrap()).unwrap();
+    assert_eq!(latest["aggregate_type"], "pipeline");
+    assert_eq!(latest["aggregate_id"], "pipe_1");
     assert_eq!(latest["version"], 3);
     assert_eq!(latest["state"]["status"], "completed");
     assert_eq!(latest["state"]["zip_path"], "out/articles.zip");
     assert_eq!(latest["state"]["successful_articles"], 3);
-    let failed = log
-        .load_omni_state("pipeline", "pipe_1", Some(2))
-        .unwrap()
-        .unwrap();
-    assert_eq!(failed["state"]["status"], "failed");
-    assert_eq!(failed["state"]["last_error_type"], "IOError");
-    assert_eq!(failed["state"]["processed_prompts"], 2);
+    let failed = log.load_at::<Pipeline>("pipe_1", Version(2)).unwrap();
+    assert_eq!(failed.state.status, RunStatus::Failed);
+    assert_eq!(failed.state.last_error_type.as_deref(), Some("IOError"));
+    assert_eq!(failed.state.processed_prompts, 2);
     assert_eq!(
         log.load::<Pipeline>("pipe_1").unwrap().state.status,
         RunStatus::Completed
     );
 
-    assert!(
-        log.load_omni_state("pipeline", "nobody", None)
-            .unwrap()
-            .is_none()
-    );
-    assert!(
-        log.load_omni_state("cache", "nobody", None)
-            .unwrap()
-            .is_none()
-    );
+    let nobody = log.load::<Pipeline>("nobody").unwrap();
+    assert_eq!((nobody.version, nobody.state), (Version::NONE, Pipeline::default()));
     assert!(matches!(
-        log.load_omni_state("invoice", "x", None),
-        Err(EventLogError::NoOmniAggregate { .. })
+        log.load_at::<Pipeline>("pipe_1", Version(9)),
+        Err(LoadError::VersionNotReached { requested, current, .. }) if requested == 9 && current == 3
     ));
-    assert!(matches!(
-        log.load_omni_state("pipeline", "pipe_1", Some(9)),
-        Err(EventLogError::VersionNotReached { .. })
-    ));
-    // Reading the state as JSON never writes a snapshot.
-    assert!(log.snapshots("pipeline", "pipe_1").unwrap().is_empty());
+    // Loading as of a version never writes a snapshot.
+    assert!(log.admin().snapshots("pipeline", "pipe_1").unwrap().is_empty());
     log.close().unwrap();
 }

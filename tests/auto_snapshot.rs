@@ -3,9 +3,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
+use common::AppendOwn;
 
 use common::{cache_hit, cache_miss, config};
-use eventlog::{Aggregate, Cache, EventLog, EventLogError, ExpectedVersion};
+use eventlog::{Aggregate, EventLog, ExpectedVersion, LoadError, Version};
+use omni_domain::{Cache};
 
 fn append(log: &EventLog, from: u64, count: u64) {
     for n in from..from + count {
@@ -14,12 +16,12 @@ fn append(log: &EventLog, from: u64, count: u64) {
         } else {
             cache_hit("c", n)
         };
-        log.append(ExpectedVersion::Any, vec![event]).unwrap();
+        log.append_own(ExpectedVersion::Any, vec![event]).unwrap();
     }
 }
 
 fn versions(log: &EventLog) -> Vec<u64> {
-    log.snapshots("cache", "c")
+    log.admin().snapshots("cache", "c")
         .unwrap()
         .iter()
         .map(|s| s.version)
@@ -34,8 +36,8 @@ fn snapshots_every_n_events_and_loads_from_them() {
     let first = log.load::<Cache>("c").unwrap();
     assert_eq!(
         (
-            first.version,
-            first.from_snapshot,
+            first.version.get(),
+            first.from_snapshot.map(Version::get),
             first.events_applied,
             first.snapshot_saved
         ),
@@ -44,7 +46,7 @@ fn snapshots_every_n_events_and_loads_from_them() {
     let again = log.load::<Cache>("c").unwrap();
     assert_eq!(
         (
-            again.from_snapshot,
+            again.from_snapshot.map(Version::get),
             again.events_applied,
             again.snapshot_saved
         ),
@@ -55,30 +57,30 @@ fn snapshots_every_n_events_and_loads_from_them() {
     append(&log, 35, 5);
     let tail = log.load::<Cache>("c").unwrap();
     assert_eq!(
-        (tail.from_snapshot, tail.events_applied, tail.snapshot_saved),
+        (tail.from_snapshot.map(Version::get), tail.events_applied, tail.snapshot_saved),
         (Some(35), 5, false)
     );
     append(&log, 40, 10);
     let saved = log.load::<Cache>("c").unwrap();
     assert_eq!(
-        (saved.version, saved.events_applied, saved.snapshot_saved),
+        (saved.version.get(), saved.events_applied, saved.snapshot_saved),
         (50, 15, true)
     );
     assert_eq!(versions(&log), vec![35, 50]);
     assert_eq!(saved.state, log.replay::<Cache>("c").unwrap().state);
 
     // As of a version: from the newest snapshot at or below it.
-    let at = log.load_at::<Cache>("c", 42).unwrap();
+    let at = log.load_at::<Cache>("c", Version(42)).unwrap();
     assert_eq!(
-        (at.version, at.from_snapshot, at.events_applied),
+        (at.version.get(), at.from_snapshot.map(Version::get), at.events_applied),
         (42, Some(35), 7)
     );
-    let early = log.load_at::<Cache>("c", 20).unwrap();
-    assert_eq!((early.from_snapshot, early.events_applied), (None, 20));
+    let early = log.load_at::<Cache>("c", Version(20)).unwrap();
+    assert_eq!((early.from_snapshot.map(Version::get), early.events_applied), (None, 20));
     assert_eq!(early.state.hits + early.state.misses, 20);
     assert!(matches!(
-        log.load_at::<Cache>("c", 51),
-        Err(EventLogError::VersionNotReached { current: 50, .. })
+        log.load_at::<Cache>("c", Version(51)),
+        Err(LoadError::VersionNotReached { current: Version(50), .. })
     ));
 
     // On request.
@@ -88,20 +90,20 @@ fn snapshots_every_n_events_and_loads_from_them() {
     assert_eq!(versions(&log), vec![35, 50, 53]);
 
     // A snapshot that does not decode is skipped, with the same result.
-    log.save_snapshot("cache", "c", 53, Cache::STATE_VERSION, b"garbage")
+    log.admin().save_snapshot("cache", "c", 53, Cache::STATE_VERSION, b"garbage")
         .unwrap();
     let fallback = log.load::<Cache>("c").unwrap();
     assert_eq!(
-        (fallback.from_snapshot, fallback.events_applied),
+        (fallback.from_snapshot.map(Version::get), fallback.events_applied),
         (Some(50), 3)
     );
     assert_eq!(fallback.state, log.replay::<Cache>("c").unwrap().state);
     // A snapshot of another state version is ignored.
-    log.save_snapshot("cache", "c", 53, Cache::STATE_VERSION + 1, b"future")
+    log.admin().save_snapshot("cache", "c", 53, Cache::STATE_VERSION + 1, b"future")
         .unwrap();
-    assert_eq!(log.load::<Cache>("c").unwrap().from_snapshot, Some(50));
+    assert_eq!(log.load::<Cache>("c").unwrap().from_snapshot, Some(Version(50)));
 
-    let metrics = log.metrics().unwrap().aggregates;
+    let metrics = log.admin().metrics().unwrap().aggregates;
     assert!(metrics.snapshots_unreadable >= 1);
     assert_eq!(metrics.snapshots_saved, 3);
     log.close().unwrap();
@@ -117,6 +119,6 @@ fn no_snapshots_when_disabled() {
     assert!(versions(&log).is_empty());
     // An aggregate with no events loads as version 0, the default state.
     let empty = log.load::<Cache>("nobody").unwrap();
-    assert_eq!((empty.version, empty.state), (0, Cache::default()));
+    assert_eq!((empty.version.get(), empty.state), (0, Cache::default()));
     log.close().unwrap();
 }

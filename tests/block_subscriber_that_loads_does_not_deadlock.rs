@@ -9,15 +9,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
+use common::AppendOwn;
 
 use std::sync::mpsc;
 use std::time::Duration;
 
 use common::{Seen, cache_hit, config, one_to, wait_until};
-use eventlog::{
-    Backpressure, Cache, Durability, EventLog, ExpectedVersion, RecordedEvent, SubscriberState,
-    SubscriptionOptions,
-};
+use eventlog::{Backpressure, Durability, EventLog, ExpectedVersion, RecordedEvent, SubscriberState, SubscriptionOptions};
+use omni_domain::{Cache};
 
 const EVENTS: u64 = 2_000;
 const AGGREGATES: u64 = 4;
@@ -64,8 +63,8 @@ fn subscribe_block(
     log.subscribe(
         name,
         SubscriptionOptions::new()
-            .capacity(1)
-            .backpressure(Backpressure::Block),
+            .bus(|b| b.capacity(1))
+            .bus(|b| b.backpressure(Backpressure::Block)),
         move |event: &RecordedEvent| {
             before(event)?;
             record(event)
@@ -81,7 +80,7 @@ fn append_from_another_thread(log: &EventLog) -> u64 {
         let mut completed = 0;
         for n in 0..EVENTS {
             appender
-                .append(ExpectedVersion::Any, vec![cache_hit(&aggregate(n), n)])
+                .append_own(ExpectedVersion::Any, vec![cache_hit(&aggregate(n), n)])
                 .unwrap();
             completed += 1;
         }
@@ -134,7 +133,7 @@ fn a_block_subscriber_that_loads_with_snapshot_every_1_does_not_deadlock_the_wri
         let reopened = EventLog::open(config(dir.path())).unwrap();
         assert!(
             (0..AGGREGATES)
-                .map(|n| reopened.snapshots("cache", &aggregate(n)).unwrap().len())
+                .map(|n| reopened.admin().snapshots("cache", &aggregate(n)).unwrap().len())
                 .sum::<usize>()
                 > 0
         );
@@ -153,7 +152,7 @@ fn a_block_subscriber_that_flushes_does_not_deadlock_the_writer() {
             if event.position.is_multiple_of(100) {
                 reader.flush().map_err(|e| e.to_string())?;
             }
-            let head = reader.chain_head().map_err(|e| e.to_string())?;
+            let head = reader.admin().chain_head().map_err(|e| e.to_string())?;
             if head.position < event.position {
                 return Err(format!(
                     "chain head {} below the delivered event {}",
@@ -187,7 +186,7 @@ fn durable_appends_complete_while_a_block_subscriber_is_stuck_in_its_handler() {
         });
         // Each durable append waits for the writer: none may wait for the stuck handler.
         for n in 0..DURABLE_EVENTS {
-            log.append(ExpectedVersion::Any, vec![cache_hit(&aggregate(n), n)])
+            log.append_own(ExpectedVersion::Any, vec![cache_hit(&aggregate(n), n)])
                 .unwrap();
         }
         assert!(seen.len() <= 1, "the handler was stuck");

@@ -2,21 +2,19 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
+use common::AppendOwn;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{cache_hit, wait_until};
-use eventlog::{
-    Durability, EventLog, EventLogConfig, ExpectedVersion, RecordedEvent, StreamRead,
-    SubscriptionFilter,
-};
+use eventlog::{Durability, EventLog, EventLogConfig, ExpectedVersion, RecordedEvent, StreamId, StreamRead, SubscriptionFilter};
 
 #[test]
 fn durable_events_are_delivered_only_once_flushed() {
     let dir = tempfile::tempdir().unwrap();
     let log = EventLog::open(
-        EventLogConfig::new(dir.path())
+        EventLogConfig::new(dir.path()).registry(omni_domain::registry())
             .durability(Durability::Durable)
             .store(|s| s.cache_capacity(16 << 20)),
     )
@@ -30,11 +28,7 @@ fn durable_events_are_delivered_only_once_flushed() {
         move |event: &RecordedEvent| {
             let durable = reader.durable_position().map_err(|e| e.to_string())?;
             let stored = reader
-                .read_stream(
-                    "cache",
-                    &event.metadata.aggregate_id,
-                    StreamRead::forwards().from(event.metadata.version).limit(1),
-                )
+                .read_stream(&StreamId::new("cache", &event.metadata.aggregate_id), StreamRead::forwards().from(event.metadata.version).limit(1))
                 .map_err(|e| e.to_string())?
                 .next()
                 .and_then(Result::ok);
@@ -50,7 +44,7 @@ fn durable_events_are_delivered_only_once_flushed() {
             let log = log.clone();
             std::thread::spawn(move || {
                 for n in 0..30 {
-                    log.append(ExpectedVersion::Any, vec![cache_hit(&format!("c{t}"), n)])
+                    log.append_own(ExpectedVersion::Any, vec![cache_hit(&format!("c{t}"), n)])
                         .unwrap();
                 }
             })

@@ -16,13 +16,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
+use common::AppendOwn;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::full_disk::{assert_acknowledged_kept, config, events, fill, small_disk};
-use eventlog::{AppendError, EventLog, EventLogError, ExpectedVersion};
+use eventlog::{AppendError, EventLog, ExpectedVersion, StoreAppendError};
 use uuid::Uuid;
 
 /// No free-space reserve: sled's own writes meet the full disk.
@@ -50,14 +51,14 @@ fn run(store: &Path) -> Seen {
     let log = EventLog::open(config(store, MIN_FREE)).unwrap();
     let (acked, error) = fill(&log);
     let again = log
-        .append(ExpectedVersion::Any, events("again", 0))
+        .append_own(ExpectedVersion::Any, events("again", 0))
         .map(|_| ())
         .map_err(|e| e.to_string());
     let started = Instant::now();
     let _ = log.close();
     Seen {
         acked,
-        failed: matches!(error, EventLogError::Append(AppendError::Failed { .. })),
+        failed: matches!(error, AppendError::Store(StoreAppendError::Failed { .. })),
         error: error.to_string(),
         again,
         close_secs: started.elapsed().as_secs_f64(),

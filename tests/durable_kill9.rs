@@ -17,6 +17,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
+use common::AppendOwn;
 
 use std::io::Write;
 use std::path::Path;
@@ -25,16 +26,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{cache_hit, cache_miss, pipeline_started, wait_until};
-use eventlog::{
-    ApplyError, Durability, EventLog, EventLogConfig, EventRegistry, ExpectedVersion, Projection,
-    RecordedEvent, SubscriptionFilter,
-};
+use eventlog::{ApplyError, Durability, EventLog, EventLogConfig, EventRegistry, ExpectedVersion, Position, Projection, RecordedEvent, SubscriptionFilter};
 use serde::{Deserialize, Serialize};
 
 const CHILD: &str = "EVENTLOG_FACADE_KILL9_CHILD";
 
 fn config(dir: &Path, durability: Durability) -> EventLogConfig {
-    EventLogConfig::new(dir).durability(durability).store(|s| {
+    EventLogConfig::new(dir).registry(omni_domain::registry()).durability(durability).store(|s| {
         s.cache_capacity(16 << 20)
             .flush_interval(Duration::from_millis(20))
     })
@@ -106,7 +104,7 @@ fn child(dir: &Path, durability: Durability, acks: &Path) -> ! {
             1 => cache_miss(&format!("c{}", n % 5), n),
             _ => cache_hit(&format!("c{}", n % 5), n),
         };
-        log.append(ExpectedVersion::Any, vec![event]).unwrap();
+        log.append_own(ExpectedVersion::Any, vec![event]).unwrap();
     }
 }
 
@@ -121,9 +119,9 @@ fn read_acks(path: &Path) -> Vec<u64> {
 /// Checks the reopened store; returns the durable subscription's stored position.
 fn check(dir: &Path, durability: Durability, acks: &[u64], round: usize) -> (u64, u64, u64) {
     let log = EventLog::open(config(dir, durability)).unwrap();
-    let last = log.last_position().unwrap();
+    let last = log.last_position().unwrap().get();
     let matching: Vec<u64> = log
-        .read_log(1, None)
+        .read_log(Position(1), None)
         .unwrap()
         .map(Result::unwrap)
         .filter(|e| filter().matches(e))
@@ -140,14 +138,14 @@ fn check(dir: &Path, durability: Durability, acks: &[u64], round: usize) -> (u64
         "round {round}: projection ahead of the log"
     );
     let mut expected = Tally::default();
-    for &p in matching.iter().filter(|&&p| p <= position) {
+    for &p in matching.iter().filter(|&&p| p <= position.get()) {
         expected.add(p).unwrap();
     }
     assert_eq!(tally, expected, "round {round}: projection at {position}");
 
     // The durable subscription: every matching event up to its position was handled, and at
     // most one matching event after it (handled, killed before its commit).
-    let acked = log.consumer("acker").unwrap().map_or(0, |c| c.position);
+    let acked = log.admin().consumer("acker").unwrap().map_or(0, |c| c.position);
     assert!(acked <= last);
     for p in matching.iter().filter(|&&p| p <= acked) {
         assert!(
@@ -247,9 +245,9 @@ fn torture(durability: Durability, test_name: &str) {
 
     // Resume: the next event handled is the first matching one after the stored position.
     let log = EventLog::open(config(&dir, durability)).unwrap();
-    let stored = log.consumer("acker").unwrap().unwrap().position;
+    let stored = log.admin().consumer("acker").unwrap().unwrap().position;
     let next_matching = log
-        .read_log(stored + 1, None)
+        .read_log(Position(stored + 1), None)
         .unwrap()
         .map(Result::unwrap)
         .find(|e| filter().matches(e))
@@ -261,9 +259,9 @@ fn torture(durability: Durability, test_name: &str) {
         Ok::<(), String>(())
     })
     .unwrap();
-    log.append(ExpectedVersion::Any, vec![cache_hit("c0", 0)])
+    log.append_own(ExpectedVersion::Any, vec![cache_hit("c0", 0)])
         .unwrap();
-    let appended = log.last_position().unwrap();
+    let appended = log.last_position().unwrap().get();
     assert!(wait_until(Duration::from_secs(20), || first
         .lock()
         .unwrap()

@@ -3,19 +3,17 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
+use common::AppendOwn;
 
 use std::time::Duration;
 
 use common::{Seen, cache_hit, cache_miss, config, one_to, wait_until};
-use eventlog::{
-    ApplyError, EventLog, EventLogError, EventRegistry, ExpectedVersion, FailurePolicy, Projection,
-    RecordedEvent, SubscriberState, SubscriptionFilter, SubscriptionOptions,
-};
+use eventlog::{ApplyError, EventLog, EventRegistry, ExpectedVersion, FailurePolicy, Projection, RecordedEvent, SubscribeError, SubscriberState, SubscriptionFilter, SubscriptionOptions};
 use serde::{Deserialize, Serialize};
 
 fn append(log: &EventLog, from: u64, count: u64) {
     for n in from..from + count {
-        log.append(ExpectedVersion::Any, vec![cache_hit("c", n)])
+        log.append_own(ExpectedVersion::Any, vec![cache_hit("c", n)])
             .unwrap();
     }
 }
@@ -30,7 +28,7 @@ fn durable_subscription_resumes_after_its_last_acknowledged_event() {
         .unwrap();
     assert!(matches!(
         log.subscribe_durable("mailer", SubscriptionFilter::all(), first.handler()),
-        Err(EventLogError::DuplicateConsumer { .. })
+        Err(SubscribeError::DuplicateConsumer { .. })
     ));
     append(&log, 0, 10);
     log.close().unwrap();
@@ -38,7 +36,7 @@ fn durable_subscription_resumes_after_its_last_acknowledged_event() {
     drop(subscription);
 
     let log = EventLog::open(config(dir.path())).unwrap();
-    assert_eq!(log.consumer("mailer").unwrap().unwrap().position, 10);
+    assert_eq!(log.admin().consumer("mailer").unwrap().unwrap().position, 10);
     append(&log, 10, 5); // history for the next run
     let second = Seen::default();
     log.subscribe_durable("mailer", SubscriptionFilter::all(), second.handler())
@@ -54,7 +52,7 @@ fn durable_subscription_resumes_after_its_last_acknowledged_event() {
     let subscription = log
         .subscribe_durable(
             "mailer",
-            SubscriptionOptions::new().failure_policy(FailurePolicy::Stop),
+            SubscriptionOptions::new().bus(|b| b.failure_policy(FailurePolicy::Stop)),
             move |event: &RecordedEvent| {
                 if event.position == 23 {
                     return Err("mail server down".to_string());
@@ -69,7 +67,7 @@ fn durable_subscription_resumes_after_its_last_acknowledged_event() {
             .health()
             .is_some_and(|h| matches!(h.state, SubscriberState::Stopped { .. }))
     }));
-    assert_eq!(log.consumer("mailer").unwrap().unwrap().position, 22);
+    assert_eq!(log.admin().consumer("mailer").unwrap().unwrap().position, 22);
     // Its name is free again once it is unsubscribed.
     subscription.unsubscribe().unwrap();
     let fourth = Seen::default();
@@ -106,21 +104,21 @@ fn projection_resumes_with_its_state() {
         } else {
             cache_hit("c", n)
         };
-        log.append(ExpectedVersion::Any, vec![event]).unwrap();
+        log.append_own(ExpectedVersion::Any, vec![event]).unwrap();
     }
     log.close().unwrap();
     assert_eq!(projection.position(), 5);
     projection.read(|state, position| {
-        assert_eq!((state.count, position), (3, 5));
+        assert_eq!((state.count, position.get()), (3, 5));
     });
 
     let log = EventLog::open(config(dir.path())).unwrap();
     let (position, stored) = log.projection_state::<Misses>("misses").unwrap().unwrap();
-    assert_eq!((position, &stored.positions[..]), (5, &[1, 3, 5][..]));
-    log.append(ExpectedVersion::Any, vec![cache_miss("c", 6)])
+    assert_eq!((position.get(), &stored.positions[..]), (5, &[1, 3, 5][..]));
+    log.append_own(ExpectedVersion::Any, vec![cache_miss("c", 6)])
         .unwrap();
     let projection = log.project::<Misses>("misses", filter).unwrap();
-    log.append(ExpectedVersion::Any, vec![cache_miss("c", 7)])
+    log.append_own(ExpectedVersion::Any, vec![cache_miss("c", 7)])
         .unwrap();
     assert!(wait_until(Duration::from_secs(10), || projection
         .position()
@@ -132,7 +130,7 @@ fn projection_resumes_with_its_state() {
     })
     .unwrap();
     assert!(wait_until(Duration::from_secs(10), || {
-        log.consumer("plain")
+        log.admin().consumer("plain")
             .unwrap()
             .is_some_and(|c| c.position == 8)
     }));
@@ -140,7 +138,7 @@ fn projection_resumes_with_its_state() {
     let log = EventLog::open(config(dir.path())).unwrap();
     assert!(matches!(
         log.project::<Misses>("plain", SubscriptionFilter::all()),
-        Err(EventLogError::ProjectionState { .. })
+        Err(SubscribeError::NotAProjection { .. })
     ));
     log.close().unwrap();
 }

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
+use common::AppendOwn;
 
 use std::time::Duration;
 
@@ -15,12 +16,12 @@ fn mixed(log: &EventLog, rounds: u64) {
             1 => cache_miss("c2", n),
             _ => pipeline_started(&format!("p{n}"), 3),
         };
-        log.append(ExpectedVersion::Any, vec![event]).unwrap();
+        log.append_own(ExpectedVersion::Any, vec![event]).unwrap();
     }
 }
 
 fn expected(log: &EventLog, filter: &SubscriptionFilter, after: u64) -> Vec<u64> {
-    log.read_log(after + 1, None)
+    log.read_log(Position(after + 1), None)
         .unwrap()
         .map(Result::unwrap)
         .filter(|e| filter.matches(e))
@@ -33,7 +34,7 @@ fn filters_apply_to_history_and_live_events() {
     let dir = tempfile::tempdir().unwrap();
     let log = EventLog::open(config(dir.path())).unwrap();
     mixed(&log, 30);
-    let history_end = log.last_position().unwrap();
+    let history_end = log.last_position().unwrap().get();
 
     let filters = [
         SubscriptionFilter::all().aggregate_type("cache"),
@@ -52,7 +53,7 @@ fn filters_apply_to_history_and_live_events() {
         let seen = Seen::default();
         log.subscribe_from(
             format!("h{i}"),
-            Position::Start,
+            Position::START,
             filter.clone(),
             seen.handler(),
         )
@@ -64,7 +65,7 @@ fn filters_apply_to_history_and_live_events() {
         live.push(seen);
     }
     mixed(&log, 30);
-    let last = log.last_position().unwrap();
+    let last = log.last_position().unwrap().get();
     assert!(wait_until(Duration::from_secs(10), || {
         log.health().iter().all(|h| h.last_sequence == last)
     }));

@@ -11,12 +11,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
+use common::AppendOwn;
 
 use std::sync::mpsc;
 use std::time::Duration;
 
 use common::full_disk::{assert_acknowledged_kept, config, events, fill, small_disk};
-use eventlog::{AppendError, EventLog, EventLogError, ExpectedVersion};
+use eventlog::{AppendError, EventLog, ExpectedVersion, StoreAppendError};
 
 /// The store refuses appends below 4 MiB free (the tmpfs is 20 MiB). What sled holds unflushed
 /// reaches the disk after the check that let it in: at refusal up to ~1.2 MB less than the reserve
@@ -38,11 +39,11 @@ fn a_full_disk_fails_appends_with_a_typed_error_and_loses_nothing_acknowledged()
         std::thread::spawn(move || {
             let log = EventLog::open(config(&store, MIN_FREE)).unwrap();
             let (mut acked, error) = fill(&log);
-            let again = log.append(ExpectedVersion::Any, events("again", 0));
+            let again = log.append_own(ExpectedVersion::Any, events("again", 0));
             // Freeing space lets the same handle append again: the refusal is not sticky.
             std::fs::remove_file(&filler).unwrap();
             std::thread::sleep(Duration::from_millis(100));
-            let after = log.append(ExpectedVersion::Any, events("freed", 0));
+            let after = log.append_own(ExpectedVersion::Any, events("freed", 0));
             if let Ok(result) = &after {
                 acked.push((result.first_position, Vec::new()));
             }
@@ -82,6 +83,6 @@ fn a_full_disk_fails_appends_with_a_typed_error_and_loses_nothing_acknowledged()
     assert_acknowledged_kept(&store, MIN_FREE, &acked);
 }
 
-fn matches_disk_full(error: &EventLogError) -> bool {
-    matches!(error, EventLogError::Append(AppendError::DiskFull { .. }))
+fn matches_disk_full(error: &AppendError) -> bool {
+    matches!(error, AppendError::Store(StoreAppendError::DiskFull { .. }))
 }

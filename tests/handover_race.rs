@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
+use common::AppendOwn;
 
 use std::time::Duration;
 
@@ -22,7 +23,7 @@ fn catch_up_hands_over_to_live_without_gap_or_duplicate() {
             let log = log.clone();
             std::thread::spawn(move || {
                 for n in 0..APPENDS_PER_ROUND {
-                    log.append(
+                    log.append_own(
                         ExpectedVersion::Any,
                         vec![cache_hit(&format!("a{}", n % 5), n)],
                     )
@@ -37,13 +38,13 @@ fn catch_up_hands_over_to_live_without_gap_or_duplicate() {
         let subscription = log
             .subscribe_from(
                 format!("race-{round}"),
-                Position::Start,
-                SubscriptionOptions::new().capacity(capacity),
+                Position::START,
+                SubscriptionOptions::new().bus(move |b| b.capacity(capacity)),
                 seen.handler(),
             )
             .unwrap();
         appender.join().unwrap();
-        let last = log.last_position().unwrap();
+        let last = log.last_position().unwrap().get();
         assert!(
             wait_until(Duration::from_secs(20), || seen.len() as u64 >= last),
             "round {round}: {} of {last} delivered",

@@ -11,14 +11,15 @@
 //! - every subscription saw every event exactly once, in position order, with the log's ids.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+use common::AppendOwn;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Barrier, Mutex};
 use std::time::Duration;
 
-use eventlog::{
-    CacheHit, Durability, EventContext, EventLog, EventLogConfig, ExpectedVersion, NewEvent,
-    RecordedEvent, SubscriptionFilter, SubscriptionOptions,
-};
+use eventlog::{Durability, EventContext, EventLog, EventLogConfig, ExpectedVersion, NewEvent, Position, RecordedEvent, StreamId, SubscriptionFilter, SubscriptionOptions};
+use omni_domain::{CacheHit};
 use uuid::Uuid;
 
 const THREADS: usize = 16;
@@ -35,7 +36,7 @@ fn event(aggregate_id: &str, key: String) -> NewEvent {
 }
 
 fn key_of(event: &RecordedEvent) -> String {
-    eventlog::EventRegistry::omni_writer()
+    omni_domain::registry()
         .decode::<CacheHit>(event)
         .unwrap()
         .cache_key
@@ -78,15 +79,15 @@ fn worker(log: &EventLog, thread: usize, barrier: &Barrier) -> Work {
             let hot = (next() % HOT.len() as u64) as usize;
             // Read-modify-append until it lands: a conflict means someone else won that version.
             loop {
-                let version = log.stream_version("cache", HOT[hot]).unwrap();
+                let version = log.stream_version(&StreamId::new("cache", HOT[hot])).unwrap();
                 // The "modify" step: long enough for other threads to read the same version.
                 std::thread::sleep(Duration::from_micros(100));
                 let event = event(HOT[hot], format!("{thread}:{n}:{}", version + 1));
                 let id = event.event_id;
-                match log.append(ExpectedVersion::exact(version), vec![event]) {
+                match log.append_own(ExpectedVersion::exact(version), vec![event]) {
                     Ok(result) => {
                         assert_eq!(result.last_version, version + 1);
-                        work.wins.push((hot, version + 1, id));
+                        work.wins.push((hot, (version + 1).get(), id));
                         break;
                     }
                     Err(e) if e.is_conflict() => work.conflicts += 1,
@@ -99,11 +100,11 @@ fn worker(log: &EventLog, thread: usize, barrier: &Barrier) -> Work {
                 .map(|i| event(&id, format!("{thread}:{n}:{i}")))
                 .collect();
             let mut ids: Vec<Uuid> = first.iter().map(|e| e.event_id).collect();
-            let result = log.append(ExpectedVersion::NoStream, first).unwrap();
+            let result = log.append_own(ExpectedVersion::NoStream, first).unwrap();
             if next() % 3 == 0 {
                 let more = event(&id, format!("{thread}:{n}:more"));
                 ids.push(more.event_id);
-                log.append(ExpectedVersion::exact(result.last_version), vec![more])
+                log.append_own(ExpectedVersion::exact(result.last_version), vec![more])
                     .unwrap();
             }
             work.cold.push((id, ids));
@@ -116,7 +117,7 @@ fn worker(log: &EventLog, thread: usize, barrier: &Barrier) -> Work {
 fn one_winner_per_version_no_lost_update_every_subscriber_sees_all_once_in_order() {
     let dir = tempfile::tempdir().unwrap();
     let log = EventLog::open(
-        EventLogConfig::new(dir.path())
+        EventLogConfig::new(dir.path()).registry(omni_domain::registry())
             .durability(Durability::Durable)
             .snapshot_every(None)
             .store(|s| {
@@ -132,7 +133,7 @@ fn one_winner_per_version_no_lost_update_every_subscriber_sees_all_once_in_order
         .unwrap();
     log.subscribe(
         "tiny",
-        SubscriptionOptions::new().capacity(2),
+        SubscriptionOptions::new().bus(|b| b.capacity(2)),
         recorder(&tiny),
     )
     .unwrap();
@@ -166,7 +167,7 @@ fn one_winner_per_version_no_lost_update_every_subscriber_sees_all_once_in_order
     assert!(conflicts > 0, "the hot aggregates never raced");
     for (hot, name) in HOT.iter().enumerate() {
         let events: Vec<RecordedEvent> = log
-            .read_stream("cache", name, Default::default())
+            .read_stream(&StreamId::new("cache", *name), Default::default())
             .unwrap()
             .map(Result::unwrap)
             .collect();
@@ -186,7 +187,7 @@ fn one_winner_per_version_no_lost_update_every_subscriber_sees_all_once_in_order
     for work in &works {
         for (id, ids) in &work.cold {
             let stored: Vec<Uuid> = log
-                .read_stream("cache", id, Default::default())
+                .read_stream(&StreamId::new("cache", id), Default::default())
                 .unwrap()
                 .map(|e| e.unwrap().metadata.event_id)
                 .collect();
@@ -199,10 +200,10 @@ fn one_winner_per_version_no_lost_update_every_subscriber_sees_all_once_in_order
         .iter()
         .map(|w| w.wins.len() + w.cold.iter().map(|(_, ids)| ids.len()).sum::<usize>())
         .sum();
-    let last = log.last_position().unwrap();
+    let last = log.last_position().unwrap().get();
     assert_eq!(last, acknowledged as u64);
     let logged: Vec<(u64, Uuid)> = log
-        .read_log(1, None)
+        .read_log(Position(1), None)
         .unwrap()
         .map(|e| e.map(|e| (e.position, e.metadata.event_id)).unwrap())
         .collect();
@@ -210,7 +211,7 @@ fn one_winner_per_version_no_lost_update_every_subscriber_sees_all_once_in_order
         logged.iter().map(|(p, _)| *p).collect::<Vec<_>>(),
         (1..=last).collect::<Vec<_>>()
     );
-    let report = log.verify().unwrap();
+    let report = log.admin().verify().unwrap();
     assert!(report.ok, "{report:?}");
 
     // Close delivers everything committed before returning.

@@ -23,14 +23,15 @@
 //! (`max_append_bytes` and `max_unwritten_bytes`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+use common::AppendOwn;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use eventlog::{
-    CacheHit, Durability, EventContext, EventLog, EventLogConfig, ExpectedVersion, NewEvent,
-    StoreLimits,
-};
+use eventlog::{Durability, EventContext, EventLog, EventLogConfig, ExpectedVersion, NewEvent, StoreLimits};
+use omni_domain::{CacheHit};
 
 const MIB: u64 = 1 << 20;
 /// sled's page cache.
@@ -60,7 +61,7 @@ fn env(name: &str) -> Option<u64> {
 fn write(events: u64, cache: u64, queue: Option<usize>) {
     let dir = tempfile::tempdir().unwrap();
     let log = EventLog::open(
-        EventLogConfig::new(dir.path())
+        EventLogConfig::new(dir.path()).registry(omni_domain::registry())
             .durability(Durability::Buffered)
             .snapshot_every(None)
             .store(|s| {
@@ -120,7 +121,7 @@ fn write(events: u64, cache: u64, queue: Option<usize>) {
                 NewEvent::from_event(aggregate.as_str(), &hit, context.clone()).unwrap()
             })
             .collect();
-        log.append(ExpectedVersion::Any, appended).unwrap();
+        log.append_own(ExpectedVersion::Any, appended).unwrap();
         if (batch + 1) % report_every == 0 {
             eprintln!(
                 "{:>9} events, {:>6.1} s, RSS {:>4} MiB (peak {:>4} MiB)",
@@ -132,7 +133,7 @@ fn write(events: u64, cache: u64, queue: Option<usize>) {
         }
     }
     log.flush().unwrap();
-    let written = log.last_position().unwrap();
+    let written = log.last_position().unwrap().get();
     log.close().unwrap();
     done.store(true, Ordering::Relaxed);
     sampler.join().unwrap();

@@ -2,11 +2,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
+use common::AppendOwn;
 
 use std::time::Duration;
 
 use common::{Seen, cache_hit, config, wait_until};
-use eventlog::{Cache, EventLog, ExpectedVersion, SubscriptionFilter};
+use eventlog::{EventLog, ExpectedVersion, SubscriptionFilter};
+use omni_domain::{Cache};
 
 #[test]
 fn metrics_json_has_store_bus_and_aggregate_sections() {
@@ -16,7 +18,7 @@ fn metrics_json_has_store_bus_and_aggregate_sections() {
     log.subscribe("counter", SubscriptionFilter::all(), seen.handler())
         .unwrap();
     for n in 0..5 {
-        log.append(ExpectedVersion::Any, vec![cache_hit("c", n)])
+        log.append_own(ExpectedVersion::Any, vec![cache_hit("c", n)])
             .unwrap();
     }
     // Counted once the handler has returned.
@@ -25,7 +27,7 @@ fn metrics_json_has_store_bus_and_aggregate_sections() {
     }));
     assert_eq!(log.load::<Cache>("c").unwrap().state.hits, 5);
 
-    let json = serde_json::to_value(log.metrics().unwrap()).unwrap();
+    let json = serde_json::to_value(log.admin().metrics().unwrap()).unwrap();
     let store = &json["store"];
     assert_eq!(store["total_events_stored"], 5);
     assert_eq!(store["storage_path"], dir.path().display().to_string());

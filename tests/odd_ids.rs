@@ -7,15 +7,16 @@
 //! checkpoint export and import.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+use common::AppendOwn;
+
 use std::path::Path;
 
-use eventlog::{
-    AppendError, CacheHit, Durability, EventContext, EventLog, EventLogConfig, EventLogError,
-    ExpectedVersion, NewEvent, StreamRead, ValidationError, import_checkpoint,
-};
+use eventlog::{AppendError, Durability, EventContext, EventLog, EventLogConfig, ExpectedVersion, NewEvent, Position, StoreAppendError, StreamId, StreamRead, ValidationError, import_checkpoint};
+use omni_domain::{CacheHit};
 
 fn config(dir: &Path) -> EventLogConfig {
-    EventLogConfig::new(dir)
+    EventLogConfig::new(dir).registry(omni_domain::registry())
         .durability(Durability::Buffered)
         .snapshot_every(None)
         .store(|s| s.cache_capacity(16 << 20).index_flush_events(7))
@@ -68,8 +69,8 @@ fn refused() -> Vec<(String, &'static str)> {
     cases
 }
 
-fn check_refusal(error: EventLogError, field: &str, kind: &str, id: &str) {
-    let EventLogError::Append(AppendError::Invalid { index: 0, source }) = error else {
+fn check_refusal(error: AppendError, field: &str, kind: &str, id: &str) {
+    let AppendError::Store(StoreAppendError::Invalid { index: 0, source }) = error else {
         panic!("{id:?}: {error:?}");
     };
     match (&source, kind) {
@@ -90,7 +91,7 @@ fn odd_ids_are_refused_with_a_typed_error_or_accepted_consistently() {
 
     for (id, kind) in refused() {
         let error = log
-            .append(ExpectedVersion::Any, vec![hit(&id, EventContext::new("t"))])
+            .append_own(ExpectedVersion::Any, vec![hit(&id, EventContext::new("t"))])
             .unwrap_err();
         check_refusal(error, "aggregate_id", kind, &id);
         // The same ids in the context fields.
@@ -112,14 +113,14 @@ fn odd_ids_are_refused_with_a_typed_error_or_accepted_consistently() {
                 ),
             ] {
                 let error = log
-                    .append(ExpectedVersion::Any, vec![hit("ok", context)])
+                    .append_own(ExpectedVersion::Any, vec![hit("ok", context)])
                     .unwrap_err();
                 check_refusal(error, field, kind, &id);
             }
         }
     }
     assert_eq!(
-        log.last_position().unwrap(),
+        log.last_position().unwrap().get(),
         0,
         "a refused append stored events"
     );
@@ -131,14 +132,14 @@ fn odd_ids_are_refused_with_a_typed_error_or_accepted_consistently() {
             .with_causation_id(id.clone());
         // NoStream: were two ids one aggregate, the second append would conflict.
         let result = log
-            .append(ExpectedVersion::NoStream, vec![hit(id, context)])
+            .append_own(ExpectedVersion::NoStream, vec![hit(id, context)])
             .unwrap_or_else(|e| panic!("{id:?}: {e}"));
         assert_eq!(result.aggregate_id, *id);
         assert_eq!(result.last_version, 1);
     }
 
     let check = |log: &EventLog, when: &str| {
-        assert_eq!(log.last_position().unwrap(), ids.len() as u64, "{when}");
+        assert_eq!(log.last_position().unwrap().get(), ids.len() as u64, "{when}");
         let mut listed: Vec<String> = log
             .aggregates(Some("cache"))
             .unwrap()
@@ -151,7 +152,7 @@ fn odd_ids_are_refused_with_a_typed_error_or_accepted_consistently() {
         assert_eq!(listed, want, "{when}: the aggregates listing");
         for (i, id) in ids.iter().enumerate() {
             let events: Vec<_> = log
-                .read_stream("cache", id, StreamRead::forwards())
+                .read_stream(&StreamId::new("cache", id), StreamRead::forwards())
                 .unwrap()
                 .map(Result::unwrap)
                 .collect();
@@ -167,17 +168,17 @@ fn odd_ids_are_refused_with_a_typed_error_or_accepted_consistently() {
             assert_eq!(&back, event, "{when}: {id:?} through JSON");
         }
         let by_type: Vec<String> = log
-            .read_aggregate_type("cache", 1, None)
+            .read_aggregate_type("cache", Position(1), None)
             .unwrap()
             .map(|e| e.unwrap().metadata.aggregate_id)
             .collect();
         assert_eq!(&by_type, &ids, "{when}: the type index");
-        let report = log.verify().unwrap();
+        let report = log.admin().verify().unwrap();
         assert!(report.ok, "{when}: {report:?}");
     };
     check(&log, "before reopening");
     let file = dir.path().join("odd.evlc");
-    log.export_checkpoint(&file).unwrap();
+    log.admin().export_checkpoint(&file).unwrap();
     log.close().unwrap();
 
     let log = EventLog::open(config(&path)).unwrap();

@@ -3,14 +3,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
+use common::AppendOwn;
 
 use std::sync::Arc;
 use std::sync::Mutex;
 
 use common::{Seen, cache_hit, config, one_to};
-use eventlog::{
-    Backpressure, EventLog, ExpectedVersion, RecordedEvent, SubscriptionFilter, SubscriptionOptions,
-};
+use eventlog::{Backpressure, EventLog, ExpectedVersion, Position, RecordedEvent, SubscriptionFilter, SubscriptionOptions};
 
 const THREADS: u64 = 4;
 const APPENDS_PER_THREAD: u64 = 400;
@@ -27,7 +26,7 @@ fn every_subscription_sees_every_event_once_in_order() {
         .unwrap();
     log.subscribe(
         "lagging",
-        SubscriptionOptions::new().capacity(2),
+        SubscriptionOptions::new().bus(|b| b.capacity(2)),
         lagging.handler(),
     )
     .unwrap();
@@ -36,8 +35,8 @@ fn every_subscription_sees_every_event_once_in_order() {
     log.subscribe(
         "blocking",
         SubscriptionOptions::new()
-            .capacity(8)
-            .backpressure(Backpressure::Block),
+            .bus(|b| b.capacity(8))
+            .bus(|b| b.backpressure(Backpressure::Block)),
         move |event: &RecordedEvent| {
             sink.lock().unwrap().push(event.metadata.event_id);
             record(event)
@@ -57,7 +56,7 @@ fn every_subscription_sees_every_event_once_in_order() {
                         format!("t{t}-{}", n % 7)
                     };
                     let events = (0..=(n % 3)).map(|k| cache_hit(&aggregate, k)).collect();
-                    log.append(ExpectedVersion::Any, events).unwrap();
+                    log.append_own(ExpectedVersion::Any, events).unwrap();
                 }
             })
         })
@@ -65,9 +64,9 @@ fn every_subscription_sees_every_event_once_in_order() {
     for thread in threads {
         thread.join().unwrap();
     }
-    let last = log.last_position().unwrap();
+    let last = log.last_position().unwrap().get();
     let expected_ids: Vec<_> = log
-        .read_log(1, None)
+        .read_log(Position(1), None)
         .unwrap()
         .map(|e| e.unwrap().metadata.event_id)
         .collect();

@@ -4,17 +4,17 @@
 //! reopen. After every refusal the next append lands right after the last stored one.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+use common::AppendOwn;
+
 use std::path::Path;
 
-use eventlog::{
-    AppendBatch, AppendError, Durability, EventContext, EventLog, EventLogConfig, EventLogError,
-    ExpectedVersion, NewEvent, StreamRead, ValidationError,
-};
+use eventlog::{AppendBatch, AppendError, Durability, EventContext, EventLog, EventLogConfig, ExpectedVersion, NewEvent, StoreAppendError, StreamId, StreamRead, ValidationError};
 
 const MIB: usize = 1 << 20;
 
 fn config(dir: &Path) -> EventLogConfig {
-    EventLogConfig::new(dir)
+    EventLogConfig::new(dir).registry(omni_domain::registry())
         .durability(Durability::Durable)
         .snapshot_every(None)
         .store(|s| s.cache_capacity(32 << 20))
@@ -33,16 +33,20 @@ fn event(aggregate_id: &str, bytes: usize) -> NewEvent {
     )
 }
 
+fn stream(aggregate_id: &str) -> StreamId {
+    StreamId::new("cache", aggregate_id)
+}
+
 /// Checks nothing was stored by a refused call: the log still ends at `last`, and the next
 /// append lands at `last + 1`.
 fn nothing_stored(log: &EventLog, last: u64) -> u64 {
     assert_eq!(
-        log.last_position().unwrap(),
+        log.last_position().unwrap().get(),
         last,
         "a refused append stored events"
     );
     let result = log
-        .append(ExpectedVersion::Any, vec![event("after", 10)])
+        .append_own(ExpectedVersion::Any, vec![event("after", 10)])
         .unwrap();
     assert_eq!(result.first_position, last + 1);
     last + 1
@@ -53,8 +57,8 @@ fn an_oversized_payload_is_refused_and_nothing_is_stored() {
     let dir = tempfile::tempdir().unwrap();
     let log = EventLog::open(config(dir.path())).unwrap();
     let mut last = 0;
-    match log.append(ExpectedVersion::Any, vec![event("a", MIB + 1)]) {
-        Err(EventLogError::Append(AppendError::Invalid {
+    match log.append_own(ExpectedVersion::Any, vec![event("a", MIB + 1)]) {
+        Err(AppendError::Store(StoreAppendError::Invalid {
             index: 0,
             source: ValidationError::PayloadTooLarge { size, max },
         })) => assert_eq!((size, max), (MIB + 1, MIB)),
@@ -63,24 +67,25 @@ fn an_oversized_payload_is_refused_and_nothing_is_stored() {
     last = nothing_stored(&log, last);
     // In a multi-aggregate append, the other aggregate's events are not stored either.
     let batches = vec![
-        AppendBatch::new(ExpectedVersion::NoStream, vec![event("b", 100)]),
+        AppendBatch::new(stream("b"), ExpectedVersion::NoStream, vec![event("b", 100)]),
         AppendBatch::new(
+            stream("c"),
             ExpectedVersion::NoStream,
             vec![event("c", 100), event("c", MIB + 1)],
         ),
     ];
     match log.append_batches(batches) {
-        Err(EventLogError::Append(AppendError::Invalid { index: 2, .. })) => {}
+        Err(AppendError::Store(StoreAppendError::Invalid { index: 2, .. })) => {}
         other => panic!("{other:?}"),
     }
     last = nothing_stored(&log, last);
-    assert_eq!(log.stream_version("cache", "b").unwrap(), 0);
+    assert_eq!(log.stream_version(&StreamId::new("cache", "b")).unwrap(), 0);
     // Exactly at the limit is accepted.
     let result = log
-        .append(ExpectedVersion::Any, vec![event("a", MIB)])
+        .append_own(ExpectedVersion::Any, vec![event("a", MIB)])
         .unwrap();
     assert_eq!(result.first_position, last + 1);
-    assert!(log.verify().unwrap().ok);
+    assert!(log.admin().verify().unwrap().ok);
 }
 
 #[test]
@@ -89,8 +94,8 @@ fn too_many_events_or_bytes_in_one_append_are_refused() {
     let log = EventLog::open(config(dir.path())).unwrap();
     let mut last = 0;
     let many: Vec<NewEvent> = (0..10_001).map(|_| event("many", 8)).collect();
-    match log.append(ExpectedVersion::Any, many) {
-        Err(EventLogError::Append(AppendError::TooLarge {
+    match log.append_own(ExpectedVersion::Any, many) {
+        Err(AppendError::Store(StoreAppendError::TooLarge {
             what: "event count",
             size: 10_001,
             max: 10_000,
@@ -101,16 +106,18 @@ fn too_many_events_or_bytes_in_one_append_are_refused() {
     // 9 MiB over two aggregates: each event within its limit, the call over 8 MiB.
     let batches = vec![
         AppendBatch::new(
+            stream("x"),
             ExpectedVersion::Any,
             (0..5).map(|_| event("x", MIB)).collect(),
         ),
         AppendBatch::new(
+            stream("y"),
             ExpectedVersion::Any,
             (0..4).map(|_| event("y", MIB)).collect(),
         ),
     ];
     match log.append_batches(batches) {
-        Err(EventLogError::Append(AppendError::TooLarge {
+        Err(AppendError::Store(StoreAppendError::TooLarge {
             what: "payload bytes",
             size,
             max,
@@ -118,13 +125,13 @@ fn too_many_events_or_bytes_in_one_append_are_refused() {
         other => panic!("{other:?}"),
     }
     last = nothing_stored(&log, last);
-    assert_eq!(log.stream_version("cache", "x").unwrap(), 0);
-    match log.append(ExpectedVersion::Any, vec![]) {
-        Err(EventLogError::Append(AppendError::Empty)) => {}
+    assert_eq!(log.stream_version(&StreamId::new("cache", "x")).unwrap(), 0);
+    match log.append_own(ExpectedVersion::Any, vec![]) {
+        Err(AppendError::Store(StoreAppendError::Empty)) => {}
         other => panic!("{other:?}"),
     }
     nothing_stored(&log, last);
-    assert!(log.verify().unwrap().ok);
+    assert!(log.admin().verify().unwrap().ok);
 }
 
 #[test]
@@ -155,13 +162,13 @@ fn the_largest_append_allowed_is_stored_whole_and_survives_a_reopen() {
     let ids: Vec<_> = events.iter().map(|e| e.event_id).collect();
     {
         let log = EventLog::open(config(dir.path())).unwrap();
-        let result = log.append(ExpectedVersion::NoStream, events).unwrap();
+        let result = log.append_own(ExpectedVersion::NoStream, events).unwrap();
         assert_eq!((result.first_position, result.last_position), (1, 10_000));
         log.close().unwrap();
     }
     let log = EventLog::open(config(dir.path())).unwrap();
     let stored: Vec<_> = log
-        .read_stream("cache", &id, StreamRead::forwards())
+        .read_stream(&StreamId::new("cache", &id), StreamRead::forwards())
         .unwrap()
         .map(Result::unwrap)
         .collect();
@@ -175,7 +182,7 @@ fn the_largest_append_allowed_is_stored_whole_and_survives_a_reopen() {
             Some(&*"x".repeat(256))
         );
     }
-    let report = log.verify().unwrap();
+    let report = log.admin().verify().unwrap();
     assert!(report.ok && report.events == 10_000, "{report:?}");
     log.close().unwrap();
 }

@@ -3,14 +3,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
+use common::AppendOwn;
 
 use std::time::Duration;
 
 use common::{Seen, cache_hit, config, one_to, wait_until};
-use eventlog::{
-    EventLog, ExpectedVersion, FailurePolicy, RecordedEvent, SubscriberState, SubscriptionFilter,
-    SubscriptionOptions,
-};
+use eventlog::{EventLog, ExpectedVersion, FailurePolicy, RecordedEvent, SubscriberState, SubscriptionFilter, SubscriptionOptions};
 
 #[test]
 fn a_panicking_handler_hurts_nobody_else() {
@@ -32,7 +30,7 @@ fn a_panicking_handler_hurts_nobody_else() {
     let mut record = skipped.handler();
     log.subscribe(
         "skipper",
-        SubscriptionOptions::new().failure_policy(FailurePolicy::Skip),
+        SubscriptionOptions::new().bus(|b| b.failure_policy(FailurePolicy::Skip)),
         move |event: &RecordedEvent| {
             if event.position.is_multiple_of(2) {
                 panic!("even position {}", event.position);
@@ -46,7 +44,7 @@ fn a_panicking_handler_hurts_nobody_else() {
         .unwrap();
 
     for n in 0..10 {
-        log.append(ExpectedVersion::Any, vec![cache_hit("c", n)])
+        log.append_own(ExpectedVersion::Any, vec![cache_hit("c", n)])
             .unwrap();
     }
     assert!(wait_until(Duration::from_secs(10), || healthy.len() == 10));
@@ -60,11 +58,11 @@ fn a_panicking_handler_hurts_nobody_else() {
                 .any(|h| h.name == "panicker" && h.state.is_terminal())
     }));
     // The writer is unaffected.
-    log.append(ExpectedVersion::Any, vec![cache_hit("c", 10)])
+    log.append_own(ExpectedVersion::Any, vec![cache_hit("c", 10)])
         .unwrap();
     assert!(wait_until(Duration::from_secs(10), || healthy.len() == 11));
 
-    let metrics = log.metrics().unwrap();
+    let metrics = log.admin().metrics().unwrap();
     let panicker = metrics
         .bus
         .subscribers

@@ -3,15 +3,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
+use common::AppendOwn;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use common::{cache_hit, config, wait_until};
-use eventlog::{
-    ApplyError, EventLog, EventRegistry, ExpectedVersion, FailurePolicy, Projection, RecordedEvent,
-    SubscriptionOptions,
-};
+use eventlog::{ApplyError, EventLog, EventRegistry, ExpectedVersion, FailurePolicy, Projection, RecordedEvent, SubscriptionOptions};
 use serde::{Deserialize, Serialize};
 
 static FAILURES_LEFT: AtomicU32 = AtomicU32::new(0);
@@ -42,14 +40,14 @@ fn failed_applies_are_rolled_back_before_the_retry() {
     let projection = log
         .project::<Applied>(
             "applied",
-            SubscriptionOptions::new().failure_policy(FailurePolicy::Retry {
+            SubscriptionOptions::new().bus(|b| b.failure_policy(FailurePolicy::Retry {
                 max_attempts: 10,
                 backoff: Duration::from_millis(1),
-            }),
+            })),
         )
         .unwrap();
     for n in 0..12 {
-        log.append(ExpectedVersion::Any, vec![cache_hit("c", n)])
+        log.append_own(ExpectedVersion::Any, vec![cache_hit("c", n)])
             .unwrap();
     }
     assert!(wait_until(Duration::from_secs(10), || projection

@@ -5,10 +5,8 @@
 
 use std::time::Duration;
 
-use eventlog::{
-    CacheHit, EventContext, EventLog, EventLogConfig, EventLogError, ExpectedVersion, OpenError,
-    StreamRead,
-};
+use eventlog::{EventContext, EventLog, EventLogConfig, ExpectedVersion, OpenError, Position, StoreOpenError, StreamId, StreamRead};
+use omni_domain::{CacheHit};
 
 fn hit(n: u64) -> CacheHit {
     CacheHit {
@@ -21,10 +19,10 @@ fn hit(n: u64) -> CacheHit {
 #[test]
 fn a_read_only_log_reads_and_follows_the_writers_events() {
     let dir = tempfile::tempdir().unwrap();
-    let log = EventLog::open(EventLogConfig::new(dir.path())).unwrap();
+    let log = EventLog::open(EventLogConfig::new(dir.path()).registry(omni_domain::registry())).unwrap();
     for n in 0..10 {
         log.append_event(
-            format!("c-{}", n % 3),
+            &StreamId::of::<CacheHit>(format!("c-{}", n % 3)),
             ExpectedVersion::Any,
             &hit(n),
             EventContext::default(),
@@ -32,17 +30,17 @@ fn a_read_only_log_reads_and_follows_the_writers_events() {
         .unwrap();
     }
     log.flush().unwrap();
-    let reader = EventLog::open_read_only(dir.path()).unwrap();
+    let reader = EventLog::open_read_only(dir.path(), omni_domain::registry()).unwrap();
     assert_eq!(reader.last_position(), 10);
-    let written: Vec<_> = log.read_log(1, None).unwrap().map(Result::unwrap).collect();
-    let read: Vec<_> = reader.read_log(1, None).map(Result::unwrap).collect();
+    let written: Vec<_> = log.read_log(Position(1), None).unwrap().map(Result::unwrap).collect();
+    let read: Vec<_> = reader.read_log(Position(1), None).map(Result::unwrap).collect();
     assert_eq!(read, written);
     assert_eq!(
         reader.aggregates(None).unwrap(),
         log.aggregates(None).unwrap()
     );
     let stream: Vec<_> = reader
-        .read_stream("cache", "c-1", StreamRead::forwards())
+        .read_stream(&StreamId::new("cache", "c-1"), StreamRead::forwards())
         .unwrap()
         .map(Result::unwrap)
         .collect();
@@ -54,7 +52,7 @@ fn a_read_only_log_reads_and_follows_the_writers_events() {
     assert_eq!(reader.store_id().unwrap().len(), 36);
 
     let mut follower = reader
-        .follow(11)
+        .follow(Position(11))
         .poll_interval(Duration::from_millis(5))
         .idle_timeout(Some(Duration::from_secs(20)));
     let writer = {
@@ -62,7 +60,7 @@ fn a_read_only_log_reads_and_follows_the_writers_events() {
         std::thread::spawn(move || {
             for n in 10..30 {
                 log.append_event(
-                    "c-new",
+                    &StreamId::of::<CacheHit>("c-new"),
                     ExpectedVersion::Any,
                     &hit(n),
                     EventContext::default(),
@@ -78,16 +76,16 @@ fn a_read_only_log_reads_and_follows_the_writers_events() {
         followed.iter().map(|e| e.position).collect::<Vec<_>>(),
         (11..=30).collect::<Vec<_>>()
     );
-    assert_eq!(reader.stream_version("cache", "c-new"), 20);
+    assert_eq!(reader.stream_version(&StreamId::new("cache", "c-new")), 20);
     log.close().unwrap();
 }
 
 #[test]
 fn a_missing_store_is_an_open_error() {
     let dir = tempfile::tempdir().unwrap();
-    let error = EventLog::open_read_only(dir.path().join("nothing")).unwrap_err();
+    let error = EventLog::open_read_only(dir.path().join("nothing"), omni_domain::registry()).unwrap_err();
     assert!(
-        matches!(error, EventLogError::Open(OpenError::NoStore { .. })),
+        matches!(error, OpenError::Store(StoreOpenError::NoStore { .. })),
         "{error}"
     );
 }

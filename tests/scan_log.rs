@@ -4,16 +4,17 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
+use common::AppendOwn;
 
 use std::ops::ControlFlow;
 
 use common::*;
-use eventlog::{EventLog, EventLogError, ExpectedVersion, RecordedEvent};
+use eventlog::{EventLog, ExpectedVersion, Position, ReadError, RecordedEvent};
 
 fn scanned(log: &EventLog, from: u64, limit: Option<usize>) -> (u64, Vec<RecordedEvent>) {
     let mut events = Vec::new();
     let visited = log
-        .scan_log(from, limit, |event| {
+        .scan_log(Position(from), limit, |event| {
             events.push(event.to_owned());
             ControlFlow::Continue(())
         })
@@ -22,7 +23,7 @@ fn scanned(log: &EventLog, from: u64, limit: Option<usize>) -> (u64, Vec<Recorde
 }
 
 fn read(log: &EventLog, from: u64, limit: Option<usize>) -> Vec<RecordedEvent> {
-    log.read_log(from, limit)
+    log.read_log(Position(from), limit)
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap()
@@ -39,7 +40,7 @@ fn scan_matches_read_log_before_and_after_a_reopen() {
         } else {
             vec![cache_hit(&id, n)]
         };
-        log.append(ExpectedVersion::Any, events).unwrap();
+        log.append_own(ExpectedVersion::Any, events).unwrap();
     }
     // Some of these may still be queued for the writer: the scan must see them too.
     let all = read(&log, 1, None);
@@ -67,10 +68,10 @@ fn break_stops_the_scan_at_the_event_that_asked() {
     let dir = tempfile::tempdir().unwrap();
     let log = EventLog::open(config(dir.path())).unwrap();
     let events = (0..50).map(|n| cache_hit("cache-1", n)).collect();
-    log.append(ExpectedVersion::NoStream, events).unwrap();
+    log.append_own(ExpectedVersion::NoStream, events).unwrap();
     let mut positions = Vec::new();
     let visited = log
-        .scan_log(10, None, |event| {
+        .scan_log(Position(10), None, |event| {
             positions.push(event.position);
             if event.position == 20 {
                 ControlFlow::Break(())
@@ -88,13 +89,13 @@ fn break_stops_the_scan_at_the_event_that_asked() {
 fn a_closed_log_refuses_a_scan() {
     let dir = tempfile::tempdir().unwrap();
     let log = EventLog::open(config(dir.path())).unwrap();
-    log.append(ExpectedVersion::Any, vec![cache_hit("cache-1", 1)])
+    log.append_own(ExpectedVersion::Any, vec![cache_hit("cache-1", 1)])
         .unwrap();
     let other = log.clone();
     log.close().unwrap();
-    let result = other.scan_log(1, None, |_| ControlFlow::Continue(()));
+    let result = other.scan_log(Position(1), None, |_| ControlFlow::Continue(()));
     assert!(
-        matches!(result, Err(EventLogError::Closed)),
+        matches!(result, Err(ReadError::Closed)),
         "got {result:?}"
     );
 }

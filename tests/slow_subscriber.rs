@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
+use common::AppendOwn;
 
 use std::time::{Duration, Instant};
 
@@ -20,7 +21,7 @@ fn slow_subscriber_lags_without_blocking_the_writer_then_catches_up() {
     let mut record = seen.handler();
     log.subscribe(
         "slow",
-        SubscriptionOptions::new().capacity(4),
+        SubscriptionOptions::new().bus(|b| b.capacity(4)),
         move |event: &RecordedEvent| {
             std::thread::sleep(HANDLER_PAUSE);
             record(event)
@@ -30,7 +31,7 @@ fn slow_subscriber_lags_without_blocking_the_writer_then_catches_up() {
 
     let started = Instant::now();
     for n in 0..EVENTS {
-        log.append(ExpectedVersion::Any, vec![cache_hit("c", n)])
+        log.append_own(ExpectedVersion::Any, vec![cache_hit("c", n)])
             .unwrap();
     }
     let appending = started.elapsed();
@@ -56,7 +57,7 @@ fn slow_subscriber_lags_without_blocking_the_writer_then_catches_up() {
     assert_eq!(health.lag, 0);
 
     // Live again: new events still arrive, once.
-    log.append(ExpectedVersion::Any, vec![cache_hit("c", EVENTS)])
+    log.append_own(ExpectedVersion::Any, vec![cache_hit("c", EVENTS)])
         .unwrap();
     let reports = log.close().unwrap();
     assert_eq!(seen.positions(), one_to(EVENTS + 1));

@@ -5,14 +5,15 @@
 //! (One test in this file: the counts are per process.)
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+use common::AppendOwn;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use eventlog::{
-    ApplyError, CacheHit, Durability, EventContext, EventLog, EventLogConfig, EventRegistry,
-    ExpectedVersion, NewEvent, Position, Projection, RecordedEvent, SubscriptionFilter,
-};
+use eventlog::{ApplyError, Durability, EventContext, EventLog, EventLogConfig, EventRegistry, ExpectedVersion, NewEvent, Position, Projection, RecordedEvent, SubscriptionFilter};
+use omni_domain::{CacheHit};
 use serde::{Deserialize, Serialize};
 
 fn count(dir: &str) -> usize {
@@ -70,7 +71,7 @@ fn wait_for(counter: &AtomicU64, at_least: u64) {
 fn threads_and_fds_return_to_their_baseline_as_subscribers_come_and_go() {
     let dir = tempfile::tempdir().unwrap();
     let log = EventLog::open(
-        EventLogConfig::new(dir.path())
+        EventLogConfig::new(dir.path()).registry(omni_domain::registry())
             .durability(Durability::Buffered)
             .store(|s| {
                 s.cache_capacity(16 << 20)
@@ -81,7 +82,7 @@ fn threads_and_fds_return_to_their_baseline_as_subscribers_come_and_go() {
     let mut n = 0;
     for _ in 0..50 {
         n += 1;
-        log.append(ExpectedVersion::Any, vec![hit(n)]).unwrap();
+        log.append_own(ExpectedVersion::Any, vec![hit(n)]).unwrap();
     }
     // Warm up once (anything started lazily by a first subscription is then in the baseline).
     log.subscribe("warm-up", SubscriptionFilter::all(), |_: &RecordedEvent| {
@@ -126,7 +127,7 @@ fn threads_and_fds_return_to_their_baseline_as_subscribers_come_and_go() {
                 let s = log
                     .subscribe(format!("plain-{i}"), SubscriptionFilter::all(), handler)
                     .unwrap();
-                log.append(ExpectedVersion::Any, vec![hit(n)]).unwrap();
+                log.append_own(ExpectedVersion::Any, vec![hit(n)]).unwrap();
                 wait_for(&handled, 1);
                 peak = peak.max(threads());
                 s.unsubscribe().unwrap();
@@ -135,7 +136,7 @@ fn threads_and_fds_return_to_their_baseline_as_subscribers_come_and_go() {
                 let s = log
                     .subscribe_from(
                         format!("catch-up-{i}"),
-                        Position::Start,
+                        Position::START,
                         SubscriptionFilter::all(),
                         handler,
                     )
@@ -156,7 +157,7 @@ fn threads_and_fds_return_to_their_baseline_as_subscribers_come_and_go() {
                 let p = log
                     .project::<Count>(format!("projection-{i}"), SubscriptionFilter::all())
                     .unwrap();
-                log.append(ExpectedVersion::Any, vec![hit(n)]).unwrap();
+                log.append_own(ExpectedVersion::Any, vec![hit(n)]).unwrap();
                 let deadline = Instant::now() + Duration::from_secs(20);
                 while p.position() < n {
                     assert!(Instant::now() < deadline, "the projection applied nothing");
@@ -167,7 +168,7 @@ fn threads_and_fds_return_to_their_baseline_as_subscribers_come_and_go() {
             }
         }
         if i % 4 != 0 && i % 4 != 3 {
-            log.append(ExpectedVersion::Any, vec![hit(n)]).unwrap();
+            log.append_own(ExpectedVersion::Any, vec![hit(n)]).unwrap();
         }
     }
     let after_threads = settle(base_threads, threads);

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
+use common::AppendOwn;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -56,7 +57,7 @@ fn delivery_spans_follow_from_their_append_span() {
     log.subscribe("traced", SubscriptionFilter::all(), seen.handler())
         .unwrap();
     for n in 0..3 {
-        log.append(ExpectedVersion::Any, vec![cache_hit("c", n)])
+        log.append_own(ExpectedVersion::Any, vec![cache_hit("c", n)])
             .unwrap();
     }
     assert!(wait_until(Duration::from_secs(10), || seen.len() == 3));

@@ -5,10 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use eventlog::{
-    CacheHit, Durability, EventContext, EventLog, EventLogConfig, EventLogError, ExpectedVersion,
-    NewEvent, StoreLimits,
-};
+use eventlog::{AppendError, Durability, EventContext, EventLog, EventLogConfig, ExpectedVersion, NewEvent, Position, StoreLimits};
+use omni_domain::{CacheHit};
 use uuid::Uuid;
 
 /// A mounted tmpfs, unmounted on drop.
@@ -56,7 +54,7 @@ pub fn small_disk(scratch: &Path) -> Option<(Tmpfs, PathBuf, PathBuf)> {
 
 /// A durable store that refuses appends below `min_free_disk_bytes` free.
 pub fn config(dir: &Path, min_free_disk_bytes: u64) -> EventLogConfig {
-    EventLogConfig::new(dir)
+    EventLogConfig::new(dir).registry(omni_domain::registry())
         .durability(Durability::Durable)
         .snapshot_every(None)
         .store(|s| {
@@ -87,12 +85,12 @@ pub fn events(aggregate: &str, n: u64) -> Vec<NewEvent> {
 
 /// Appends until an append fails: each acknowledged append's first position and event ids, and
 /// the error.
-pub fn fill(log: &EventLog) -> (Vec<(u64, Vec<Uuid>)>, EventLogError) {
+pub fn fill(log: &EventLog) -> (Vec<(u64, Vec<Uuid>)>, AppendError) {
     let mut acked = Vec::new();
     for n in 0.. {
         let batch = events(&format!("agg-{}", n % 13), n);
         let ids: Vec<Uuid> = batch.iter().map(|e| e.event_id).collect();
-        match log.append(ExpectedVersion::Any, batch) {
+        match log.append(&super::stream_of(&batch), ExpectedVersion::Any, batch) {
             Ok(result) => acked.push((result.first_position, ids)),
             Err(error) => return (acked, error),
         }
@@ -109,7 +107,7 @@ pub fn assert_acknowledged_kept(
 ) {
     let log = EventLog::open(config(store, min_free_disk_bytes)).unwrap();
     let stored: Vec<Uuid> = log
-        .read_log(1, None)
+        .read_log(Position(1), None)
         .unwrap()
         .map(|e| e.unwrap().metadata.event_id)
         .collect();
@@ -121,9 +119,10 @@ pub fn assert_acknowledged_kept(
             "the append acknowledged at {first} is missing after the reopen"
         );
     }
-    let report = log.verify().unwrap();
+    let report = log.admin().verify().unwrap();
     assert!(report.ok, "{report:?}");
-    log.append(ExpectedVersion::Any, events("after", 0))
+    let after = events("after", 0);
+    log.append(&super::stream_of(&after), ExpectedVersion::Any, after)
         .unwrap();
     log.close().unwrap();
 }

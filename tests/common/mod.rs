@@ -7,14 +7,41 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use eventlog::{
-    CacheHit, CacheMiss, Durability, EventContext, EventLogConfig, GenerationConfig, NewEvent,
-    PipelineStarted, RecordedEvent,
-};
+use eventlog::{AppendError, AppendResult, Durability, EventContext, EventLog, EventLogConfig, ExpectedVersion, NewEvent, RecordedEvent, StreamId};
+use omni_domain::{CacheHit, CacheMiss, GenerationConfig, PipelineStarted};
+
+/// The stream the events name (that of the first one; an empty list gets a placeholder
+/// stream, so that the store's own refusal of an empty append is what the test sees).
+pub fn stream_of(events: &[NewEvent]) -> StreamId {
+    events.first().map_or_else(
+        || StreamId::new("cache", "empty"),
+        |e| StreamId::new(e.aggregate_type.clone(), e.aggregate_id.clone()),
+    )
+}
+
+/// Appends to the stream the events name: most tests append one aggregate's events and do not
+/// care to spell its stream out.
+pub trait AppendOwn {
+    fn append_own(
+        &self,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendResult, AppendError>;
+}
+
+impl AppendOwn for EventLog {
+    fn append_own(
+        &self,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendResult, AppendError> {
+        self.append(&stream_of(&events), expected, events)
+    }
+}
 
 /// A buffered store with a small cache: fast to open, fast to append.
 pub fn config(dir: &Path) -> EventLogConfig {
-    EventLogConfig::new(dir)
+    EventLogConfig::new(dir).registry(omni_domain::registry())
         .durability(Durability::Buffered)
         .store(|s| {
             s.cache_capacity(16 << 20)

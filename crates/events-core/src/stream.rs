@@ -115,6 +115,26 @@ macro_rules! counter_newtype {
             }
         }
 
+        impl PartialOrd<u64> for $name {
+            fn partial_cmp(&self, other: &u64) -> Option<std::cmp::Ordering> {
+                self.0.partial_cmp(other)
+            }
+        }
+
+        impl PartialOrd<$name> for u64 {
+            fn partial_cmp(&self, other: &$name) -> Option<std::cmp::Ordering> {
+                self.partial_cmp(&other.0)
+            }
+        }
+
+        /// Counting forwards; overflow panics like `u64`'s (with overflow checks on).
+        impl std::ops::Add<u64> for $name {
+            type Output = Self;
+            fn add(self, n: u64) -> Self {
+                Self(self.0 + n)
+            }
+        }
+
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 self.0.fmt(f)
@@ -208,6 +228,8 @@ mod tests {
     #[test]
     fn counters_compare_with_numbers_and_stop_at_the_top() {
         assert_eq!(Position(4), 4);
+        assert!(Position(4) < 5 && 3 < Position(4));
+        assert_eq!(Version(2) + 1, Version(3));
         assert_eq!(Version(2).next(), Some(Version(3)));
         assert_eq!(Version(u64::MAX).next(), None);
         assert_eq!(serde_json::to_string(&Position(9)).ok().as_deref(), Some("9"));
