@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 
 use events_bus::SubscriberHealth;
+use events_core::{StreamId, Version};
 use events_sled::{
     ChainHead, CheckpointInfo, CheckpointManifest, ConsumerCheckpoint, Progress, Snapshot,
     VerifyReport,
@@ -91,14 +92,19 @@ impl<'a> Admin<'a> {
     /// [`AdminError::Snapshot`]; [`AdminError::Closed`].
     pub fn save_snapshot(
         &self,
-        aggregate_type: &str,
-        aggregate_id: &str,
-        version: u64,
+        stream: &StreamId,
+        version: Version,
         schema_version: u16,
         state: &[u8],
     ) -> Result<(), AdminError> {
         self.log.with_store(|s| {
-            Ok(s.save_snapshot(aggregate_type, aggregate_id, version, schema_version, state)?)
+            Ok(s.save_snapshot(
+                stream.aggregate_type(),
+                stream.aggregate_id(),
+                version.get(),
+                schema_version,
+                state,
+            )?)
         })
     }
 
@@ -109,11 +115,12 @@ impl<'a> Admin<'a> {
     /// [`AdminError::Snapshot`]; [`AdminError::Closed`].
     pub fn load_snapshot(
         &self,
-        aggregate_type: &str,
-        aggregate_id: &str,
+        stream: &StreamId,
         schema_version: u16,
     ) -> Result<Option<Snapshot>, AdminError> {
-        self.log.with_store(|s| Ok(s.load_snapshot(aggregate_type, aggregate_id, schema_version)?))
+        self.log.with_store(|s| {
+            Ok(s.load_snapshot(stream.aggregate_type(), stream.aggregate_id(), schema_version)?)
+        })
     }
 
     /// Every kept snapshot of the aggregate, oldest first.
@@ -121,12 +128,9 @@ impl<'a> Admin<'a> {
     /// # Errors
     ///
     /// [`AdminError::Snapshot`]; [`AdminError::Closed`].
-    pub fn snapshots(
-        &self,
-        aggregate_type: &str,
-        aggregate_id: &str,
-    ) -> Result<Vec<Snapshot>, AdminError> {
-        self.log.with_store(|s| Ok(s.snapshots(aggregate_type, aggregate_id)?))
+    pub fn snapshots(&self, stream: &StreamId) -> Result<Vec<Snapshot>, AdminError> {
+        self.log
+            .with_store(|s| Ok(s.snapshots(stream.aggregate_type(), stream.aggregate_id())?))
     }
 
     /// Checks the hash chain, every aggregate's versions, every index and snapshot, and reports

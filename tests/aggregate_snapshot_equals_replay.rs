@@ -175,6 +175,6 @@ fn typed_state_as_of_a_version_and_as_json() {
         Err(LoadError::VersionNotReached { requested, current, .. }) if requested == 9 && current == 3
     ));
     // Loading as of a version never writes a snapshot.
-    assert!(log.admin().snapshots("pipeline", "pipe_1").unwrap().is_empty());
+    assert!(log.admin().snapshots(&StreamId::new("pipeline", "pipe_1")).unwrap().is_empty());
     log.close().unwrap();
 }

@@ -6,7 +6,7 @@ mod common;
 use common::AppendOwn;
 
 use common::{cache_hit, cache_miss, config};
-use eventlog::{Aggregate, EventLog, ExpectedVersion, LoadError, Version};
+use eventlog::{Aggregate, EventLog, ExpectedVersion, LoadError, StreamId, Version};
 use omni_domain::{Cache};
 
 fn append(log: &EventLog, from: u64, count: u64) {
@@ -21,7 +21,7 @@ fn append(log: &EventLog, from: u64, count: u64) {
 }
 
 fn versions(log: &EventLog) -> Vec<u64> {
-    log.admin().snapshots("cache", "c")
+    log.admin().snapshots(&StreamId::new("cache", "c"))
         .unwrap()
         .iter()
         .map(|s| s.version)
@@ -90,7 +90,7 @@ fn snapshots_every_n_events_and_loads_from_them() {
     assert_eq!(versions(&log), vec![35, 50, 53]);
 
     // A snapshot that does not decode is skipped, with the same result.
-    log.admin().save_snapshot("cache", "c", 53, Cache::STATE_VERSION, b"garbage")
+    log.admin().save_snapshot(&StreamId::new("cache", "c"), Version(53), Cache::STATE_VERSION, b"garbage")
         .unwrap();
     let fallback = log.load::<Cache>("c").unwrap();
     assert_eq!(
@@ -99,7 +99,7 @@ fn snapshots_every_n_events_and_loads_from_them() {
     );
     assert_eq!(fallback.state, log.replay::<Cache>("c").unwrap().state);
     // A snapshot of another state version is ignored.
-    log.admin().save_snapshot("cache", "c", 53, Cache::STATE_VERSION + 1, b"future")
+    log.admin().save_snapshot(&StreamId::new("cache", "c"), Version(53), Cache::STATE_VERSION + 1, b"future")
         .unwrap();
     assert_eq!(log.load::<Cache>("c").unwrap().from_snapshot, Some(Version(50)));
 

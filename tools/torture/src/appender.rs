@@ -12,10 +12,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail, ensure};
 use eventlog::{
-    AppendBatch, ApplyError, CacheHit, Durability, EventContext, EventLog, EventLogConfig,
-    EventRegistry, ExpectedVersion, GenerationConfig, NewEvent, PipelineStarted, Projection,
-    RecordedEvent, StreamRead, SubscriptionFilter,
+    AppendBatch, ApplyError, Durability, EventContext, EventLog, EventLogConfig, EventRegistry,
+    ExpectedVersion, NewEvent, Projection, RecordedEvent, StreamId, StreamRead,
+    SubscriptionFilter, Version,
 };
+use omni_domain::{CacheHit, GenerationConfig, PipelineStarted};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -58,6 +59,7 @@ pub struct ChildSpec {
 /// The store configuration of the child (and of the checks).
 fn config(store: &Path, durable: bool) -> EventLogConfig {
     EventLogConfig::new(store)
+        .registry(omni_domain::registry())
         .durability(if durable {
             Durability::Durable
         } else {
@@ -204,7 +206,7 @@ fn child(spec: &ChildSpec, status: &Arc<Lines>) -> anyhow::Result<()> {
             ))
         },
     )?;
-    let mut next = log.last_position()? + 1;
+    let mut next = log.last_position()?.get() + 1;
     let order_status = Arc::clone(status);
     let _order = log.subscribe(
         "order",
@@ -299,25 +301,38 @@ fn appender(
         let cold_events = |id: &str, count: u64| -> anyhow::Result<Vec<NewEvent>> {
             (0..count).map(|i| cold_event(id, i as u32)).collect()
         };
+        let hot_stream = StreamId::of::<CacheHit>(hot);
+        let cold_stream = |id: &str| StreamId::of::<PipelineStarted>(id);
         let mut own_next = None;
         let batches = match roll {
             // Read-modify-append on a hot aggregate: races, one winner per version.
             0..40 => {
-                let version = log.stream_version("cache", hot)?;
+                let version = log.stream_version(&hot_stream)?;
                 vec![AppendBatch::new(
-                    ExpectedVersion::exact(version),
+                    hot_stream,
+                    ExpectedVersion::Exact(version),
                     hot_events(count)?,
                 )]
             }
-            40..50 => vec![AppendBatch::new(ExpectedVersion::Any, hot_events(count)?)],
+            40..50 => vec![AppendBatch::new(
+                hot_stream,
+                ExpectedVersion::Any,
+                hot_events(count)?,
+            )],
             50..55 => vec![AppendBatch::new(
+                hot_stream,
                 ExpectedVersion::StreamExists,
                 hot_events(count)?,
             )],
-            55..57 => vec![AppendBatch::new(ExpectedVersion::NoStream, hot_events(1)?)],
+            55..57 => vec![AppendBatch::new(
+                hot_stream,
+                ExpectedVersion::NoStream,
+                hot_events(1)?,
+            )],
             57..85 => {
                 own_next = Some((cold_id.clone(), count));
                 vec![AppendBatch::new(
+                    cold_stream(&cold_id),
                     ExpectedVersion::NoStream,
                     cold_events(&cold_id, count)?,
                 )]
@@ -326,6 +341,7 @@ fn appender(
                 Some((id, version)) => {
                     own_next = Some((id.clone(), version + count));
                     vec![AppendBatch::new(
+                        cold_stream(id),
                         ExpectedVersion::exact(*version),
                         cold_events(id, count)?,
                     )]
@@ -333,11 +349,19 @@ fn appender(
                 None => continue,
             },
             _ => {
-                let version = log.stream_version("cache", hot)?;
+                let version = log.stream_version(&hot_stream)?;
                 own_next = Some((cold_id.clone(), count));
                 vec![
-                    AppendBatch::new(ExpectedVersion::exact(version), hot_events(1)?),
-                    AppendBatch::new(ExpectedVersion::NoStream, cold_events(&cold_id, count)?),
+                    AppendBatch::new(
+                        hot_stream,
+                        ExpectedVersion::Exact(version),
+                        hot_events(1)?,
+                    ),
+                    AppendBatch::new(
+                        cold_stream(&cold_id),
+                        ExpectedVersion::NoStream,
+                        cold_events(&cold_id, count)?,
+                    ),
                 ]
             }
         };
@@ -350,7 +374,8 @@ fn appender(
         let result = if batches.len() == 1 {
             let mut batches = batches;
             let batch = batches.remove(0);
-            log.append(batch.expected, batch.events).map(|r| vec![r])
+            log.append(&batch.stream, batch.expected, batch.events)
+                .map(|r| vec![r])
         } else {
             log.append_batches(batches)
         };
@@ -375,18 +400,20 @@ fn snapshots(log: &EventLog, status: &Lines, seed: u64) -> anyhow::Result<()> {
     let mut rng = Rng::new(seed);
     loop {
         let hot = HOT[rng.below(HOT.len() as u64) as usize];
-        let version = log.stream_version("cache", hot)?;
-        if version == 0 {
+        let stream = StreamId::of::<CacheHit>(hot);
+        let version = log.stream_version(&stream)?;
+        if version == Version::NONE {
             sleep_ms(1);
             continue;
         }
         let event = log
-            .read_stream("cache", hot, StreamRead::forwards().from(version).limit(1))?
+            .read_stream(&stream, StreamRead::forwards().from(version.get()).limit(1))?
             .next()
             .context("the event at the stream's version")??;
         let state = format!("{version}:{}", event.metadata.event_id.simple());
         status.line("snapshot begin")?;
-        log.save_snapshot("cache", hot, version, 1, state.as_bytes())?;
+        log.admin()
+            .save_snapshot(&stream, version, 1, state.as_bytes())?;
         status.line("snapshot end")?;
         sleep_ms(rng.below(3));
     }
@@ -397,9 +424,9 @@ fn checkpoints(log: &EventLog, status: &Lines, seed: u64) -> anyhow::Result<()> 
     let mut rng = Rng::new(seed);
     loop {
         status.line("export begin")?;
-        log.checkpoint()?;
+        log.admin().checkpoint()?;
         status.line("export end")?;
-        let files = log.list_checkpoints()?;
+        let files = log.admin().list_checkpoints()?;
         for info in files.iter().take(files.len().saturating_sub(2)) {
             std::fs::remove_file(&info.path)?;
         }
@@ -549,7 +576,7 @@ fn check_snapshots(log: &EventLog, observed: &Observed) -> anyhow::Result<u64> {
             .aggregate("cache", hot)
             .map(|i| observed.positions[i].as_slice())
             .unwrap_or_default();
-        for snapshot in log.snapshots("cache", hot)? {
+        for snapshot in log.admin().snapshots(&StreamId::of::<CacheHit>(hot))? {
             let version = snapshot.version;
             ensure!(
                 version >= 1 && version <= positions.len() as u64,
@@ -572,7 +599,10 @@ fn check_snapshots(log: &EventLog, observed: &Observed) -> anyhow::Result<u64> {
 /// back and never passes the log.
 fn check_projection(log: &EventLog, observed: &Observed, pair: &mut Pair) -> anyhow::Result<()> {
     ensure_not_beyond_the_log(log, COUNTS, observed)?;
-    let (position, state) = log.projection_state::<Counts>(COUNTS)?.unwrap_or_default();
+    let (position, state) = log
+        .projection_state::<Counts>(COUNTS)?
+        .map(|(position, state)| (position.get(), state))
+        .unwrap_or_default();
     ensure!(
         position >= pair.projection_position,
         "the projection went back from {} to {position}",
@@ -608,6 +638,7 @@ fn ensure_not_beyond_the_log(
     observed: &Observed,
 ) -> anyhow::Result<()> {
     let stored = log
+        .admin()
         .consumers()?
         .into_iter()
         .find_map(|(consumer, position)| (consumer == name).then_some(position))
@@ -638,7 +669,7 @@ fn check_deliveries(
     handled: &str,
 ) -> anyhow::Result<Deliveries> {
     ensure_not_beyond_the_log(log, HANDLED, observed)?;
-    let stored = log.consumer(HANDLED)?.map_or(0, |c| c.position);
+    let stored = log.admin().consumer(HANDLED)?.map_or(0, |c| c.position);
     ensure!(
         stored >= pair.consumer_position,
         "the durable subscription went back from {} to {stored}",

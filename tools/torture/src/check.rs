@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail, ensure};
 use eventlog::{
-    Durability, EventLog, EventLogConfig, StreamRead, import_checkpoint, verify_checkpoint,
+    Durability, EventLog, EventLogConfig, Position, StreamId, StreamRead, import_checkpoint,
+    verify_checkpoint,
 };
 use uuid::Uuid;
 
@@ -66,9 +67,9 @@ pub fn check_store(
     sample: usize,
     rng: &mut Rng,
 ) -> anyhow::Result<Observed> {
-    let last = log.last_position()?;
+    let last = log.last_position()?.get();
     let mut observed = Observed::default();
-    for (i, event) in log.read_log(1, None)?.enumerate() {
+    for (i, event) in log.read_log(Position(1), None)?.enumerate() {
         let event = event.with_context(|| format!("reading the log at position {}", i + 1))?;
         let position = i as u64 + 1;
         ensure!(
@@ -98,7 +99,7 @@ pub fn check_store(
     );
 
     // The hash chain, versions, index pages and snapshots, as the store checks them.
-    let report = log.verify()?;
+    let report = log.admin().verify()?;
     ensure!(
         report.ok,
         "verify found {} problems: {:?}",
@@ -160,7 +161,7 @@ pub fn check_store(
     }
     for (aggregate_type, positions) in &by_type {
         let read: Vec<u64> = log
-            .read_aggregate_type(aggregate_type, 1, None)?
+            .read_aggregate_type(aggregate_type, Position(1), None)?
             .map(|e| e.map(|e| e.position))
             .collect::<Result<_, _>>()?;
         ensure!(
@@ -171,7 +172,7 @@ pub fn check_store(
         );
         let from = 1 + rng.below(last.max(1));
         let read: Vec<u64> = log
-            .read_aggregate_type(aggregate_type, from, Some(5))?
+            .read_aggregate_type(aggregate_type, Position(from), Some(5))?
             .map(|e| e.map(|e| e.position))
             .collect::<Result<_, _>>()?;
         let want: Vec<u64> = positions
@@ -200,14 +201,15 @@ fn check_stream(
         .iter()
         .map(|&p| observed.ids[(p - 1) as usize])
         .collect();
-    let version = log.stream_version(aggregate_type, aggregate_id)?;
+    let stream = StreamId::new(aggregate_type.as_str(), aggregate_id.as_str());
+    let version = log.stream_version(&stream)?;
     ensure!(
         version == want.len() as u64,
         "{aggregate_type}/{aggregate_id}: stream_version {version}, the log holds {} events",
         want.len()
     );
     let read: Vec<(u64, u64, Uuid)> = log
-        .read_stream(aggregate_type, aggregate_id, StreamRead::forwards())?
+        .read_stream(&stream, StreamRead::forwards())?
         .map(|e| e.map(|e| (e.metadata.version, e.position, e.metadata.event_id)))
         .collect::<Result<_, _>>()?;
     let expected: Vec<(u64, u64, Uuid)> = positions
@@ -224,11 +226,7 @@ fn check_stream(
     );
     let top = 1 + rng.below(want.len() as u64);
     let back: Vec<Uuid> = log
-        .read_stream(
-            aggregate_type,
-            aggregate_id,
-            StreamRead::backwards().from(top).limit(3),
-        )?
+        .read_stream(&stream, StreamRead::backwards().from(top).limit(3))?
         .map(|e| e.map(|e| e.metadata.event_id))
         .collect::<Result<_, _>>()?;
     let want_back: Vec<Uuid> = want[..top as usize].iter().rev().take(3).copied().collect();
@@ -318,6 +316,7 @@ fn compare(file: &Path, position: u64, observed: &Observed) -> anyhow::Result<()
         .with_context(|| format!("importing {}", file.display()))?;
     let log = EventLog::open(
         EventLogConfig::new(&into)
+            .registry(omni_domain::registry())
             .durability(Durability::Buffered)
             .snapshot_every(None)
             .store(|s| s.cache_capacity(16 << 20)),
@@ -329,7 +328,7 @@ fn compare(file: &Path, position: u64, observed: &Observed) -> anyhow::Result<()
         log.last_position()?
     );
     let upto = position.min(observed.last());
-    for (i, event) in log.read_log(1, Some(upto as usize))?.enumerate() {
+    for (i, event) in log.read_log(Position(1), Some(upto as usize))?.enumerate() {
         let event = event?;
         ensure!(
             event.metadata.event_id == observed.ids[i],
@@ -338,7 +337,7 @@ fn compare(file: &Path, position: u64, observed: &Observed) -> anyhow::Result<()
             i + 1
         );
     }
-    for (name, consumer) in log.consumers()? {
+    for (name, consumer) in log.admin().consumers()? {
         ensure!(
             consumer <= position,
             "checkpoint {}: consumer {name} at {consumer}, beyond its log",
