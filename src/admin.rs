@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use events_bus::SubscriberHealth;
 use events_core::{StreamId, Version};
 use events_sled::{
-    ChainHead, CheckpointInfo, CheckpointManifest, ConsumerCheckpoint, Progress, Snapshot,
+    ChainHead, CheckpointManifest, ConsumerCheckpoint, Progress, Snapshot,
     VerifyReport,
 };
 
@@ -200,24 +200,26 @@ impl<'a> Admin<'a> {
         self.log.with_store(|s| Ok(s.checkpoint()?))
     }
 
-    /// The checkpoints in the configured checkpoint directory, oldest first.
+    /// The configured checkpoint directory (default = `<path>/checkpoints`), for
+    /// [`list_checkpoints`](crate::list_checkpoints) and
+    /// [`prune_checkpoints`](crate::prune_checkpoints), which work on a directory without an
+    /// open store.
     ///
-    /// # Errors
+    /// # Example
     ///
-    /// As [`Admin::export_checkpoint`].
-    pub fn list_checkpoints(&self) -> Result<Vec<CheckpointInfo>, AdminError> {
-        self.log.with_store(|s| Ok(s.list_checkpoints()?))
-    }
-
-    /// Deletes this store's checkpoints in the configured directory older than `days` days,
-    /// except its newest one that passes full verification; other stores' files in the directory
-    /// are left alone. Returns what was deleted (see `Store::prune_checkpoints`).
+    /// ```
+    /// use eventlog::{EventLog, EventLogConfig, list_checkpoints};
     ///
-    /// # Errors
-    ///
-    /// As [`Admin::export_checkpoint`].
-    pub fn prune_checkpoints(&self, days: u32) -> Result<Vec<PathBuf>, AdminError> {
-        self.log.with_store(|s| Ok(s.prune_checkpoints(days)?))
+    /// let dir = tempfile::tempdir()?;
+    /// let log = EventLog::open(EventLogConfig::new(dir.path()))?;
+    /// let (file, _manifest) = log.admin().checkpoint()?;
+    /// let listed = list_checkpoints(&log.admin().checkpoint_dir())?;
+    /// assert_eq!(listed.len(), 1);
+    /// assert_eq!(listed[0].path, file);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn checkpoint_dir(&self) -> PathBuf {
+        self.log.inner().config.store_config().checkpoint_dir()
     }
 
     /// The store's metrics, every subscription's health and the aggregate load counters.

@@ -155,5 +155,5 @@ pub use events_sled::{
     ReadError as StoreReadError, ReadOnlyLogEvents, ReadOnlyStreamEvents, ReadOnlyTypeEvents,
     RepairReport, Snapshot, SnapshotError, StoreConfig, StoreError, StoreLimits, StoreMetrics,
     StreamEvents, StreamRead, TypeEvents, VerifyIssue, VerifyReport, import_checkpoint,
-    migrate_store, read_manifest, repair_store, verify_checkpoint, verify_checkpoint_with,
+    list_checkpoints, migrate_store, prune_checkpoints, read_manifest, repair_store, verify_checkpoint, verify_checkpoint_with,
 };

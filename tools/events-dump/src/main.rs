@@ -5,6 +5,7 @@ mod cli;
 mod commands;
 mod event_json;
 mod logging;
+mod omni;
 mod out;
 mod progress;
 mod source;

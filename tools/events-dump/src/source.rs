@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use eventlog::{
-    AggregateInfo, CheckpointInfo, CheckpointManifest, EventLog, EventLogConfig, EventLogError,
-    EventRegistry, OpenError, ReadError, ReadOnlyEventLog, RecordedEvent, StreamRead,
-    import_checkpoint, list_checkpoints,
+    AggregateInfo, CheckpointInfo, CheckpointManifest, EventLog, EventLogConfig, EventRegistry,
+    OpenError, Position, ReadOnlyEventLog, RecordedEvent, StoreOpenError, StoreReadError,
+    StreamId, StreamRead, import_checkpoint, list_checkpoints,
 };
 use tempfile::TempDir;
 
@@ -26,7 +26,7 @@ const LOCK_WAIT: Duration = Duration::from_millis(300);
 const CACHE_BYTES: u64 = 64 << 20;
 
 /// Events, lazily; an error ends the iteration.
-pub type Events = Box<dyn Iterator<Item = Result<RecordedEvent, ReadError>>>;
+pub type Events = Box<dyn Iterator<Item = Result<RecordedEvent, StoreReadError>>>;
 
 /// What a source reads through: the store itself (opened as its only user), or a store in use
 /// by another process, read-only from its log files.
@@ -67,8 +67,8 @@ impl Handle {
     /// When the store is closed.
     pub fn last_position(&self) -> anyhow::Result<u64> {
         Ok(match self {
-            Self::Store(log) => log.last_position()?,
-            Self::Live(live) => live.last_position(),
+            Self::Store(log) => log.last_position()?.get(),
+            Self::Live(live) => live.last_position().get(),
         })
     }
 
@@ -79,8 +79,8 @@ impl Handle {
     /// When the store is closed.
     pub fn read_log(&self, from: u64, limit: Option<usize>) -> anyhow::Result<Events> {
         Ok(match self {
-            Self::Store(log) => Box::new(log.read_log(from, limit)?),
-            Self::Live(live) => Box::new(live.read_log(from, limit)),
+            Self::Store(log) => Box::new(log.read_log(Position(from), limit)?),
+            Self::Live(live) => Box::new(live.read_log(Position(from), limit)),
         })
     }
 
@@ -96,8 +96,12 @@ impl Handle {
         limit: Option<usize>,
     ) -> anyhow::Result<Events> {
         Ok(match self {
-            Self::Store(log) => Box::new(log.read_aggregate_type(aggregate_type, from, limit)?),
-            Self::Live(live) => Box::new(live.read_aggregate_type(aggregate_type, from, limit)?),
+            Self::Store(log) => {
+                Box::new(log.read_aggregate_type(aggregate_type, Position(from), limit)?)
+            }
+            Self::Live(live) => {
+                Box::new(live.read_aggregate_type(aggregate_type, Position(from), limit)?)
+            }
         })
     }
 
@@ -106,15 +110,10 @@ impl Handle {
     /// # Errors
     ///
     /// When the index cannot be read.
-    pub fn read_stream(
-        &self,
-        aggregate_type: &str,
-        aggregate_id: &str,
-        read: StreamRead,
-    ) -> anyhow::Result<Events> {
+    pub fn read_stream(&self, stream: &StreamId, read: StreamRead) -> anyhow::Result<Events> {
         Ok(match self {
-            Self::Store(log) => Box::new(log.read_stream(aggregate_type, aggregate_id, read)?),
-            Self::Live(live) => Box::new(live.read_stream(aggregate_type, aggregate_id, read)?),
+            Self::Store(log) => Box::new(log.read_stream(stream, read)?),
+            Self::Live(live) => Box::new(live.read_stream(stream, read)?),
         })
     }
 
@@ -123,10 +122,10 @@ impl Handle {
     /// # Errors
     ///
     /// When the index cannot be read.
-    pub fn stream_version(&self, aggregate_type: &str, aggregate_id: &str) -> anyhow::Result<u64> {
+    pub fn stream_version(&self, stream: &StreamId) -> anyhow::Result<u64> {
         Ok(match self {
-            Self::Store(log) => log.stream_version(aggregate_type, aggregate_id)?,
-            Self::Live(live) => live.stream_version(aggregate_type, aggregate_id),
+            Self::Store(log) => log.stream_version(stream)?.get(),
+            Self::Live(live) => live.stream_version(stream).get(),
         })
     }
 
@@ -174,6 +173,7 @@ impl Source {
 
 fn config(dir: &Path) -> EventLogConfig {
     EventLogConfig::new(dir)
+        .registry(omni_domain::registry())
         .store(|s| s.cache_capacity(CACHE_BYTES))
         .snapshot_every(None)
         .lock_wait(LOCK_WAIT)
@@ -246,7 +246,7 @@ fn open_store(dir: &Path) -> anyhow::Result<Source> {
     check_store_dir(dir)?;
     let log = match EventLog::open(config(dir)) {
         Ok(log) => Handle::Store(log),
-        Err(EventLogError::Open(OpenError::Locked { .. })) => {
+        Err(OpenError::Store(StoreOpenError::Locked { .. })) => {
             tracing::info!(
                 store = %dir.display(),
                 "the store is in use by a running process: reading its log files read-only"
@@ -274,7 +274,7 @@ fn open_store(dir: &Path) -> anyhow::Result<Source> {
 /// When there is no store, it needs migrating, or its log files cannot be read.
 pub fn open_live(dir: &Path) -> anyhow::Result<Source> {
     check_store_dir(dir)?;
-    let live = EventLog::open_read_only(dir)
+    let live = EventLog::open_read_only(dir, omni_domain::registry())
         .with_context(|| format!("reading the store at {} read-only", dir.display()))?;
     Ok(Source {
         description: format!(

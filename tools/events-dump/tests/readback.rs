@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use common::{arg, dump, json_lines, json_object, stderr, stdout, writer};
-use eventlog::{EventLog, EventLogConfig};
+use eventlog::{EventLog, EventLogConfig, Position};
 use serde_json::Value;
 
 const FIELDS: [&str; 15] = [
@@ -74,9 +74,9 @@ fn the_dump_reads_back_exactly_what_the_daemon_wrote() {
     }
 
     // A second, independent read through the facade gives the same objects.
-    let log = EventLog::open(EventLogConfig::new(&store)).unwrap();
+    let log = EventLog::open(EventLogConfig::new(&store).registry(omni_domain::registry())).unwrap();
     let direct: Vec<Value> = log
-        .read_log(1, None)
+        .read_log(Position(1), None)
         .unwrap()
         .map(|e| log.event_to_json(&e.unwrap()).unwrap())
         .collect();

@@ -6,9 +6,8 @@
 mod common;
 
 use common::{arg, dump, json_lines, stdout};
-use eventlog::{
-    DomainEvent, EventContext, EventLog, EventLogConfig, EventRegistry, ExpectedVersion,
-};
+use eventlog::{DomainEvent, EventContext, EventLog, EventLogConfig, ExpectedVersion, StreamId};
+use omni_domain::CacheHit;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -26,12 +25,13 @@ impl DomainEvent for InvoicePaid {
 fn unknown_event_types_show_their_payload_as_hex() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
-    let mut registry = EventRegistry::omni_writer();
+    let mut registry = omni_domain::registry();
     registry.register::<InvoicePaid>().unwrap();
     let log = EventLog::open(EventLogConfig::new(&store).registry(registry)).unwrap();
     let context = EventContext::new("billing").with_trace_id("t-1");
     let paid = InvoicePaid { amount_cents: 1999 };
-    log.append_event("inv-1", ExpectedVersion::NoStream, &paid, context)
+    let stream = StreamId::of::<InvoicePaid>("inv-1");
+    log.append_event(&stream, ExpectedVersion::NoStream, &paid, context)
         .unwrap();
     log.close().unwrap();
 
@@ -64,8 +64,8 @@ fn unknown_event_types_show_their_payload_as_hex() {
 fn prune_removes_checkpoints_older_than_asked() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
-    let log = EventLog::open(EventLogConfig::new(&store)).unwrap();
-    let hit = eventlog::CacheHit {
+    let log = EventLog::open(EventLogConfig::new(&store).registry(omni_domain::registry())).unwrap();
+    let hit = CacheHit {
         cache_key: "k".into(),
         cache_type: "memory".into(),
         response_time: 0.001,
@@ -73,13 +73,13 @@ fn prune_removes_checkpoints_older_than_asked() {
     // Two checkpoints, at positions 1 and 2, taken at different instants.
     for _ in 0..2 {
         log.append_event(
-            "cache-1",
+            &StreamId::of::<CacheHit>("cache-1"),
             ExpectedVersion::Any,
             &hit,
             EventContext::default(),
         )
         .unwrap();
-        log.checkpoint().unwrap();
+        log.admin().checkpoint().unwrap();
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     log.close().unwrap();

@@ -14,7 +14,7 @@ use anyhow::{Context as _, bail, ensure};
 use eventlog::{
     AppendBatch, ApplyError, Durability, EventContext, EventLog, EventLogConfig, EventRegistry,
     ExpectedVersion, NewEvent, Projection, RecordedEvent, StreamId, StreamRead,
-    SubscriptionFilter, Version,
+    SubscriptionFilter, Version, list_checkpoints,
 };
 use omni_domain::{CacheHit, GenerationConfig, PipelineStarted};
 use serde::{Deserialize, Serialize};
@@ -422,11 +422,12 @@ fn snapshots(log: &EventLog, status: &Lines, seed: u64) -> anyhow::Result<()> {
 /// Checkpoint exports, continuously, keeping the newest two.
 fn checkpoints(log: &EventLog, status: &Lines, seed: u64) -> anyhow::Result<()> {
     let mut rng = Rng::new(seed);
+    let checkpoints = log.admin().checkpoint_dir();
     loop {
         status.line("export begin")?;
         log.admin().checkpoint()?;
         status.line("export end")?;
-        let files = log.admin().list_checkpoints()?;
+        let files = list_checkpoints(&checkpoints)?;
         for info in files.iter().take(files.len().saturating_sub(2)) {
             std::fs::remove_file(&info.path)?;
         }

@@ -48,10 +48,10 @@ pub fn export(log: &EventLog, file: &Path, json: bool, out: &mut Out) -> anyhow:
     if file.exists() {
         bail!("{} exists already: choose a new file name", file.display());
     }
-    let bar = progress::bar(log.last_position()?, "exporting");
+    let bar = progress::bar(log.last_position()?.get(), "exporting");
     let manifest = {
         let mut report = progress::callback(&bar);
-        log.export_checkpoint_with(file, &mut report)
+        log.admin().export_checkpoint_with(file, &mut report)
     };
     bar.finish_and_clear();
     let manifest = manifest.with_context(|| format!("exporting to {}", file.display()))?;

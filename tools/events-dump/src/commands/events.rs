@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
-use eventlog::{EventRegistry, ReadError, RecordedEvent, StreamRead};
+use eventlog::{EventRegistry, Position, RecordedEvent, StoreReadError, StreamId, StreamRead};
 
 use crate::commands::Status;
 use crate::event_json::{ROW_HEADER, event_json, event_row};
@@ -44,7 +44,7 @@ pub struct LogOptions<'a> {
 /// `--follow`).
 fn print(
     registry: &EventRegistry,
-    events: impl Iterator<Item = Result<RecordedEvent, ReadError>>,
+    events: impl Iterator<Item = Result<RecordedEvent, StoreReadError>>,
     json: bool,
     flush_each: bool,
     out: &mut Out,
@@ -85,7 +85,8 @@ pub fn stream(
     json: bool,
     out: &mut Out,
 ) -> anyhow::Result<Status> {
-    if log.stream_version(aggregate_type, aggregate_id)? == 0 {
+    let stream = StreamId::new(aggregate_type, aggregate_id);
+    if log.stream_version(&stream)? == 0 {
         bail!(
             "no aggregate {aggregate_type}/{aggregate_id} in the store (list them with `events-dump streams`)"
         );
@@ -101,7 +102,7 @@ pub fn stream(
     if let Some(limit) = options.limit {
         read = read.limit(limit);
     }
-    let events = log.read_stream(aggregate_type, aggregate_id, read)?;
+    let events = log.read_stream(&stream, read)?;
     print(log.registry(), events, json, false, out)?;
     Ok(Status::Ok)
 }
@@ -126,7 +127,7 @@ pub fn log(
         options.limit
     };
     let events: Events = match (options.follow, log) {
-        (true, Handle::Live(live)) => Box::new(live.follow(from).poll_interval(FOLLOW_POLL)),
+        (true, Handle::Live(live)) => Box::new(live.follow(Position(from)).poll_interval(FOLLOW_POLL)),
         (true, Handle::Store(_)) => {
             bail!("--follow reads a store directory read-only, not a checkpoint")
         }

@@ -4,22 +4,20 @@
 use std::collections::BTreeMap;
 
 use anyhow::bail;
-use eventlog::{
-    ARTICLE_GENERATION, ArticleGeneration, CACHE, Cache, EventLog, PIPELINE, PROMPT_VALIDATION,
-    Pipeline, PromptValidation, RETRY, RetryOperation, VerifyReport, list_checkpoints,
-};
+use eventlog::{EventLog, StreamId, VerifyReport, list_checkpoints};
 use serde_json::{Value, json};
 
 use crate::commands::Status;
+use crate::omni;
 use crate::out::{Out, Table};
 use crate::progress;
 use crate::source::{Handle, Source, checkpoint_dir};
 
 fn verify_with_bar(log: &EventLog) -> anyhow::Result<VerifyReport> {
-    let bar = progress::bar(log.last_position()?, "verifying");
+    let bar = progress::bar(log.last_position()?.get(), "verifying");
     let report = {
         let mut report = progress::callback(&bar);
-        log.verify_with(&mut report)
+        log.admin().verify_with(&mut report)
     };
     bar.finish_and_clear();
     Ok(report?)
@@ -36,7 +34,7 @@ pub fn info(source: &Source, verify: bool, json: bool, out: &mut Out) -> anyhow:
         Handle::Live(_) => return live_info(source, json, out),
         Handle::Store(log) => log,
     };
-    let metrics = log.metrics()?;
+    let metrics = log.admin().metrics()?;
     let mut per_type: BTreeMap<String, u64> = BTreeMap::new();
     for aggregate in log.aggregates(None)? {
         *per_type.entry(aggregate.aggregate_type).or_default() += 1;
@@ -51,7 +49,7 @@ pub fn info(source: &Source, verify: bool, json: bool, out: &mut Out) -> anyhow:
     let chain_head = match (&report, &source.manifest) {
         (Some(report), _) => Some(report.chain_head.clone()),
         (None, Some(manifest)) => Some(manifest.chain_head.clone()),
-        (None, None) => Some(log.chain_head()?.hash),
+        (None, None) => Some(log.admin().chain_head()?.hash),
     };
     let checkpoints = list_checkpoints(&checkpoint_dir(&source.store_dir)).unwrap_or_default();
     let summary = json!({
@@ -187,7 +185,7 @@ pub fn state(
     json: bool,
     out: &mut Out,
 ) -> anyhow::Result<Status> {
-    let Some(state) = log.load_omni_state(aggregate_type, aggregate_id, at)? else {
+    let Some(state) = omni::load_state(log, aggregate_type, aggregate_id, at)? else {
         bail!(
             "no events for {aggregate_type}/{aggregate_id} (list aggregates with `events-dump streams`)"
         );
@@ -198,29 +196,6 @@ pub fn state(
         out.line(serde_json::to_string_pretty(&state)?)?;
     }
     Ok(Status::Ok)
-}
-
-/// Takes a snapshot of an Omni Writer aggregate now.
-fn create_snapshot(
-    log: &EventLog,
-    aggregate_type: &str,
-    aggregate_id: &str,
-) -> anyhow::Result<u64> {
-    let version = match aggregate_type {
-        ARTICLE_GENERATION => log.snapshot::<ArticleGeneration>(aggregate_id)?.version,
-        PROMPT_VALIDATION => log.snapshot::<PromptValidation>(aggregate_id)?.version,
-        CACHE => log.snapshot::<Cache>(aggregate_id)?.version,
-        RETRY => log.snapshot::<RetryOperation>(aggregate_id)?.version,
-        PIPELINE => log.snapshot::<Pipeline>(aggregate_id)?.version,
-        other => bail!(
-            "no Omni Writer aggregate for type `{other}` (known: article_generation, \
-             prompt_validation, cache, retry, pipeline)"
-        ),
-    };
-    if version == 0 {
-        bail!("no events for {aggregate_type}/{aggregate_id}: nothing to snapshot");
-    }
-    Ok(version)
 }
 
 /// `snapshot TYPE ID [--create]`: the kept snapshots, each with the state it holds.
@@ -237,12 +212,13 @@ pub fn snapshot(
     out: &mut Out,
 ) -> anyhow::Result<Status> {
     if create {
-        let version = create_snapshot(log, aggregate_type, aggregate_id)?;
+        let version = omni::snapshot_now(log, aggregate_type, aggregate_id)?;
         tracing::info!(aggregate_type, aggregate_id, version, "snapshot taken");
     }
-    let snapshots = log.snapshots(aggregate_type, aggregate_id)?;
+    let stream = StreamId::new(aggregate_type, aggregate_id);
+    let snapshots = log.admin().snapshots(&stream)?;
     if snapshots.is_empty() {
-        let version = log.stream_version(aggregate_type, aggregate_id)?;
+        let version = log.stream_version(&stream)?;
         if version == 0 {
             bail!("no aggregate {aggregate_type}/{aggregate_id} in the store");
         }
@@ -258,8 +234,7 @@ pub fn snapshot(
     let mut newest_state = None;
     for snapshot in &snapshots {
         // The state at the snapshot's version, loaded from it (`from_snapshot` says so).
-        let state = log
-            .load_omni_state(aggregate_type, aggregate_id, Some(snapshot.version))
+        let state = omni::load_state(log, aggregate_type, aggregate_id, Some(snapshot.version))
             .ok()
             .flatten();
         if json {

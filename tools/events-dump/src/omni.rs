@@ -1,0 +1,97 @@
+//! The Omni Writer's aggregates, chosen by aggregate type name: what `state` and
+//! `snapshot --create` load. The library knows no application's aggregates; the dump reads the
+//! Omni Writer's store, so it names them here.
+
+use anyhow::bail;
+use eventlog::{Aggregate, EventLog, Loaded, Version};
+use omni_domain::{
+    AGGREGATE_TYPES, ArticleGeneration, Cache, Pipeline, PromptValidation, RetryOperation,
+};
+use serde_json::Value;
+
+/// Something done with one aggregate type, whichever it is.
+trait WithAggregate {
+    type Output;
+    fn run<A: Aggregate>(self) -> anyhow::Result<Self::Output>;
+}
+
+/// Runs `job` with the Omni Writer aggregate of `aggregate_type`.
+fn with_aggregate<J: WithAggregate>(aggregate_type: &str, job: J) -> anyhow::Result<J::Output> {
+    match aggregate_type {
+        ArticleGeneration::AGGREGATE_TYPE => job.run::<ArticleGeneration>(),
+        PromptValidation::AGGREGATE_TYPE => job.run::<PromptValidation>(),
+        Cache::AGGREGATE_TYPE => job.run::<Cache>(),
+        RetryOperation::AGGREGATE_TYPE => job.run::<RetryOperation>(),
+        Pipeline::AGGREGATE_TYPE => job.run::<Pipeline>(),
+        other => bail!(
+            "no Omni Writer aggregate for type `{other}` (known: {})",
+            AGGREGATE_TYPES.join(", ")
+        ),
+    }
+}
+
+/// The aggregate's state as JSON (the [`Loaded`] value: `aggregate_type`, `aggregate_id`,
+/// `version`, `from_snapshot`, `events_applied`, `snapshot_saved`, `state`), at `at` or its
+/// current version; `None` when it has no events.
+///
+/// # Errors
+///
+/// For a type without an Omni Writer aggregate; a version the aggregate has not reached; a
+/// store that cannot be read or an event that does not apply.
+pub fn load_state(
+    log: &EventLog,
+    aggregate_type: &str,
+    aggregate_id: &str,
+    at: Option<u64>,
+) -> anyhow::Result<Option<Value>> {
+    struct LoadState<'a> {
+        log: &'a EventLog,
+        aggregate_id: &'a str,
+        at: Option<u64>,
+    }
+    impl WithAggregate for LoadState<'_> {
+        type Output = Option<Value>;
+        fn run<A: Aggregate>(self) -> anyhow::Result<Option<Value>> {
+            let loaded: Loaded<A> = match self.at {
+                Some(version) => self.log.load_at(self.aggregate_id, Version(version))?,
+                None => self.log.load(self.aggregate_id)?,
+            };
+            if loaded.version == Version::NONE {
+                return Ok(None);
+            }
+            Ok(Some(serde_json::to_value(&loaded)?))
+        }
+    }
+    with_aggregate(
+        aggregate_type,
+        LoadState {
+            log,
+            aggregate_id,
+            at,
+        },
+    )
+}
+
+/// Takes a snapshot of the aggregate now; returns its version.
+///
+/// # Errors
+///
+/// For a type without an Omni Writer aggregate, an aggregate with no events, or a store that
+/// cannot be read or written.
+pub fn snapshot_now(log: &EventLog, aggregate_type: &str, aggregate_id: &str) -> anyhow::Result<u64> {
+    struct SnapshotNow<'a> {
+        log: &'a EventLog,
+        aggregate_id: &'a str,
+    }
+    impl WithAggregate for SnapshotNow<'_> {
+        type Output = Version;
+        fn run<A: Aggregate>(self) -> anyhow::Result<Version> {
+            Ok(self.log.snapshot::<A>(self.aggregate_id)?.version)
+        }
+    }
+    let version = with_aggregate(aggregate_type, SnapshotNow { log, aggregate_id })?;
+    if version == Version::NONE {
+        bail!("no events for {aggregate_type}/{aggregate_id}: nothing to snapshot");
+    }
+    Ok(version.get())
+}
