@@ -44,7 +44,7 @@ impl Taken {
 /// Takes a checkpoint now, logging the outcome; a failure is logged, not fatal.
 pub fn take(log: &EventLog, reason: &str, taken: &Taken) {
     let started = Instant::now();
-    match log.checkpoint() {
+    match log.admin().checkpoint() {
         Ok((path, manifest)) => {
             tracing::info!(
                 name: "omni_writer_checkpoint",

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use eventlog::GenerationConfig;
+use omni_domain::GenerationConfig;
 
 use crate::rng::Rng;
 

@@ -136,6 +136,7 @@ pub fn run(args: &Args, slot: &BarSlot) -> anyhow::Result<Summary> {
     let (mode, mode_name) = durability(args.durability);
     let seed = args.seed.unwrap_or_else(random_seed);
     let config = EventLogConfig::new(&args.store)
+        .registry(omni_domain::registry())
         .durability(mode)
         .snapshot_every(None);
     let log = EventLog::open(config)
@@ -154,7 +155,7 @@ pub fn run(args: &Args, slot: &BarSlot) -> anyhow::Result<Summary> {
         seed,
         workers = args.workers,
         first_pipeline = first,
-        last_position = log.last_position()?,
+        last_position = log.last_position()?.get(),
         "omni-writer started; generation is SIMULATED (no language model is called)"
     );
 
@@ -180,11 +181,11 @@ pub fn run(args: &Args, slot: &BarSlot) -> anyhow::Result<Summary> {
     if flushed.is_ok() && (args.checkpoint_every.is_some() || args.checkpoint_on_exit) {
         checkpoints::take(&log, "exit", &taken);
     }
-    let last_position = log.last_position()?;
+    let last_position = log.last_position()?.get();
     helpers.finish();
     let closed = log.close().context("closing the store");
     worked?;
-    let durable_position = flushed?;
+    let durable_position = flushed?.get();
     closed?;
 
     let elapsed = started.elapsed().as_secs_f64();

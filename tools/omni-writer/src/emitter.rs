@@ -86,7 +86,7 @@ impl Emitter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use eventlog::CacheHit;
+    use omni_domain::CacheHit;
 
     fn hit() -> CacheHit {
         CacheHit {

@@ -107,7 +107,7 @@ impl Reporter {
                 bar.set_position(self.counters.pipelines());
                 bar.set_message(format!(
                     "{events} events  {per_sec:.0} events/s  durable position {}",
-                    self.log.durable_position().unwrap_or(0)
+                    self.log.durable_position().map_or(0, |p| p.get())
                 ));
                 if stopping {
                     break;
@@ -124,7 +124,7 @@ impl Reporter {
                     events,
                     events_per_sec = per_sec.round() as u64,
                     pipelines = self.counters.pipelines(),
-                    durable_position = self.log.durable_position().unwrap_or(0),
+                    durable_position = self.log.durable_position().map_or(0, |p| p.get()),
                     elapsed_secs = started.elapsed().as_secs(),
                     "progress"
                 );

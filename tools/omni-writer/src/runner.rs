@@ -6,7 +6,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
 
 use anyhow::Context as _;
-use eventlog::{AppendBatch, EventLog, PIPELINE};
+use eventlog::{AppendBatch, EventLog};
+use omni_domain::PIPELINE;
 
 use crate::acklog::{AckLog, AppendIds};
 use crate::control::Control;
@@ -114,7 +115,10 @@ impl Sink for StoreSink<'_> {
         };
         let (first_position, last_position) = if step.len() == 1 {
             let batch = step.remove(0);
-            let result = self.shared.log.append(batch.expected, batch.events)?;
+            let result = self
+                .shared
+                .log
+                .append(&batch.stream, batch.expected, batch.events)?;
             (result.first_position, result.last_position)
         } else {
             let results = self.shared.log.append_batches(step)?;

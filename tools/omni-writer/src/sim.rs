@@ -11,12 +11,12 @@
 //! Every draw comes from the generator of `(seed, pipeline number)`, so a pipeline's events
 //! depend on nothing else (see the daemon's `--help` for the exact guarantee).
 
-use eventlog::{
-    AppendBatch, ArticleGenerationCompleted, ArticleGenerationFailed, ArticleGenerationStarted,
-    ArticleOutput, CacheHit, CacheInvalidated, CacheMiss, CacheSet, ExpectedVersion,
-    GenerationConfig, NewEvent, PipelineCompleted, PipelineFailed, PipelineStarted, PromptInput,
-    PromptValidationCompleted, PromptValidationFailed, PromptValidationStarted, RetryAttempted,
-    RetryFailed, RetrySucceeded,
+use eventlog::{AppendBatch, ExpectedVersion, NewEvent, StreamId};
+use omni_domain::{
+    ArticleGenerationCompleted, ArticleGenerationFailed, ArticleGenerationStarted, ArticleOutput,
+    CacheHit, CacheInvalidated, CacheMiss, CacheSet, GenerationConfig, PipelineCompleted,
+    PipelineFailed, PipelineStarted, PromptInput, PromptValidationCompleted,
+    PromptValidationFailed, PromptValidationStarted, RetryAttempted, RetryFailed, RetrySucceeded,
 };
 use uuid::Uuid;
 
@@ -83,8 +83,8 @@ struct Run<'a, S: Sink> {
     started_event: Uuid,
 }
 
-fn one(expected: ExpectedVersion, events: Vec<NewEvent>) -> AppendBatch {
-    AppendBatch::new(expected, events)
+fn one(stream: &StreamId, expected: ExpectedVersion, events: Vec<NewEvent>) -> AppendBatch {
+    AppendBatch::new(stream.clone(), expected, events)
 }
 
 /// Runs pipeline `number` of `seed` to its end, appending through `sink`.
@@ -100,6 +100,7 @@ pub fn run_pipeline<S: Sink>(
     let mut rng = Rng::new(seed, number);
     let mut emitter = Emitter::new(seed, number);
     let id = pipeline_id(number);
+    let stream = StreamId::of::<PipelineStarted>(&id);
     let config = content::generation_config(&mut rng);
     let pipeline_type = if rng.chance(0.7) {
         "single_instance"
@@ -120,7 +121,7 @@ pub fn run_pipeline<S: Sink>(
         None,
     )?;
     let started_event = started.event_id;
-    sink.append(vec![one(ExpectedVersion::NoStream, vec![started])])?;
+    sink.append(vec![one(&stream, ExpectedVersion::NoStream, vec![started])])?;
 
     let mut run = Run {
         sink,
@@ -190,7 +191,7 @@ pub fn run_pipeline<S: Sink>(
         )?,
     };
     run.sink
-        .append(vec![one(ExpectedVersion::exact(1), vec![finished])])?;
+        .append(vec![one(&stream, ExpectedVersion::exact(1), vec![finished])])?;
     Ok(PipelineOutcome {
         end,
         events: run.emitter.events(),
@@ -278,6 +279,7 @@ impl<S: Sink> Run<'_, S> {
         };
         let last = finished.event_id;
         self.sink.append(vec![one(
+            &StreamId::of::<PromptValidationStarted>(&id),
             ExpectedVersion::NoStream,
             vec![started, finished],
         )])?;
@@ -337,7 +339,9 @@ impl<S: Sink> Run<'_, S> {
             let lookup = Lookup::Miss(miss.event_id);
             (vec![miss], lookup)
         };
-        self.sink.append(vec![one(ExpectedVersion::Any, events)])?;
+        let stream = StreamId::of::<CacheHit>(&id);
+        self.sink
+            .append(vec![one(&stream, ExpectedVersion::Any, events)])?;
         Ok(lookup)
     }
 
@@ -353,6 +357,8 @@ impl<S: Sink> Run<'_, S> {
     ) -> anyhow::Result<PromptResult> {
         let gen_id = prompt_aggregate_id("gen", self.number, index);
         let retry_id = prompt_aggregate_id("retry", self.number, index);
+        let gen_stream = StreamId::of::<ArticleGenerationStarted>(&gen_id);
+        let retry_stream = StreamId::of::<RetryAttempted>(&retry_id);
         let mut gen_version = 0;
         let mut retry_version = 0;
         let mut cause = miss_event;
@@ -370,6 +376,7 @@ impl<S: Sink> Run<'_, S> {
             )?;
             let started_id = started.event_id;
             self.sink.append(vec![one(
+                &gen_stream,
                 ExpectedVersion::exact(gen_version),
                 vec![started],
             )])?;
@@ -412,8 +419,8 @@ impl<S: Sink> Run<'_, S> {
                 };
                 cause = retry.event_id;
                 self.sink.append(vec![
-                    one(ExpectedVersion::exact(gen_version), vec![failed]),
-                    one(ExpectedVersion::exact(retry_version), vec![retry]),
+                    one(&gen_stream, ExpectedVersion::exact(gen_version), vec![failed]),
+                    one(&retry_stream, ExpectedVersion::exact(retry_version), vec![retry]),
                 ])?;
                 gen_version += 1;
                 retry_version += 1;
@@ -443,7 +450,11 @@ impl<S: Sink> Run<'_, S> {
                 Some(started_id),
             )?;
             let completed_id = completed.event_id;
-            let mut step = vec![one(ExpectedVersion::exact(gen_version), vec![completed])];
+            let mut step = vec![one(
+                &gen_stream,
+                ExpectedVersion::exact(gen_version),
+                vec![completed],
+            )];
             if attempt > 1 {
                 let succeeded = RetrySucceeded {
                     operation: OPERATION.into(),
@@ -453,10 +464,15 @@ impl<S: Sink> Run<'_, S> {
                 let event = self
                     .emitter
                     .event(&retry_id, &succeeded, Some(completed_id))?;
-                step.push(one(ExpectedVersion::exact(retry_version), vec![event]));
+                step.push(one(
+                    &retry_stream,
+                    ExpectedVersion::exact(retry_version),
+                    vec![event],
+                ));
             }
+            let cache_id = format!("cache-{key}");
             let set = self.emitter.event(
-                &format!("cache-{key}"),
+                &cache_id,
                 &CacheSet {
                     cache_key: format!("prompt:{key}"),
                     cache_type: "memory".into(),
@@ -466,7 +482,11 @@ impl<S: Sink> Run<'_, S> {
                 Some(completed_id),
             )?;
             let last_event = set.event_id;
-            step.push(one(ExpectedVersion::Any, vec![set]));
+            step.push(one(
+                &StreamId::of::<CacheSet>(&cache_id),
+                ExpectedVersion::Any,
+                vec![set],
+            ));
             self.sink.append(step)?;
             return Ok(PromptResult {
                 success: true,
@@ -585,7 +605,7 @@ mod tests {
 
     #[test]
     fn totals_match_the_prompts() -> anyhow::Result<()> {
-        let registry = eventlog::EventRegistry::omni_writer();
+        let registry = omni_domain::registry();
         for number in 1..=50 {
             let mut recorder = Recorder::default();
             let outcome = run_pipeline(11, number, &mut recorder)?;

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::process::Command;
 
-use eventlog::{EventLog, EventLogConfig};
+use eventlog::{EventLog, EventLogConfig, Position};
 
 #[test]
 fn ack_lines_name_every_append_by_positions_and_event_ids() {
@@ -25,8 +25,8 @@ fn ack_lines_name_every_append_by_positions_and_event_ids() {
         String::from_utf8_lossy(&output.stderr)
     );
 
-    let log = EventLog::open(EventLogConfig::new(&store)).unwrap();
-    let events: Vec<_> = log.read_log(1, None).unwrap().map(Result::unwrap).collect();
+    let log = EventLog::open(EventLogConfig::new(&store).registry(omni_domain::registry())).unwrap();
+    let events: Vec<_> = log.read_log(Position(1), None).unwrap().map(Result::unwrap).collect();
     let last = log.last_position().unwrap();
     assert_eq!(events.len() as u64, last);
 

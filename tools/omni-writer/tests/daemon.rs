@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use eventlog::{EventLog, EventLogConfig, Pipeline, RecordedEvent, RunStatus, verify_checkpoint};
+use eventlog::{EventLog, EventLogConfig, Position, RecordedEvent, verify_checkpoint};
+use omni_domain::{Pipeline, RunStatus};
 use serde_json::Value;
 
 fn bin() -> &'static str {
@@ -82,11 +83,11 @@ fn s(path: &Path) -> &str {
 }
 
 fn open(store: &Path) -> EventLog {
-    EventLog::open(EventLogConfig::new(store)).expect("opening the store")
+    EventLog::open(EventLogConfig::new(store).registry(omni_domain::registry())).expect("opening the store")
 }
 
 fn all_events(log: &EventLog) -> Vec<RecordedEvent> {
-    log.read_log(1, None)
+    log.read_log(Position(1), None)
         .unwrap()
         .collect::<Result<Vec<_>, _>>()
         .unwrap()
@@ -185,7 +186,7 @@ fn a_seeded_run_writes_linked_events_and_sums_them_up() {
             RunStatus::Completed | RunStatus::Failed
         ));
     }
-    assert!(log.verify().unwrap().ok);
+    assert!(log.admin().verify().unwrap().ok);
     log.close().unwrap();
 }
 
@@ -328,7 +329,7 @@ fn sigterm_finishes_the_work_in_flight_and_exits_zero() {
     assert_eq!(out["durable_position"], out["last_position"]);
 
     let log = open(&store);
-    assert!(log.verify().unwrap().ok);
+    assert!(log.admin().verify().unwrap().ok);
     // Every pipeline was closed: none is left started.
     for info in log.aggregates(Some("pipeline")).unwrap() {
         let pipeline = log.load::<Pipeline>(&info.aggregate_id).unwrap().state;
