@@ -9,7 +9,8 @@
 //! append exactly the same event ids, timestamps and payloads.
 
 use chrono::{DateTime, Utc};
-use events_core::{ArticleGenerationStarted, GenerationConfig, PromptInput, codec};
+use events_core::codec;
+use omni_domain::{ArticleGenerationStarted, GenerationConfig, PromptInput};
 use uuid::Uuid;
 
 /// Bytes of every payload.

@@ -23,7 +23,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
-use eventlog::{AppendBatch, Durability, EventLog, EventLogConfig, PIPELINE};
+use eventlog::{AppendBatch, Durability, EventLog, EventLogConfig};
+use omni_domain::PIPELINE;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
@@ -35,6 +36,7 @@ use crate::sim::{Sink, run_pipeline};
 /// the chosen durability, no automatic snapshots.
 pub fn daemon_config(store: &Path, durable: bool) -> EventLogConfig {
     EventLogConfig::new(store)
+        .registry(omni_domain::registry())
         .durability(if durable {
             Durability::Durable
         } else {
@@ -91,7 +93,9 @@ impl Sink for TimedSink<'_> {
         let started = Instant::now();
         if step.len() == 1 {
             let batch = step.remove(0);
-            self.shared.log.append(batch.expected, batch.events)?;
+            self.shared
+                .log
+                .append(&batch.stream, batch.expected, batch.events)?;
         } else {
             self.shared.log.append_batches(step)?;
         }
@@ -431,7 +435,7 @@ pub fn sustained(args: &SustainedArgs) -> anyhow::Result<SustainedSummary> {
         let cpu = thread_cpu_secs(&thread_names);
         // Threads that ended take their CPU time with them: never below 0.
         let share = |i: usize| ((cpu[i] - last_cpu[i]) / dt).max(0.0);
-        let metrics = log.metrics()?.store;
+        let metrics = log.admin().metrics()?.store;
         let us = |ns: u64| ns as f64 / 1e3;
         let rss_mb = proc_status_bytes("VmRSS").unwrap_or(0) as f64 / (1 << 20) as f64;
         peak_rss = peak_rss.max(rss_mb);
@@ -487,7 +491,7 @@ pub fn sustained(args: &SustainedArgs) -> anyhow::Result<SustainedSummary> {
     }
     drop(shared);
     let flushing = Instant::now();
-    let last_position = log.flush()?;
+    let last_position = log.flush()?.get();
     let flush_secs = flushing.elapsed().as_secs_f64();
     let closing = Instant::now();
     log.close()?;
@@ -557,7 +561,7 @@ pub fn open_child(store: &Path, durable: bool) -> anyhow::Result<OpenFigures> {
     let opening = Instant::now();
     let log = EventLog::open(daemon_config(store, durable))?;
     let open_secs = opening.elapsed().as_secs_f64();
-    let last_position = log.last_position()?;
+    let last_position = log.last_position()?.get();
     let closing = Instant::now();
     log.close()?;
     Ok(OpenFigures {

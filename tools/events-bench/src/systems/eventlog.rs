@@ -1,6 +1,6 @@
 //! The system under test: the `eventlog` facade, [`EventLog`], opened the way a user opens it.
 //!
-//! Its registry is the facade's default (`EventRegistry::omni_writer`): every W event is a real
+//! Its registry is the Omni Writer's (`omni_domain::registry()`): every W event is a real
 //! `article_generation_started` whose payload is a codec-encoded `ArticleGenerationStarted`, so
 //! appends are validated against the registered type and loads fold the real aggregate.
 //! Automatic snapshots are off (`snapshot_every(None)`): a measured load never writes;
@@ -11,9 +11,10 @@ use std::path::Path;
 
 use anyhow::{Context, bail, ensure};
 use eventlog::{
-    ArticleGeneration, Durability, EventContext, EventLog, EventLogConfig, ExpectedVersion,
-    NewEvent, StreamRead,
+    Durability, EventContext, EventLog, EventLogConfig, ExpectedVersion, NewEvent, Position,
+    StreamId, StreamRead,
 };
+use omni_domain::ArticleGeneration;
 
 use super::{LoadOutcome, SLED_CACHE_BYTES, Scanned, System, Writer};
 use crate::input::{AGGREGATE_TYPE, EVENT_TYPE, Input, SCHEMA_VERSION, SOURCE, aggregate_id};
@@ -40,6 +41,7 @@ pub fn config(dir: &Path, durable: bool) -> EventLogConfig {
         Durability::Buffered
     };
     EventLogConfig::new(dir)
+        .registry(omni_domain::registry())
         .durability(durability)
         .store(|s| s.cache_capacity(SLED_CACHE_BYTES))
         .snapshot_every(None)
@@ -82,7 +84,7 @@ impl System for Eventlog {
         let mut count = 0;
         for event in self
             .log
-            .read_stream(AGGREGATE_TYPE, &id, StreamRead::forwards())?
+            .read_stream(&StreamId::new(AGGREGATE_TYPE, id.as_str()), StreamRead::forwards())?
         {
             let event = event?;
             count += 1;
@@ -98,7 +100,7 @@ impl System for Eventlog {
 
     fn read_all(&self) -> anyhow::Result<u64> {
         let mut count = 0;
-        for event in self.log.read_log(1, None)? {
+        for event in self.log.read_log(Position(1), None)? {
             let event = event?;
             count += 1;
             ensure!(
@@ -114,7 +116,7 @@ impl System for Eventlog {
     fn scan_all(&self) -> anyhow::Result<Scanned> {
         let mut scanned = Scanned::default();
         let mut out_of_order = None;
-        self.log.scan_log(1, None, |event| {
+        self.log.scan_log(Position(1), None, |event| {
             scanned.events += 1;
             scanned.payload_bytes += event.payload.len() as u64;
             if event.position != scanned.events {
@@ -143,8 +145,8 @@ impl System for Eventlog {
         ensure!(!loaded.snapshot_saved, "a measured load saved a snapshot");
         std::hint::black_box(&loaded.state);
         Ok(LoadOutcome {
-            version: loaded.version,
-            from_snapshot: loaded.from_snapshot,
+            version: loaded.version.get(),
+            from_snapshot: loaded.from_snapshot.map(|v| v.get()),
             events_applied: loaded.events_applied,
         })
     }
@@ -153,7 +155,7 @@ impl System for Eventlog {
         let loaded = self
             .log
             .snapshot::<ArticleGeneration>(&aggregate_id(aggregate))?;
-        Ok(loaded.version)
+        Ok(loaded.version.get())
     }
 }
 
@@ -179,7 +181,8 @@ impl Writer for EventlogWriter {
             0 => ExpectedVersion::NoStream,
             v => ExpectedVersion::exact(v),
         };
-        let result = self.log.append(expected, events)?;
+        let stream = StreamId::new(AGGREGATE_TYPE, id.as_str());
+        let result = self.log.append(&stream, expected, events)?;
         ensure!(
             result.last_version == append.expected + append.count as u64,
             "{id}: the append ended at version {}, expected {}",

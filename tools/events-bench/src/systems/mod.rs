@@ -11,7 +11,8 @@ use std::path::Path;
 use clap::ValueEnum;
 use serde::Serialize;
 
-use ::eventlog::{Aggregate, ArticleGeneration, EventRegistry, RecordedEvent};
+use ::eventlog::{Aggregate, EventRegistry, RecordedEvent};
+use omni_domain::ArticleGeneration;
 
 use crate::input::Input;
 use crate::workload::Append;
@@ -116,14 +117,14 @@ pub struct LoadOutcome {
     pub events_applied: u64,
 }
 
-/// The fold the baselines use: the eventlog's own `ArticleGeneration::apply`, on owned
+/// The fold the baselines use: the eventlog's own `Aggregate::apply_recorded`, on owned
 /// `RecordedEvent`s, so all three systems do the same work per event.
 pub fn apply(
     state: &mut ArticleGeneration,
     event: &RecordedEvent,
     registry: &EventRegistry,
 ) -> anyhow::Result<()> {
-    state.apply(event, registry)?;
+    state.apply_recorded(event, registry)?;
     Ok(())
 }
 

@@ -23,7 +23,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context, ensure};
-use eventlog::{ArticleGeneration, EventRegistry, RecordedEvent};
+use eventlog::{EventRegistry, RecordedEvent};
+use omni_domain::ArticleGeneration;
 use events_core::{EventMetadata, codec};
 
 use super::{LoadOutcome, SLED_CACHE_BYTES, Scanned, System, Writer, apply};
@@ -92,7 +93,7 @@ impl System for RawSled {
         Ok(Self {
             db,
             snapshots,
-            registry: EventRegistry::omni_writer(),
+            registry: omni_domain::registry(),
             data_file,
         })
     }

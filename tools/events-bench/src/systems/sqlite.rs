@@ -16,7 +16,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use anyhow::{Context, bail, ensure};
-use eventlog::{ArticleGeneration, EventMetadata, EventRegistry, RecordedEvent};
+use eventlog::{EventMetadata, EventRegistry, RecordedEvent};
+use omni_domain::ArticleGeneration;
 use events_core::codec;
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, TransactionBehavior, params};
@@ -191,7 +192,7 @@ impl System for Sqlite {
             path,
             durable,
             conn,
-            registry: EventRegistry::omni_writer(),
+            registry: omni_domain::registry(),
             shared_writer,
         })
     }
