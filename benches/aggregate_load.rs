@@ -19,9 +19,12 @@ use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use eventlog::{
+    Durability, EventContext, EventLog, EventLogConfig, ExpectedVersion, NewEvent, StreamId,
+    now_micros,
+};
+use omni_domain::{
     ArticleGeneration, ArticleGenerationCompleted, ArticleGenerationFailed,
-    ArticleGenerationStarted, ArticleOutput, Durability, EventContext, EventLog, EventLogConfig,
-    ExpectedVersion, GenerationConfig, NewEvent, PromptInput, now_micros,
+    ArticleGenerationStarted, ArticleOutput, GenerationConfig, PromptInput,
 };
 
 fn event(aggregate_id: &str, n: u64) -> NewEvent {
@@ -72,13 +75,18 @@ fn event(aggregate_id: &str, n: u64) -> NewEvent {
     .unwrap()
 }
 
+fn stream(aggregate_id: &str) -> StreamId {
+    StreamId::of::<ArticleGenerationStarted>(aggregate_id)
+}
+
 /// Appends `count` events to `aggregate_id`, saving a snapshot after every `snapshot_every`.
 fn build(log: &EventLog, aggregate_id: &str, count: u64, snapshot_every: Option<u64>) {
     let mut n = 0;
     while n < count {
         let batch = 100.min(count - n);
         let events = (n..n + batch).map(|k| event(aggregate_id, k)).collect();
-        log.append(ExpectedVersion::exact(n), events).unwrap();
+        log.append(&stream(aggregate_id), ExpectedVersion::exact(n), events)
+            .unwrap();
         n += batch;
         if let Some(every) = snapshot_every
             && n.is_multiple_of(every)
@@ -92,6 +100,7 @@ fn aggregate_load(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let config = || {
         EventLogConfig::new(dir.path())
+            .registry(omni_domain::registry())
             .durability(Durability::Buffered)
             .store(|s| s.cache_capacity(256 << 20))
             // Measured loads never save: the snapshots are those made while building.
@@ -105,7 +114,12 @@ fn aggregate_load(c: &mut Criterion) {
     let tail: Vec<_> = (100_000..100_999)
         .map(|k| event("snap-100k-tail", k))
         .collect();
-    log.append(ExpectedVersion::exact(100_000), tail).unwrap();
+    log.append(
+        &stream("snap-100k-tail"),
+        ExpectedVersion::exact(100_000),
+        tail,
+    )
+    .unwrap();
     log.close().unwrap();
     // Reopen so the measured reads come from sled, as after a restart.
     let log = EventLog::open(config()).unwrap();

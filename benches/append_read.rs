@@ -18,10 +18,11 @@ use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use eventlog::{
-    ArticleGenerationStarted, Durability, EventContext, EventLog, EventLogConfig, ExpectedVersion,
-    GenerationConfig, NewEvent, PromptInput, StoreConfig, StreamRead, now_micros,
+    Durability, EventContext, EventLog, EventLogConfig, ExpectedVersion, NewEvent, Position,
+    StoreConfig, StreamId, StreamRead, now_micros,
 };
 use events_sled::Store;
+use omni_domain::{ArticleGenerationStarted, GenerationConfig, PromptInput};
 
 const CACHE: u64 = 256 << 20;
 const AGGREGATES: u64 = 1_000;
@@ -53,6 +54,10 @@ fn event(aggregate: u64, n: u64) -> NewEvent {
     .unwrap()
 }
 
+fn stream(aggregate: u64) -> StreamId {
+    StreamId::of::<ArticleGenerationStarted>(format!("gen-{aggregate}"))
+}
+
 fn expected(version: u64) -> ExpectedVersion {
     if version == 0 {
         ExpectedVersion::NoStream
@@ -64,6 +69,7 @@ fn expected(version: u64) -> ExpectedVersion {
 fn facade(dir: &Path) -> EventLog {
     EventLog::open(
         EventLogConfig::new(dir)
+            .registry(omni_domain::registry())
             .durability(Durability::Buffered)
             .store(|s| s.cache_capacity(CACHE))
             .snapshot_every(None),
@@ -80,8 +86,8 @@ fn store(dir: &Path) -> Store {
     .unwrap()
 }
 
-/// An append path: `append(expected, events)`.
-type AppendFn<'a> = Box<dyn Fn(ExpectedVersion, Vec<NewEvent>) + 'a>;
+/// An append path: `append(expected, events)` to aggregate `gen-<n>`.
+type AppendFn<'a> = Box<dyn Fn(u64, ExpectedVersion, Vec<NewEvent>) + 'a>;
 
 fn appends(c: &mut Criterion) {
     let mut group = c.benchmark_group("append");
@@ -91,12 +97,14 @@ fn appends(c: &mut Criterion) {
         let (log, raw);
         let append: AppendFn<'_> = if through == "facade" {
             log = facade(dir.path());
-            Box::new(|e, events| {
-                log.append(e, events).unwrap();
+            // Built once, as a caller holding its streams would.
+            let streams: Vec<StreamId> = (0..AGGREGATES).map(stream).collect();
+            Box::new(move |aggregate, e, events| {
+                log.append(&streams[aggregate as usize], e, events).unwrap();
             })
         } else {
             raw = store(dir.path());
-            Box::new(|e, events| {
+            Box::new(|_, e, events| {
                 raw.append(e, events).unwrap();
             })
         };
@@ -110,9 +118,9 @@ fn appends(c: &mut Criterion) {
                     turn += 1;
                     let v = versions[aggregate as usize];
                     versions[aggregate as usize] += 1;
-                    (expected(v), vec![event(aggregate, v)])
+                    (aggregate, expected(v), vec![event(aggregate, v)])
                 },
-                |(e, events)| append(e, events),
+                |(aggregate, e, events)| append(aggregate, e, events),
                 criterion::BatchSize::SmallInput,
             );
         });
@@ -125,11 +133,12 @@ fn appends(c: &mut Criterion) {
                     let v = versions[aggregate as usize];
                     versions[aggregate as usize] += 100;
                     (
+                        aggregate,
                         expected(v),
                         (v..v + 100).map(|n| event(aggregate, n)).collect(),
                     )
                 },
-                |(e, events)| append(e, events),
+                |(aggregate, e, events)| append(aggregate, e, events),
                 criterion::BatchSize::SmallInput,
             );
         });
@@ -143,7 +152,8 @@ fn reads(c: &mut Criterion) {
         let log = facade(dir.path());
         for aggregate in 0..AGGREGATES {
             let events = (0..PER_AGGREGATE).map(|n| event(aggregate, n)).collect();
-            log.append(ExpectedVersion::NoStream, events).unwrap();
+            log.append(&stream(aggregate), ExpectedVersion::NoStream, events)
+                .unwrap();
         }
         log.close().unwrap();
     }
@@ -157,12 +167,9 @@ fn reads(c: &mut Criterion) {
         group.bench_function(BenchmarkId::new("stream_100", "facade"), |b| {
             b.iter(|| {
                 turn += 1;
-                let id = format!("gen-{}", turn % AGGREGATES);
+                let stream = stream(turn % AGGREGATES);
                 let mut count = 0;
-                for event in log
-                    .read_stream("article_generation", &id, StreamRead::forwards())
-                    .unwrap()
-                {
+                for event in log.read_stream(&stream, StreamRead::forwards()).unwrap() {
                     black_box(event.unwrap());
                     count += 1;
                 }
@@ -175,7 +182,7 @@ fn reads(c: &mut Criterion) {
                 turn += 1;
                 let from = (turn * 7_919) % (total - 1_000) + 1;
                 let mut count = 0;
-                for event in log.read_log(from, Some(1_000)).unwrap() {
+                for event in log.read_log(Position(from), Some(1_000)).unwrap() {
                     black_box(event.unwrap());
                     count += 1;
                 }

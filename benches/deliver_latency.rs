@@ -25,11 +25,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use eventlog::{
-    CacheHit, Durability, EventContext, EventLog, EventLogConfig, ExpectedVersion, NewEvent,
-    RecordedEvent, SubscriptionFilter,
+    Durability, EventContext, EventLog, EventLogConfig, ExpectedVersion, NewEvent, RecordedEvent,
+    StreamId, SubscriptionFilter,
 };
 use events_sled::{Store, StoreConfig};
 use hdrhistogram::Histogram;
+use omni_domain::CacheHit;
 
 /// Appender threads sharing the schedule (so that durable appends, each waiting for its group's
 /// `fdatasync`, can sustain the rate through group commit).
@@ -167,7 +168,12 @@ fn drive(clock: &Arc<Clock>, append: &Append, rate: u64, total: u64) -> (Histogr
 
 fn run_facade(mode: Mode, subscribers: usize, rate: u64, seconds: u64) -> Outcome {
     let dir = tempfile::tempdir().unwrap();
-    let log = EventLog::open(EventLogConfig::new(dir.path()).store(|s| mode.store(s))).unwrap();
+    let log = EventLog::open(
+        EventLogConfig::new(dir.path())
+            .registry(omni_domain::registry())
+            .store(|s| mode.store(s)),
+    )
+    .unwrap();
     let total = rate * seconds;
     let clock = Clock::new(total);
     let histograms: Vec<Arc<Mutex<Histogram<u64>>>> = (0..subscribers)
@@ -189,7 +195,9 @@ fn run_facade(mode: Mode, subscribers: usize, rate: u64, seconds: u64) -> Outcom
     let append: Append = {
         let log = log.clone();
         Arc::new(move |event| {
-            log.append(ExpectedVersion::Any, vec![event]).unwrap();
+            let stream = StreamId::new(event.aggregate_type.as_str(), event.aggregate_id.as_str());
+            log.append(&stream, ExpectedVersion::Any, vec![event])
+                .unwrap();
         })
     };
     let (append_latency, achieved_rate) = drive(&clock, &append, rate, total);

@@ -2,12 +2,12 @@
 //!
 //! Run with `cargo run --example omni_events`.
 
-use events_core::{EventContext, EventRegistry, EventValidator, codec};
+use events_core::{EventContext, codec};
 use serde_json::json;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let registry = EventRegistry::omni_writer();
-    let validator = EventValidator::omni_writer();
+    let registry = omni_domain::registry();
+    let validator = omni_domain::validator();
     let config = json!({"model_type": "openai", "temperature": 0.7, "max_tokens": 4096, "language": "pt-BR"});
     let examples = [
         (

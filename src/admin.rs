@@ -8,8 +8,7 @@ use std::sync::atomic::Ordering;
 use events_bus::SubscriberHealth;
 use events_core::{StreamId, Version};
 use events_sled::{
-    ChainHead, CheckpointManifest, ConsumerCheckpoint, Progress, Snapshot,
-    VerifyReport,
+    ChainHead, CheckpointManifest, ConsumerCheckpoint, Progress, Snapshot, VerifyReport,
 };
 
 use crate::error::AdminError;
@@ -119,7 +118,11 @@ impl<'a> Admin<'a> {
         schema_version: u16,
     ) -> Result<Option<Snapshot>, AdminError> {
         self.log.with_store(|s| {
-            Ok(s.load_snapshot(stream.aggregate_type(), stream.aggregate_id(), schema_version)?)
+            Ok(s.load_snapshot(
+                stream.aggregate_type(),
+                stream.aggregate_id(),
+                schema_version,
+            )?)
         })
     }
 
@@ -187,7 +190,8 @@ impl<'a> Admin<'a> {
         path: &Path,
         progress: Progress<'_>,
     ) -> Result<CheckpointManifest, AdminError> {
-        self.log.with_store(|s| Ok(s.export_checkpoint_with(path, progress)?))
+        self.log
+            .with_store(|s| Ok(s.export_checkpoint_with(path, progress)?))
     }
 
     /// Exports a checkpoint into the configured checkpoint directory, named by time and

@@ -98,7 +98,8 @@ impl EventLog {
         self.inner()
             .links
             .record(&span, events.iter().map(|e| e.event_id));
-        let result = self.with_store(|store| Ok::<_, AppendError>(store.append(expected, events)?))?;
+        let result =
+            self.with_store(|store| Ok::<_, AppendError>(store.append(expected, events)?))?;
         span.record("first_position", result.first_position);
         span.record("last_position", result.last_position);
         Ok(result)
@@ -227,7 +228,8 @@ impl EventLog {
             .into_iter()
             .map(|b| StoreBatch::new(b.expected, b.events))
             .collect();
-        let results = self.with_store(|store| Ok::<_, AppendError>(store.append_batches(batches)?))?;
+        let results =
+            self.with_store(|store| Ok::<_, AppendError>(store.append_batches(batches)?))?;
         if let (Some(first), Some(last)) = (results.first(), results.last()) {
             span.record("first_position", first.first_position);
             span.record("last_position", last.last_position);
@@ -256,6 +258,12 @@ mod tests {
         assert!(
             matches!(err, AppendError::WrongStream { index: 1, ref found, .. } if found.aggregate_id() == "b")
         );
-        assert!(check_stream(&StreamId::new("pipeline", "a"), &[NewEvent::from_event("a", &hit, EventContext::default()).unwrap()]).is_err());
+        assert!(
+            check_stream(
+                &StreamId::new("pipeline", "a"),
+                &[NewEvent::from_event("a", &hit, EventContext::default()).unwrap()]
+            )
+            .is_err()
+        );
     }
 }

@@ -169,9 +169,18 @@ mod tests {
     #[test]
     fn out_of_range_settings_are_refused() {
         let bad = [
-            (EventLogConfig::new("/tmp/x").snapshot_every(Some(0)), "snapshot_every"),
-            (EventLogConfig::new("/tmp/x").bus(|b| b.capacity(0)), "capacity"),
-            (EventLogConfig::new("/tmp/x").bus(|b| b.catch_up_batch(0)), "catch_up_batch"),
+            (
+                EventLogConfig::new("/tmp/x").snapshot_every(Some(0)),
+                "snapshot_every",
+            ),
+            (
+                EventLogConfig::new("/tmp/x").bus(|b| b.capacity(0)),
+                "capacity",
+            ),
+            (
+                EventLogConfig::new("/tmp/x").bus(|b| b.catch_up_batch(0)),
+                "catch_up_batch",
+            ),
             (
                 EventLogConfig::new("/tmp/x").bus(|b| {
                     b.failure_policy(FailurePolicy::Retry {

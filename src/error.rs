@@ -24,7 +24,13 @@ macro_rules! closed_into {
     };
 }
 
-closed_into!(AppendError, ReadError, LoadError, SubscribeError, AdminError);
+closed_into!(
+    AppendError,
+    ReadError,
+    LoadError,
+    SubscribeError,
+    AdminError
+);
 
 /// Why [`EventLog::open`](crate::EventLog::open) (or
 /// [`EventLog::open_read_only`](crate::EventLog::open_read_only)) failed.
@@ -326,6 +332,9 @@ mod tests {
             source: ApplyError::rejected("no"),
         };
         assert_eq!(error.to_string(), "`cache/c` could not apply version 3");
-        assert_eq!(error.source().map(ToString::to_string).as_deref(), Some("no"));
+        assert_eq!(
+            error.source().map(ToString::to_string).as_deref(),
+            Some("no")
+        );
     }
 }

@@ -155,5 +155,6 @@ pub use events_sled::{
     ReadError as StoreReadError, ReadOnlyLogEvents, ReadOnlyStreamEvents, ReadOnlyTypeEvents,
     RepairReport, Snapshot, SnapshotError, StoreConfig, StoreError, StoreLimits, StoreMetrics,
     StreamEvents, StreamRead, TypeEvents, VerifyIssue, VerifyReport, import_checkpoint,
-    list_checkpoints, migrate_store, prune_checkpoints, read_manifest, repair_store, verify_checkpoint, verify_checkpoint_with,
+    list_checkpoints, migrate_store, prune_checkpoints, read_manifest, repair_store,
+    verify_checkpoint, verify_checkpoint_with,
 };

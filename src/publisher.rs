@@ -377,8 +377,8 @@ mod tests {
     use super::*;
     use events_bus::{Backpressure, SubscriberOptions};
     use events_core::{EventContext, NewEvent};
-    use omni_domain::{CacheHit};
     use events_sled::{ExpectedVersion, Store, StoreConfig};
+    use omni_domain::CacheHit;
 
     /// A fresh store, its log as a catch-up source, and a bus reading from it.
     fn store_and_bus() -> (tempfile::TempDir, Store, Arc<LogSource>, Bus<Delivered>) {

@@ -48,7 +48,9 @@ impl EventLog {
         stream: &StreamId,
         read: StreamRead,
     ) -> Result<StreamEvents, ReadError> {
-        self.with_store(|s| Ok(s.read_stream(stream.aggregate_type(), stream.aggregate_id(), read)?))
+        self.with_store(|s| {
+            Ok(s.read_stream(stream.aggregate_type(), stream.aggregate_id(), read)?)
+        })
     }
 
     /// A stream's current version ([`Version::NONE`]: it has no events); in durable mode, its
@@ -203,7 +205,10 @@ impl EventLog {
     /// # Errors
     ///
     /// [`ReadError::Store`]; [`ReadError::Closed`].
-    pub fn aggregates(&self, aggregate_type: Option<&str>) -> Result<Vec<AggregateInfo>, ReadError> {
+    pub fn aggregates(
+        &self,
+        aggregate_type: Option<&str>,
+    ) -> Result<Vec<AggregateInfo>, ReadError> {
         self.with_store(|s| Ok(s.aggregates(aggregate_type)?))
     }
 

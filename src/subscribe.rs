@@ -25,14 +25,12 @@ impl EventLog {
         consumer: Option<ConsumerNames>,
     ) -> Result<Subscription, SubscribeError> {
         let inner = self.inner();
-        let id = inner
-            .bus
-            .subscribe_boxed(
-                name.clone(),
-                Some(after),
-                options.bus_options(&inner.config),
-                subscriber,
-            )?;
+        let id = inner.bus.subscribe_boxed(
+            name.clone(),
+            Some(after),
+            options.bus_options(&inner.config),
+            subscriber,
+        )?;
         Ok(Subscription {
             id,
             name,
@@ -156,28 +154,27 @@ impl EventLog {
             if !reserve(&self.inner().consumers, &name) {
                 return Err(SubscribeError::DuplicateConsumer { name });
             }
-            let result =
-                store
-                    .consumer(&name)
-                    .map_err(SubscribeError::from)
-                    .and_then(|checkpoint| {
-                        let subscriber = Durable {
-                            name: name.clone(),
-                            links: Arc::clone(&self.inner().links),
-                            store: store.clone(),
-                            sync: options.sync(self.inner().durable),
-                            handled_uncommitted: None,
-                            handler,
-                        };
-                        let after = checkpoint.map_or(0, |c| c.position);
-                        self.add(
-                            name.clone(),
-                            after,
-                            &options,
-                            Box::new(subscriber),
-                            Some(Arc::clone(&self.inner().consumers)),
-                        )
-                    });
+            let result = store
+                .consumer(&name)
+                .map_err(SubscribeError::from)
+                .and_then(|checkpoint| {
+                    let subscriber = Durable {
+                        name: name.clone(),
+                        links: Arc::clone(&self.inner().links),
+                        store: store.clone(),
+                        sync: options.sync(self.inner().durable),
+                        handled_uncommitted: None,
+                        handler,
+                    };
+                    let after = checkpoint.map_or(0, |c| c.position);
+                    self.add(
+                        name.clone(),
+                        after,
+                        &options,
+                        Box::new(subscriber),
+                        Some(Arc::clone(&self.inner().consumers)),
+                    )
+                });
             if result.is_err() {
                 release(&self.inner().consumers, &name);
             }
@@ -283,7 +280,8 @@ impl EventLog {
         &self,
         name: &str,
     ) -> Result<Option<(Position, P)>, SubscribeError> {
-        let Some(checkpoint) = self.with_store(|s| Ok::<_, SubscribeError>(s.consumer(name)?))? else {
+        let Some(checkpoint) = self.with_store(|s| Ok::<_, SubscribeError>(s.consumer(name)?))?
+        else {
             return Ok(None);
         };
         match projection::decode_state::<P>(name, &checkpoint.state)? {

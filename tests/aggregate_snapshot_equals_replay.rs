@@ -10,8 +10,15 @@ use common::AppendOwn;
 use std::collections::BTreeMap;
 
 use common::{config, generation_config};
-use eventlog::{Aggregate, EventContext, EventLog, ExpectedVersion, LoadError, NewEvent, StreamId, StreamRead, Version, now_micros};
-use omni_domain::{ArticleGeneration, ArticleGenerationCompleted, ArticleGenerationFailed, ArticleGenerationStarted, ArticleOutput, Pipeline, PipelineCompleted, PipelineFailed, PipelineStarted, PromptInput, RunStatus};
+use eventlog::{
+    Aggregate, EventContext, EventLog, ExpectedVersion, LoadError, NewEvent, StreamId, StreamRead,
+    Version, now_micros,
+};
+use omni_domain::{
+    ArticleGeneration, ArticleGenerationCompleted, ArticleGenerationFailed,
+    ArticleGenerationStarted, ArticleOutput, Pipeline, PipelineCompleted, PipelineFailed,
+    PipelineStarted, PromptInput, RunStatus,
+};
 use proptest::prelude::*;
 
 fn generation_event(kind: u8, n: u32) -> NewEvent {
@@ -61,11 +68,16 @@ fn generation_event(kind: u8, n: u32) -> NewEvent {
 fn fold_by_hand<A: Aggregate>(log: &EventLog, id: &str, upto: u64) -> A {
     let mut state = A::default();
     for event in log
-        .read_stream(&StreamId::new(A::AGGREGATE_TYPE, id), StreamRead::forwards())
+        .read_stream(
+            &StreamId::new(A::AGGREGATE_TYPE, id),
+            StreamRead::forwards(),
+        )
         .unwrap()
         .take(upto as usize)
     {
-        state.apply_recorded(&event.unwrap(), log.registry()).unwrap();
+        state
+            .apply_recorded(&event.unwrap(), log.registry())
+            .unwrap();
     }
     state
 }
@@ -169,12 +181,20 @@ fn typed_state_as_of_a_version_and_as_json() {
     );
 
     let nobody = log.load::<Pipeline>("nobody").unwrap();
-    assert_eq!((nobody.version, nobody.state), (Version::NONE, Pipeline::default()));
+    assert_eq!(
+        (nobody.version, nobody.state),
+        (Version::NONE, Pipeline::default())
+    );
     assert!(matches!(
         log.load_at::<Pipeline>("pipe_1", Version(9)),
         Err(LoadError::VersionNotReached { requested, current, .. }) if requested == 9 && current == 3
     ));
     // Loading as of a version never writes a snapshot.
-    assert!(log.admin().snapshots(&StreamId::new("pipeline", "pipe_1")).unwrap().is_empty());
+    assert!(
+        log.admin()
+            .snapshots(&StreamId::new("pipeline", "pipe_1"))
+            .unwrap()
+            .is_empty()
+    );
     log.close().unwrap();
 }

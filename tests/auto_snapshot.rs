@@ -7,7 +7,7 @@ use common::AppendOwn;
 
 use common::{cache_hit, cache_miss, config};
 use eventlog::{Aggregate, EventLog, ExpectedVersion, LoadError, StreamId, Version};
-use omni_domain::{Cache};
+use omni_domain::Cache;
 
 fn append(log: &EventLog, from: u64, count: u64) {
     for n in from..from + count {
@@ -21,7 +21,8 @@ fn append(log: &EventLog, from: u64, count: u64) {
 }
 
 fn versions(log: &EventLog) -> Vec<u64> {
-    log.admin().snapshots(&StreamId::new("cache", "c"))
+    log.admin()
+        .snapshots(&StreamId::new("cache", "c"))
         .unwrap()
         .iter()
         .map(|s| s.version)
@@ -57,13 +58,21 @@ fn snapshots_every_n_events_and_loads_from_them() {
     append(&log, 35, 5);
     let tail = log.load::<Cache>("c").unwrap();
     assert_eq!(
-        (tail.from_snapshot.map(Version::get), tail.events_applied, tail.snapshot_saved),
+        (
+            tail.from_snapshot.map(Version::get),
+            tail.events_applied,
+            tail.snapshot_saved
+        ),
         (Some(35), 5, false)
     );
     append(&log, 40, 10);
     let saved = log.load::<Cache>("c").unwrap();
     assert_eq!(
-        (saved.version.get(), saved.events_applied, saved.snapshot_saved),
+        (
+            saved.version.get(),
+            saved.events_applied,
+            saved.snapshot_saved
+        ),
         (50, 15, true)
     );
     assert_eq!(versions(&log), vec![35, 50]);
@@ -72,15 +81,25 @@ fn snapshots_every_n_events_and_loads_from_them() {
     // As of a version: from the newest snapshot at or below it.
     let at = log.load_at::<Cache>("c", Version(42)).unwrap();
     assert_eq!(
-        (at.version.get(), at.from_snapshot.map(Version::get), at.events_applied),
+        (
+            at.version.get(),
+            at.from_snapshot.map(Version::get),
+            at.events_applied
+        ),
         (42, Some(35), 7)
     );
     let early = log.load_at::<Cache>("c", Version(20)).unwrap();
-    assert_eq!((early.from_snapshot.map(Version::get), early.events_applied), (None, 20));
+    assert_eq!(
+        (early.from_snapshot.map(Version::get), early.events_applied),
+        (None, 20)
+    );
     assert_eq!(early.state.hits + early.state.misses, 20);
     assert!(matches!(
         log.load_at::<Cache>("c", Version(51)),
-        Err(LoadError::VersionNotReached { current: Version(50), .. })
+        Err(LoadError::VersionNotReached {
+            current: Version(50),
+            ..
+        })
     ));
 
     // On request.
@@ -90,18 +109,36 @@ fn snapshots_every_n_events_and_loads_from_them() {
     assert_eq!(versions(&log), vec![35, 50, 53]);
 
     // A snapshot that does not decode is skipped, with the same result.
-    log.admin().save_snapshot(&StreamId::new("cache", "c"), Version(53), Cache::STATE_VERSION, b"garbage")
+    log.admin()
+        .save_snapshot(
+            &StreamId::new("cache", "c"),
+            Version(53),
+            Cache::STATE_VERSION,
+            b"garbage",
+        )
         .unwrap();
     let fallback = log.load::<Cache>("c").unwrap();
     assert_eq!(
-        (fallback.from_snapshot.map(Version::get), fallback.events_applied),
+        (
+            fallback.from_snapshot.map(Version::get),
+            fallback.events_applied
+        ),
         (Some(50), 3)
     );
     assert_eq!(fallback.state, log.replay::<Cache>("c").unwrap().state);
     // A snapshot of another state version is ignored.
-    log.admin().save_snapshot(&StreamId::new("cache", "c"), Version(53), Cache::STATE_VERSION + 1, b"future")
+    log.admin()
+        .save_snapshot(
+            &StreamId::new("cache", "c"),
+            Version(53),
+            Cache::STATE_VERSION + 1,
+            b"future",
+        )
         .unwrap();
-    assert_eq!(log.load::<Cache>("c").unwrap().from_snapshot, Some(Version(50)));
+    assert_eq!(
+        log.load::<Cache>("c").unwrap().from_snapshot,
+        Some(Version(50))
+    );
 
     let metrics = log.admin().metrics().unwrap().aggregates;
     assert!(metrics.snapshots_unreadable >= 1);

@@ -15,8 +15,11 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use common::{Seen, cache_hit, config, one_to, wait_until};
-use eventlog::{Backpressure, Durability, EventLog, ExpectedVersion, RecordedEvent, StreamId, SubscriberState, SubscriptionOptions};
-use omni_domain::{Cache};
+use eventlog::{
+    Backpressure, Durability, EventLog, ExpectedVersion, RecordedEvent, StreamId, SubscriberState,
+    SubscriptionOptions,
+};
+use omni_domain::Cache;
 
 const EVENTS: u64 = 2_000;
 const AGGREGATES: u64 = 4;
@@ -133,7 +136,11 @@ fn a_block_subscriber_that_loads_with_snapshot_every_1_does_not_deadlock_the_wri
         let reopened = EventLog::open(config(dir.path())).unwrap();
         assert!(
             (0..AGGREGATES)
-                .map(|n| reopened.admin().snapshots(&StreamId::new("cache", aggregate(n))).unwrap().len())
+                .map(|n| reopened
+                    .admin()
+                    .snapshots(&StreamId::new("cache", aggregate(n)))
+                    .unwrap()
+                    .len())
                 .sum::<usize>()
                 > 0
         );

@@ -8,7 +8,10 @@ use common::AppendOwn;
 use std::time::Duration;
 
 use common::{Seen, cache_hit, config, one_to};
-use eventlog::{AdminError, AppendError, EventLog, ExpectedVersion, RecordedEvent, SubscribeError, SubscriptionOptions};
+use eventlog::{
+    AdminError, AppendError, EventLog, ExpectedVersion, RecordedEvent, SubscribeError,
+    SubscriptionOptions,
+};
 
 fn slow(seen: &Seen) -> impl FnMut(&RecordedEvent) -> Result<(), String> + Send + 'static {
     let mut record = seen.handler();
@@ -24,7 +27,11 @@ fn close_delivers_everything_and_frees_the_directory() {
     let log = EventLog::open(config(dir.path())).unwrap();
     let seen = Seen::default();
     let subscription = log
-        .subscribe("slow", SubscriptionOptions::new().bus(|b| b.capacity(2)), slow(&seen))
+        .subscribe(
+            "slow",
+            SubscriptionOptions::new().bus(|b| b.capacity(2)),
+            slow(&seen),
+        )
         .unwrap();
     let other = log.clone();
     for n in 0..200 {
@@ -63,8 +70,12 @@ fn dropping_the_last_handle_closes_the_same_way() {
     let seen = Seen::default();
     {
         let log = EventLog::open(config(dir.path())).unwrap();
-        log.subscribe("slow", SubscriptionOptions::new().bus(|b| b.capacity(2)), slow(&seen))
-            .unwrap();
+        log.subscribe(
+            "slow",
+            SubscriptionOptions::new().bus(|b| b.capacity(2)),
+            slow(&seen),
+        )
+        .unwrap();
         for n in 0..100 {
             log.append_own(ExpectedVersion::Any, vec![cache_hit("c", n)])
                 .unwrap();

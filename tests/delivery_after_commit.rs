@@ -8,13 +8,17 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{cache_hit, wait_until};
-use eventlog::{Durability, EventLog, EventLogConfig, ExpectedVersion, RecordedEvent, StreamId, StreamRead, SubscriptionFilter};
+use eventlog::{
+    Durability, EventLog, EventLogConfig, ExpectedVersion, RecordedEvent, StreamId, StreamRead,
+    SubscriptionFilter,
+};
 
 #[test]
 fn durable_events_are_delivered_only_once_flushed() {
     let dir = tempfile::tempdir().unwrap();
     let log = EventLog::open(
-        EventLogConfig::new(dir.path()).registry(omni_domain::registry())
+        EventLogConfig::new(dir.path())
+            .registry(omni_domain::registry())
             .durability(Durability::Durable)
             .store(|s| s.cache_capacity(16 << 20)),
     )
@@ -28,7 +32,10 @@ fn durable_events_are_delivered_only_once_flushed() {
         move |event: &RecordedEvent| {
             let durable = reader.durable_position().map_err(|e| e.to_string())?;
             let stored = reader
-                .read_stream(&StreamId::new("cache", &event.metadata.aggregate_id), StreamRead::forwards().from(event.metadata.version).limit(1))
+                .read_stream(
+                    &StreamId::new("cache", &event.metadata.aggregate_id),
+                    StreamRead::forwards().from(event.metadata.version).limit(1),
+                )
                 .map_err(|e| e.to_string())?
                 .next()
                 .and_then(Result::ok);

@@ -26,16 +26,22 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{cache_hit, cache_miss, pipeline_started, wait_until};
-use eventlog::{ApplyError, Durability, EventLog, EventLogConfig, EventRegistry, ExpectedVersion, Position, Projection, RecordedEvent, SubscriptionFilter};
+use eventlog::{
+    ApplyError, Durability, EventLog, EventLogConfig, EventRegistry, ExpectedVersion, Position,
+    Projection, RecordedEvent, SubscriptionFilter,
+};
 use serde::{Deserialize, Serialize};
 
 const CHILD: &str = "EVENTLOG_FACADE_KILL9_CHILD";
 
 fn config(dir: &Path, durability: Durability) -> EventLogConfig {
-    EventLogConfig::new(dir).registry(omni_domain::registry()).durability(durability).store(|s| {
-        s.cache_capacity(16 << 20)
-            .flush_interval(Duration::from_millis(20))
-    })
+    EventLogConfig::new(dir)
+        .registry(omni_domain::registry())
+        .durability(durability)
+        .store(|s| {
+            s.cache_capacity(16 << 20)
+                .flush_interval(Duration::from_millis(20))
+        })
 }
 
 fn filter() -> SubscriptionFilter {
@@ -145,7 +151,11 @@ fn check(dir: &Path, durability: Durability, acks: &[u64], round: usize) -> (u64
 
     // The durable subscription: every matching event up to its position was handled, and at
     // most one matching event after it (handled, killed before its commit).
-    let acked = log.admin().consumer("acker").unwrap().map_or(0, |c| c.position);
+    let acked = log
+        .admin()
+        .consumer("acker")
+        .unwrap()
+        .map_or(0, |c| c.position);
     assert!(acked <= last);
     for p in matching.iter().filter(|&&p| p <= acked) {
         assert!(

@@ -8,7 +8,10 @@ use common::AppendOwn;
 use std::time::Duration;
 
 use common::{Seen, cache_hit, cache_miss, config, one_to, wait_until};
-use eventlog::{ApplyError, EventLog, EventRegistry, ExpectedVersion, FailurePolicy, Projection, RecordedEvent, SubscribeError, SubscriberState, SubscriptionFilter, SubscriptionOptions};
+use eventlog::{
+    ApplyError, EventLog, EventRegistry, ExpectedVersion, FailurePolicy, Projection, RecordedEvent,
+    SubscribeError, SubscriberState, SubscriptionFilter, SubscriptionOptions,
+};
 use serde::{Deserialize, Serialize};
 
 fn append(log: &EventLog, from: u64, count: u64) {
@@ -36,7 +39,10 @@ fn durable_subscription_resumes_after_its_last_acknowledged_event() {
     drop(subscription);
 
     let log = EventLog::open(config(dir.path())).unwrap();
-    assert_eq!(log.admin().consumer("mailer").unwrap().unwrap().position, 10);
+    assert_eq!(
+        log.admin().consumer("mailer").unwrap().unwrap().position,
+        10
+    );
     append(&log, 10, 5); // history for the next run
     let second = Seen::default();
     log.subscribe_durable("mailer", SubscriptionFilter::all(), second.handler())
@@ -67,7 +73,10 @@ fn durable_subscription_resumes_after_its_last_acknowledged_event() {
             .health()
             .is_some_and(|h| matches!(h.state, SubscriberState::Stopped { .. }))
     }));
-    assert_eq!(log.admin().consumer("mailer").unwrap().unwrap().position, 22);
+    assert_eq!(
+        log.admin().consumer("mailer").unwrap().unwrap().position,
+        22
+    );
     // Its name is free again once it is unsubscribed.
     subscription.unsubscribe().unwrap();
     let fourth = Seen::default();
@@ -130,7 +139,8 @@ fn projection_resumes_with_its_state() {
     })
     .unwrap();
     assert!(wait_until(Duration::from_secs(10), || {
-        log.admin().consumer("plain")
+        log.admin()
+            .consumer("plain")
             .unwrap()
             .is_some_and(|c| c.position == 8)
     }));

@@ -18,8 +18,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Barrier, Mutex};
 use std::time::Duration;
 
-use eventlog::{Durability, EventContext, EventLog, EventLogConfig, ExpectedVersion, NewEvent, Position, RecordedEvent, StreamId, SubscriptionFilter, SubscriptionOptions};
-use omni_domain::{CacheHit};
+use eventlog::{
+    Durability, EventContext, EventLog, EventLogConfig, ExpectedVersion, NewEvent, Position,
+    RecordedEvent, StreamId, SubscriptionFilter, SubscriptionOptions,
+};
+use omni_domain::CacheHit;
 use uuid::Uuid;
 
 const THREADS: usize = 16;
@@ -79,7 +82,9 @@ fn worker(log: &EventLog, thread: usize, barrier: &Barrier) -> Work {
             let hot = (next() % HOT.len() as u64) as usize;
             // Read-modify-append until it lands: a conflict means someone else won that version.
             loop {
-                let version = log.stream_version(&StreamId::new("cache", HOT[hot])).unwrap();
+                let version = log
+                    .stream_version(&StreamId::new("cache", HOT[hot]))
+                    .unwrap();
                 // The "modify" step: long enough for other threads to read the same version.
                 std::thread::sleep(Duration::from_micros(100));
                 let event = event(HOT[hot], format!("{thread}:{n}:{}", version + 1));
@@ -117,7 +122,8 @@ fn worker(log: &EventLog, thread: usize, barrier: &Barrier) -> Work {
 fn one_winner_per_version_no_lost_update_every_subscriber_sees_all_once_in_order() {
     let dir = tempfile::tempdir().unwrap();
     let log = EventLog::open(
-        EventLogConfig::new(dir.path()).registry(omni_domain::registry())
+        EventLogConfig::new(dir.path())
+            .registry(omni_domain::registry())
             .durability(Durability::Durable)
             .snapshot_every(None)
             .store(|s| {

@@ -30,8 +30,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use eventlog::{Durability, EventContext, EventLog, EventLogConfig, ExpectedVersion, NewEvent, StoreLimits};
-use omni_domain::{CacheHit};
+use eventlog::{
+    Durability, EventContext, EventLog, EventLogConfig, ExpectedVersion, NewEvent, StoreLimits,
+};
+use omni_domain::CacheHit;
 
 const MIB: u64 = 1 << 20;
 /// sled's page cache.
@@ -61,7 +63,8 @@ fn env(name: &str) -> Option<u64> {
 fn write(events: u64, cache: u64, queue: Option<usize>) {
     let dir = tempfile::tempdir().unwrap();
     let log = EventLog::open(
-        EventLogConfig::new(dir.path()).registry(omni_domain::registry())
+        EventLogConfig::new(dir.path())
+            .registry(omni_domain::registry())
             .durability(Durability::Buffered)
             .snapshot_every(None)
             .store(|s| {

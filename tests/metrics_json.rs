@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::{Seen, cache_hit, config, wait_until};
 use eventlog::{EventLog, ExpectedVersion, SubscriptionFilter};
-use omni_domain::{Cache};
+use omni_domain::Cache;
 
 #[test]
 fn metrics_json_has_store_bus_and_aggregate_sections() {

@@ -12,11 +12,15 @@ use common::AppendOwn;
 
 use std::path::Path;
 
-use eventlog::{AppendError, Durability, EventContext, EventLog, EventLogConfig, ExpectedVersion, NewEvent, Position, StoreAppendError, StreamId, StreamRead, ValidationError, import_checkpoint};
-use omni_domain::{CacheHit};
+use eventlog::{
+    AppendError, Durability, EventContext, EventLog, EventLogConfig, ExpectedVersion, NewEvent,
+    Position, StoreAppendError, StreamId, StreamRead, ValidationError, import_checkpoint,
+};
+use omni_domain::CacheHit;
 
 fn config(dir: &Path) -> EventLogConfig {
-    EventLogConfig::new(dir).registry(omni_domain::registry())
+    EventLogConfig::new(dir)
+        .registry(omni_domain::registry())
         .durability(Durability::Buffered)
         .snapshot_every(None)
         .store(|s| s.cache_capacity(16 << 20).index_flush_events(7))
@@ -139,7 +143,11 @@ fn odd_ids_are_refused_with_a_typed_error_or_accepted_consistently() {
     }
 
     let check = |log: &EventLog, when: &str| {
-        assert_eq!(log.last_position().unwrap().get(), ids.len() as u64, "{when}");
+        assert_eq!(
+            log.last_position().unwrap().get(),
+            ids.len() as u64,
+            "{when}"
+        );
         let mut listed: Vec<String> = log
             .aggregates(Some("cache"))
             .unwrap()

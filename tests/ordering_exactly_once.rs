@@ -9,7 +9,10 @@ use std::sync::Arc;
 use std::sync::Mutex;
 
 use common::{Seen, cache_hit, config, one_to};
-use eventlog::{Backpressure, EventLog, ExpectedVersion, Position, RecordedEvent, SubscriptionFilter, SubscriptionOptions};
+use eventlog::{
+    Backpressure, EventLog, ExpectedVersion, Position, RecordedEvent, SubscriptionFilter,
+    SubscriptionOptions,
+};
 
 const THREADS: u64 = 4;
 const APPENDS_PER_THREAD: u64 = 400;

@@ -9,12 +9,16 @@ use common::AppendOwn;
 
 use std::path::Path;
 
-use eventlog::{AppendBatch, AppendError, Durability, EventContext, EventLog, EventLogConfig, ExpectedVersion, NewEvent, StoreAppendError, StreamId, StreamRead, ValidationError};
+use eventlog::{
+    AppendBatch, AppendError, Durability, EventContext, EventLog, EventLogConfig, ExpectedVersion,
+    NewEvent, StoreAppendError, StreamId, StreamRead, ValidationError,
+};
 
 const MIB: usize = 1 << 20;
 
 fn config(dir: &Path) -> EventLogConfig {
-    EventLogConfig::new(dir).registry(omni_domain::registry())
+    EventLogConfig::new(dir)
+        .registry(omni_domain::registry())
         .durability(Durability::Durable)
         .snapshot_every(None)
         .store(|s| s.cache_capacity(32 << 20))
@@ -67,7 +71,11 @@ fn an_oversized_payload_is_refused_and_nothing_is_stored() {
     last = nothing_stored(&log, last);
     // In a multi-aggregate append, the other aggregate's events are not stored either.
     let batches = vec![
-        AppendBatch::new(stream("b"), ExpectedVersion::NoStream, vec![event("b", 100)]),
+        AppendBatch::new(
+            stream("b"),
+            ExpectedVersion::NoStream,
+            vec![event("b", 100)],
+        ),
         AppendBatch::new(
             stream("c"),
             ExpectedVersion::NoStream,

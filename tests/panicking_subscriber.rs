@@ -8,7 +8,10 @@ use common::AppendOwn;
 use std::time::Duration;
 
 use common::{Seen, cache_hit, config, one_to, wait_until};
-use eventlog::{EventLog, ExpectedVersion, FailurePolicy, RecordedEvent, SubscriberState, SubscriptionFilter, SubscriptionOptions};
+use eventlog::{
+    EventLog, ExpectedVersion, FailurePolicy, RecordedEvent, SubscriberState, SubscriptionFilter,
+    SubscriptionOptions,
+};
 
 #[test]
 fn a_panicking_handler_hurts_nobody_else() {

@@ -9,7 +9,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use common::{cache_hit, config, wait_until};
-use eventlog::{ApplyError, EventLog, EventRegistry, ExpectedVersion, FailurePolicy, Projection, RecordedEvent, SubscriptionOptions};
+use eventlog::{
+    ApplyError, EventLog, EventRegistry, ExpectedVersion, FailurePolicy, Projection, RecordedEvent,
+    SubscriptionOptions,
+};
 use serde::{Deserialize, Serialize};
 
 static FAILURES_LEFT: AtomicU32 = AtomicU32::new(0);
@@ -40,10 +43,12 @@ fn failed_applies_are_rolled_back_before_the_retry() {
     let projection = log
         .project::<Applied>(
             "applied",
-            SubscriptionOptions::new().bus(|b| b.failure_policy(FailurePolicy::Retry {
-                max_attempts: 10,
-                backoff: Duration::from_millis(1),
-            })),
+            SubscriptionOptions::new().bus(|b| {
+                b.failure_policy(FailurePolicy::Retry {
+                    max_attempts: 10,
+                    backoff: Duration::from_millis(1),
+                })
+            }),
         )
         .unwrap();
     for n in 0..12 {

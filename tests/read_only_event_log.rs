@@ -5,8 +5,11 @@
 
 use std::time::Duration;
 
-use eventlog::{EventContext, EventLog, EventLogConfig, ExpectedVersion, OpenError, Position, StoreOpenError, StreamId, StreamRead};
-use omni_domain::{CacheHit};
+use eventlog::{
+    EventContext, EventLog, EventLogConfig, ExpectedVersion, OpenError, Position, StoreOpenError,
+    StreamId, StreamRead,
+};
+use omni_domain::CacheHit;
 
 fn hit(n: u64) -> CacheHit {
     CacheHit {
@@ -19,7 +22,8 @@ fn hit(n: u64) -> CacheHit {
 #[test]
 fn a_read_only_log_reads_and_follows_the_writers_events() {
     let dir = tempfile::tempdir().unwrap();
-    let log = EventLog::open(EventLogConfig::new(dir.path()).registry(omni_domain::registry())).unwrap();
+    let log =
+        EventLog::open(EventLogConfig::new(dir.path()).registry(omni_domain::registry())).unwrap();
     for n in 0..10 {
         log.append_event(
             &StreamId::of::<CacheHit>(format!("c-{}", n % 3)),
@@ -32,8 +36,15 @@ fn a_read_only_log_reads_and_follows_the_writers_events() {
     log.flush().unwrap();
     let reader = EventLog::open_read_only(dir.path(), omni_domain::registry()).unwrap();
     assert_eq!(reader.last_position(), 10);
-    let written: Vec<_> = log.read_log(Position(1), None).unwrap().map(Result::unwrap).collect();
-    let read: Vec<_> = reader.read_log(Position(1), None).map(Result::unwrap).collect();
+    let written: Vec<_> = log
+        .read_log(Position(1), None)
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let read: Vec<_> = reader
+        .read_log(Position(1), None)
+        .map(Result::unwrap)
+        .collect();
     assert_eq!(read, written);
     assert_eq!(
         reader.aggregates(None).unwrap(),
@@ -83,7 +94,8 @@ fn a_read_only_log_reads_and_follows_the_writers_events() {
 #[test]
 fn a_missing_store_is_an_open_error() {
     let dir = tempfile::tempdir().unwrap();
-    let error = EventLog::open_read_only(dir.path().join("nothing"), omni_domain::registry()).unwrap_err();
+    let error =
+        EventLog::open_read_only(dir.path().join("nothing"), omni_domain::registry()).unwrap_err();
     assert!(
         matches!(error, OpenError::Store(StoreOpenError::NoStore { .. })),
         "{error}"

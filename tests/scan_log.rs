@@ -94,8 +94,5 @@ fn a_closed_log_refuses_a_scan() {
     let other = log.clone();
     log.close().unwrap();
     let result = other.scan_log(Position(1), None, |_| ControlFlow::Continue(()));
-    assert!(
-        matches!(result, Err(ReadError::Closed)),
-        "got {result:?}"
-    );
+    assert!(matches!(result, Err(ReadError::Closed)), "got {result:?}");
 }

@@ -12,8 +12,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use eventlog::{ApplyError, Durability, EventContext, EventLog, EventLogConfig, EventRegistry, ExpectedVersion, NewEvent, Position, Projection, RecordedEvent, SubscriptionFilter};
-use omni_domain::{CacheHit};
+use eventlog::{
+    ApplyError, Durability, EventContext, EventLog, EventLogConfig, EventRegistry, ExpectedVersion,
+    NewEvent, Position, Projection, RecordedEvent, SubscriptionFilter,
+};
+use omni_domain::CacheHit;
 use serde::{Deserialize, Serialize};
 
 fn count(dir: &str) -> usize {
@@ -71,7 +74,8 @@ fn wait_for(counter: &AtomicU64, at_least: u64) {
 fn threads_and_fds_return_to_their_baseline_as_subscribers_come_and_go() {
     let dir = tempfile::tempdir().unwrap();
     let log = EventLog::open(
-        EventLogConfig::new(dir.path()).registry(omni_domain::registry())
+        EventLogConfig::new(dir.path())
+            .registry(omni_domain::registry())
             .durability(Durability::Buffered)
             .store(|s| {
                 s.cache_capacity(16 << 20)

@@ -5,8 +5,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use eventlog::{AppendError, Durability, EventContext, EventLog, EventLogConfig, ExpectedVersion, NewEvent, Position, StoreLimits};
-use omni_domain::{CacheHit};
+use eventlog::{
+    AppendError, Durability, EventContext, EventLog, EventLogConfig, ExpectedVersion, NewEvent,
+    Position, StoreLimits,
+};
+use omni_domain::CacheHit;
 use uuid::Uuid;
 
 /// A mounted tmpfs, unmounted on drop.
@@ -54,7 +57,8 @@ pub fn small_disk(scratch: &Path) -> Option<(Tmpfs, PathBuf, PathBuf)> {
 
 /// A durable store that refuses appends below `min_free_disk_bytes` free.
 pub fn config(dir: &Path, min_free_disk_bytes: u64) -> EventLogConfig {
-    EventLogConfig::new(dir).registry(omni_domain::registry())
+    EventLogConfig::new(dir)
+        .registry(omni_domain::registry())
         .durability(Durability::Durable)
         .snapshot_every(None)
         .store(|s| {

@@ -7,7 +7,10 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use eventlog::{AppendError, AppendResult, Durability, EventContext, EventLog, EventLogConfig, ExpectedVersion, NewEvent, RecordedEvent, StreamId};
+use eventlog::{
+    AppendError, AppendResult, Durability, EventContext, EventLog, EventLogConfig, ExpectedVersion,
+    NewEvent, RecordedEvent, StreamId,
+};
 use omni_domain::{CacheHit, CacheMiss, GenerationConfig, PipelineStarted};
 
 /// The stream the events name (that of the first one; an empty list gets a placeholder
@@ -41,7 +44,8 @@ impl AppendOwn for EventLog {
 
 /// A buffered store with a small cache: fast to open, fast to append.
 pub fn config(dir: &Path) -> EventLogConfig {
-    EventLogConfig::new(dir).registry(omni_domain::registry())
+    EventLogConfig::new(dir)
+        .registry(omni_domain::registry())
         .durability(Durability::Buffered)
         .store(|s| {
             s.cache_capacity(16 << 20)

@@ -232,7 +232,10 @@ mod tests {
         assert_eq!(Version(2) + 1, Version(3));
         assert_eq!(Version(2).next(), Some(Version(3)));
         assert_eq!(Version(u64::MAX).next(), None);
-        assert_eq!(serde_json::to_string(&Position(9)).ok().as_deref(), Some("9"));
+        assert_eq!(
+            serde_json::to_string(&Position(9)).ok().as_deref(),
+            Some("9")
+        );
         assert_eq!(StreamId::new("cache", "c-1").to_string(), "cache/c-1");
     }
 }

@@ -39,6 +39,7 @@ pub use checkpoint::{
 pub use config::{CheckpointPolicy, Durability, StoreConfig, StoreLimits};
 pub use consumer::ConsumerCheckpoint;
 pub use error::{AppendError, CheckpointError, OpenError, ReadError, SnapshotError, StoreError};
+pub use events_core::ExpectedVersion;
 #[cfg(feature = "fault-injection")]
 pub use fault::{SyncHook, SyncPoint};
 pub use metrics::StoreMetrics;
@@ -52,7 +53,6 @@ pub use repair::{RepairReport, repair_store};
 pub use snapshot::Snapshot;
 pub use state::CommitListener;
 pub use store::{STORE_FORMAT, Store, data_dir};
-pub use events_core::ExpectedVersion;
 pub use types::{AggregateInfo, AppendBatch, AppendResult, Direction, StreamRead};
 pub use verify::{ChainHead, VerifyIssue, VerifyReport};
 

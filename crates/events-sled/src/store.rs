@@ -17,8 +17,8 @@ use crate::keys::StreamKey;
 use crate::recovery::prepare;
 use crate::state::{CommitListener, Counters, Pending, Scope, Shared, State, lock};
 use crate::types::{AppendBatch, AppendResult, StreamRead};
-use events_core::ExpectedVersion;
 use crate::writer::Writer;
+use events_core::ExpectedVersion;
 
 /// What an acknowledged event counts against `max_unwritten_bytes`: the memory it holds until the
 /// writer has written it — the `Arc<RecordedEvent>` and every heap block the event owns, each
@@ -1087,7 +1087,7 @@ pub fn data_dir(path: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use events_core::{EventContext, NewEvent};
-    use omni_domain::{CacheMiss};
+    use omni_domain::CacheMiss;
 
     use super::pending_bytes;
 

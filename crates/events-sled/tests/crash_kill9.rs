@@ -14,8 +14,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use events_core::{EventContext, NewEvent, codec};
-use omni_domain::{CacheHit};
 use events_sled::{Durability, ExpectedVersion, Store, StoreConfig};
+use omni_domain::CacheHit;
 
 const CHILD: &str = "EVENTLOG_CRASH_CHILD";
 

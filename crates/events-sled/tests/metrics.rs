@@ -10,8 +10,7 @@ use events_sled::{ExpectedVersion, Store, StreamRead};
 fn metrics_use_the_seed_names_and_persist_counters() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let store =
-            Store::open(config(&dir).registry(omni_domain::registry())).unwrap();
+        let store = Store::open(config(&dir).registry(omni_domain::registry())).unwrap();
         for n in 1..=5 {
             store
                 .append(ExpectedVersion::Any, vec![hit("a", n)])

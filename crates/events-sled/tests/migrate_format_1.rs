@@ -10,7 +10,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use events_core::{EventContext, NewEvent, RecordedEvent};
-use omni_domain::{CacheHit};
 use events_sled::fuzz::{
     consumer_value, encode_chained_record, export_format_1, log_key, record_hash, snapshot_entry,
     with_raw_sled,
@@ -18,6 +17,7 @@ use events_sled::fuzz::{
 use events_sled::{
     CheckpointError, OpenError, Store, StoreConfig, migrate_store, verify_checkpoint,
 };
+use omni_domain::CacheHit;
 
 const STORE_ID: [u8; 16] = [7; 16];
 

@@ -9,7 +9,8 @@ use std::hint::black_box;
 
 use chrono::{DateTime, Utc};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use events_core::{ArticleGenerationStarted, EventMetadata, GenerationConfig, PromptInput, codec};
+use events_core::{EventMetadata, codec};
+use omni_domain::{ArticleGenerationStarted, GenerationConfig, PromptInput};
 use uuid::Uuid;
 
 fn started() -> ArticleGenerationStarted {

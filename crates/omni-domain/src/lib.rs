@@ -42,7 +42,13 @@ pub use events::{
 };
 
 /// The five aggregate types of the Omni Writer.
-pub const AGGREGATE_TYPES: [&str; 5] = [ARTICLE_GENERATION, PROMPT_VALIDATION, CACHE, RETRY, PIPELINE];
+pub const AGGREGATE_TYPES: [&str; 5] = [
+    ARTICLE_GENERATION,
+    PROMPT_VALIDATION,
+    CACHE,
+    RETRY,
+    PIPELINE,
+];
 
 /// Adds the sixteen Omni Writer event types and their upcasters to `registry`.
 ///

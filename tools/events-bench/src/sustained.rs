@@ -24,8 +24,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
 use eventlog::{AppendBatch, Durability, EventLog, EventLogConfig};
-use omni_domain::PIPELINE;
 use hdrhistogram::Histogram;
+use omni_domain::PIPELINE;
 use serde::{Deserialize, Serialize};
 
 use crate::child::latency_histogram;

@@ -78,7 +78,11 @@ pub fn load_state(
 ///
 /// For a type without an Omni Writer aggregate, an aggregate with no events, or a store that
 /// cannot be read or written.
-pub fn snapshot_now(log: &EventLog, aggregate_type: &str, aggregate_id: &str) -> anyhow::Result<u64> {
+pub fn snapshot_now(
+    log: &EventLog,
+    aggregate_type: &str,
+    aggregate_id: &str,
+) -> anyhow::Result<u64> {
     struct SnapshotNow<'a> {
         log: &'a EventLog,
         aggregate_id: &'a str,

@@ -10,8 +10,8 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use eventlog::{
     AggregateInfo, CheckpointInfo, CheckpointManifest, EventLog, EventLogConfig, EventRegistry,
-    OpenError, Position, ReadOnlyEventLog, RecordedEvent, StoreOpenError, StoreReadError,
-    StreamId, StreamRead, import_checkpoint, list_checkpoints,
+    OpenError, Position, ReadOnlyEventLog, RecordedEvent, StoreOpenError, StoreReadError, StreamId,
+    StreamRead, import_checkpoint, list_checkpoints,
 };
 use tempfile::TempDir;
 

@@ -74,7 +74,8 @@ fn the_dump_reads_back_exactly_what_the_daemon_wrote() {
     }
 
     // A second, independent read through the facade gives the same objects.
-    let log = EventLog::open(EventLogConfig::new(&store).registry(omni_domain::registry())).unwrap();
+    let log =
+        EventLog::open(EventLogConfig::new(&store).registry(omni_domain::registry())).unwrap();
     let direct: Vec<Value> = log
         .read_log(Position(1), None)
         .unwrap()

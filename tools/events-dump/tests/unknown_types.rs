@@ -64,7 +64,8 @@ fn unknown_event_types_show_their_payload_as_hex() {
 fn prune_removes_checkpoints_older_than_asked() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
-    let log = EventLog::open(EventLogConfig::new(&store).registry(omni_domain::registry())).unwrap();
+    let log =
+        EventLog::open(EventLogConfig::new(&store).registry(omni_domain::registry())).unwrap();
     let hit = CacheHit {
         cache_key: "k".into(),
         cache_type: "memory".into(),

@@ -190,8 +190,11 @@ pub fn run_pipeline<S: Sink>(
             Some(last_event),
         )?,
     };
-    run.sink
-        .append(vec![one(&stream, ExpectedVersion::exact(1), vec![finished])])?;
+    run.sink.append(vec![one(
+        &stream,
+        ExpectedVersion::exact(1),
+        vec![finished],
+    )])?;
     Ok(PipelineOutcome {
         end,
         events: run.emitter.events(),
@@ -419,8 +422,16 @@ impl<S: Sink> Run<'_, S> {
                 };
                 cause = retry.event_id;
                 self.sink.append(vec![
-                    one(&gen_stream, ExpectedVersion::exact(gen_version), vec![failed]),
-                    one(&retry_stream, ExpectedVersion::exact(retry_version), vec![retry]),
+                    one(
+                        &gen_stream,
+                        ExpectedVersion::exact(gen_version),
+                        vec![failed],
+                    ),
+                    one(
+                        &retry_stream,
+                        ExpectedVersion::exact(retry_version),
+                        vec![retry],
+                    ),
                 ])?;
                 gen_version += 1;
                 retry_version += 1;

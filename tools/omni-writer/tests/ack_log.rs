@@ -25,8 +25,13 @@ fn ack_lines_name_every_append_by_positions_and_event_ids() {
         String::from_utf8_lossy(&output.stderr)
     );
 
-    let log = EventLog::open(EventLogConfig::new(&store).registry(omni_domain::registry())).unwrap();
-    let events: Vec<_> = log.read_log(Position(1), None).unwrap().map(Result::unwrap).collect();
+    let log =
+        EventLog::open(EventLogConfig::new(&store).registry(omni_domain::registry())).unwrap();
+    let events: Vec<_> = log
+        .read_log(Position(1), None)
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
     let last = log.last_position().unwrap();
     assert_eq!(events.len() as u64, last);
 

@@ -83,7 +83,8 @@ fn s(path: &Path) -> &str {
 }
 
 fn open(store: &Path) -> EventLog {
-    EventLog::open(EventLogConfig::new(store).registry(omni_domain::registry())).expect("opening the store")
+    EventLog::open(EventLogConfig::new(store).registry(omni_domain::registry()))
+        .expect("opening the store")
 }
 
 fn all_events(log: &EventLog) -> Vec<RecordedEvent> {

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail, ensure};
 use eventlog::{
     AppendBatch, ApplyError, Durability, EventContext, EventLog, EventLogConfig, EventRegistry,
-    ExpectedVersion, NewEvent, Projection, RecordedEvent, StreamId, StreamRead,
-    SubscriptionFilter, Version, list_checkpoints,
+    ExpectedVersion, NewEvent, Projection, RecordedEvent, StreamId, StreamRead, SubscriptionFilter,
+    Version, list_checkpoints,
 };
 use omni_domain::{CacheHit, GenerationConfig, PipelineStarted};
 use serde::{Deserialize, Serialize};
@@ -352,11 +352,7 @@ fn appender(
                 let version = log.stream_version(&hot_stream)?;
                 own_next = Some((cold_id.clone(), count));
                 vec![
-                    AppendBatch::new(
-                        hot_stream,
-                        ExpectedVersion::Exact(version),
-                        hot_events(1)?,
-                    ),
+                    AppendBatch::new(hot_stream, ExpectedVersion::Exact(version), hot_events(1)?),
                     AppendBatch::new(
                         cold_stream(&cold_id),
                         ExpectedVersion::NoStream,

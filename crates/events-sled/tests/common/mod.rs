@@ -2,8 +2,8 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use events_core::{EventContext, NewEvent};
-use omni_domain::{CacheHit};
 use events_sled::{Durability, Store, StoreConfig};
+use omni_domain::CacheHit;
 use tempfile::TempDir;
 
 /// A cache-hit event for aggregate `id`, with a recognisable key.

@@ -82,10 +82,10 @@ impl System for Eventlog {
     fn read_stream(&self, aggregate: u32) -> anyhow::Result<u64> {
         let id = aggregate_id(aggregate);
         let mut count = 0;
-        for event in self
-            .log
-            .read_stream(&StreamId::new(AGGREGATE_TYPE, id.as_str()), StreamRead::forwards())?
-        {
+        for event in self.log.read_stream(
+            &StreamId::new(AGGREGATE_TYPE, id.as_str()),
+            StreamRead::forwards(),
+        )? {
             let event = event?;
             count += 1;
             ensure!(

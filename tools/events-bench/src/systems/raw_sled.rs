@@ -24,8 +24,8 @@ use std::sync::Arc;
 
 use anyhow::{Context, ensure};
 use eventlog::{EventRegistry, RecordedEvent};
-use omni_domain::ArticleGeneration;
 use events_core::{EventMetadata, codec};
+use omni_domain::ArticleGeneration;
 
 use super::{LoadOutcome, SLED_CACHE_BYTES, Scanned, System, Writer, apply};
 use crate::input::{

@@ -17,8 +17,8 @@ use std::time::Duration;
 
 use anyhow::{Context, bail, ensure};
 use eventlog::{EventMetadata, EventRegistry, RecordedEvent};
-use omni_domain::ArticleGeneration;
 use events_core::codec;
+use omni_domain::ArticleGeneration;
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, TransactionBehavior, params};
 use serde::{Deserialize, Serialize};

@@ -127,7 +127,9 @@ pub fn log(
         options.limit
     };
     let events: Events = match (options.follow, log) {
-        (true, Handle::Live(live)) => Box::new(live.follow(Position(from)).poll_interval(FOLLOW_POLL)),
+        (true, Handle::Live(live)) => {
+            Box::new(live.follow(Position(from)).poll_interval(FOLLOW_POLL))
+        }
         (true, Handle::Store(_)) => {
             bail!("--follow reads a store directory read-only, not a checkpoint")
         }
