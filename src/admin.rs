@@ -1,11 +1,10 @@
 //! [`Admin`]: the administrative view of an [`EventLog`]: durable consumers, raw snapshots,
-//! verification, checkpoints, subscription health and metrics. Kept apart from the handle's
+//! verification, checkpoints and metrics. Kept apart from the handle's
 //! core verbs (append, read, load, subscribe).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 
-use events_bus::SubscriberHealth;
 use events_core::{StreamId, Version};
 use events_sled::{
     ChainHead, CheckpointManifest, ConsumerCheckpoint, Progress, Snapshot, VerifyReport,
@@ -21,14 +20,14 @@ use crate::subscription::{release, reserve};
 /// # Example
 ///
 /// ```
-/// use eventlog::{EventLog, EventLogConfig};
+/// use eventlog::{EventLog, EventLogConfig, list_checkpoints};
 ///
 /// let dir = tempfile::tempdir()?;
-/// let log = EventLog::open(EventLogConfig::new(dir.path()).store(|s| s.checkpoint_dir(dir.path().join("cp"))))?;
+/// let log = EventLog::open(EventLogConfig::new(dir.path()))?;
 /// let admin = log.admin();
 /// let (path, manifest) = admin.checkpoint()?;
 /// assert!(path.exists());
-/// assert_eq!(admin.list_checkpoints()?.len(), 1);
+/// assert_eq!(list_checkpoints(&admin.checkpoint_dir())?.len(), 1);
 /// assert_eq!(manifest.last_position, 0);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -235,7 +234,7 @@ impl<'a> Admin<'a> {
     ///
     /// let dir = tempfile::tempdir()?;
     /// let log = EventLog::open(EventLogConfig::new(dir.path()))?;
-    /// let json = serde_json::to_value(log.metrics()?)?;
+    /// let json = serde_json::to_value(log.admin().metrics()?)?;
     /// assert_eq!(json["store"]["total_events_stored"], 0);
     /// assert_eq!(json["bus"]["subscriptions"], 0);
     /// assert_eq!(json["aggregates"]["snapshot_every"], 1000);
@@ -264,10 +263,5 @@ impl<'a> Admin<'a> {
                 snapshot_save_failures: get(&loads.snapshot_save_failures),
             },
         })
-    }
-
-    /// The health of every subscription, in subscription order.
-    pub fn health(&self) -> Vec<SubscriberHealth> {
-        self.log.inner().bus.health()
     }
 }

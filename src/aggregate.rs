@@ -263,7 +263,7 @@ impl crate::log::EventLog {
     /// let hit = CacheHit { cache_key: "k".into(), cache_type: "memory".into(), response_time: 0.001 };
     /// log.append_event(&StreamId::of::<CacheHit>("c1"), ExpectedVersion::Any, &hit, EventContext::default())?;
     /// let cache = log.load::<Cache>("c1")?;
-    /// assert_eq!((cache.version, cache.state.hits), (1, 1));
+    /// assert_eq!((cache.version.get(), cache.state.hits), (1, 1));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     ///

@@ -78,8 +78,10 @@ impl EventLogConfig {
     }
 
     /// The event types the log accepts (appends of other types are refused as invalid), and
-    /// decodes for aggregates and JSON. Default = an empty registry, which accepts every event
-    /// type but decodes none: give yours (`omni_domain::registry()` for the Omni Writer's).
+    /// decodes for aggregates and JSON. Default = an empty registry, with which every append
+    /// is refused (`ValidationError::UnregisteredEventType`): give yours
+    /// (`omni_domain::registry()` for the Omni Writer's). Events of types it does not know can
+    /// still be read (their payload stays undecoded).
     #[must_use]
     pub fn registry(mut self, registry: impl Into<Arc<EventRegistry>>) -> Self {
         self.registry = registry.into();

@@ -140,8 +140,8 @@ pub use subscription::{Subscription, SubscriptionFilter, SubscriptionOptions};
 // The member crates' types that appear in this crate's signatures, so users need no other
 // dependency.
 pub use events_bus::{
-    Backpressure, FailurePolicy, SubscriberHealth, SubscriberReport, SubscriberSettings,
-    SubscriberState,
+    Backpressure, Failure, FailureKind, FailurePolicy, SubscriberCounts, SubscriberHealth,
+    SubscriberId, SubscriberReport, SubscriberSettings, SubscriberState,
 };
 pub use events_core::{
     Aggregate, ApplyError, CodecError, DomainEvent, EventContext, EventFactory, EventMetadata,

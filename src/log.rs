@@ -118,7 +118,7 @@ impl Drop for Inner {
 /// its own thread and bounded queue. So an event is delivered only once it is committed, to each
 /// subscription in global position order, exactly once while the process lives (a failing
 /// handler is retried by its [`FailurePolicy`](crate::FailurePolicy)). In
-/// [`Durability::Buffered`] mode "committed" means written to sled, not yet flushed: a crash can
+/// [`Durability::Buffered`] mode "committed" means written to the log's segment file, not yet synced: a crash can
 /// lose the last events of the log after they were delivered (their positions then go to new
 /// events). Durable mode has no such window.
 ///
@@ -310,7 +310,7 @@ impl EventLog {
     ///
     /// let dir = tempfile::tempdir()?;
     /// let log = EventLog::open(EventLogConfig::new(dir.path()))?;
-    /// assert!(log.admin().verify()?.is_ok());
+    /// assert!(log.admin().verify()?.ok);
     /// assert!(log.admin().consumers()?.is_empty());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```

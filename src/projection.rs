@@ -27,9 +27,10 @@ use crate::trace::SpanLinks;
 ///
 /// ```
 /// use eventlog::{
-///     ApplyError, CacheMiss, EventContext, EventLog, EventLogConfig, EventRegistry,
-///     ExpectedVersion, Projection, RecordedEvent, SubscriptionFilter,
+///     ApplyError, EventContext, EventLog, EventLogConfig, EventRegistry, ExpectedVersion,
+///     Position, Projection, RecordedEvent, StreamId, SubscriptionFilter,
 /// };
+/// use omni_domain::CacheMiss;
 /// use serde::{Deserialize, Serialize};
 ///
 /// #[derive(Debug, Default, Serialize, Deserialize)]
@@ -43,16 +44,18 @@ use crate::trace::SpanLinks;
 /// }
 ///
 /// let dir = tempfile::tempdir()?;
-/// let log = EventLog::open(EventLogConfig::new(dir.path()))?;
+/// let config = || EventLogConfig::new(dir.path()).registry(omni_domain::registry());
+/// let log = EventLog::open(config())?;
 /// let miss = CacheMiss { cache_key: "k".into(), cache_type: "memory".into(), reason: "expired".into() };
-/// log.append_event("c1", ExpectedVersion::Any, &miss, EventContext::default())?;
+/// let stream = StreamId::of::<CacheMiss>("c1");
+/// log.append_event(&stream, ExpectedVersion::Any, &miss, EventContext::default())?;
 /// let misses = log.project::<Misses>("misses", SubscriptionFilter::all().event_type("cache_miss"))?;
-/// log.append_event("c1", ExpectedVersion::Any, &miss, EventContext::default())?;
+/// log.append_event(&stream, ExpectedVersion::Any, &miss, EventContext::default())?;
 /// log.close()?; // every committed event is handled before close returns
 ///
-/// let log = EventLog::open(EventLogConfig::new(dir.path()))?;
+/// let log = EventLog::open(config())?;
 /// let (position, state) = log.projection_state::<Misses>("misses")?.unwrap_or_default();
-/// assert_eq!((position, state.0), (2, 2));
+/// assert_eq!((position, state.0), (Position(2), 2));
 /// # drop(misses);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```

@@ -112,21 +112,24 @@ impl EventLog {
     ///
     /// ```
     /// use eventlog::{
-    ///     CacheMiss, EventContext, EventLog, EventLogConfig, ExpectedVersion, RecordedEvent,
+    ///     EventContext, EventLog, EventLogConfig, ExpectedVersion, RecordedEvent, StreamId,
     ///     SubscriptionFilter,
     /// };
+    /// use omni_domain::CacheMiss;
     ///
     /// let dir = tempfile::tempdir()?;
+    /// let config = || EventLogConfig::new(dir.path()).registry(omni_domain::registry());
     /// let miss = CacheMiss { cache_key: "k".into(), cache_type: "memory".into(), reason: "expired".into() };
-    /// let log = EventLog::open(EventLogConfig::new(dir.path()))?;
+    /// let stream = StreamId::of::<CacheMiss>("c1");
+    /// let log = EventLog::open(config())?;
     /// log.subscribe_durable("warmer", SubscriptionFilter::all(), |_: &RecordedEvent| Ok::<(), String>(()))?;
-    /// log.append_event("c1", ExpectedVersion::Any, &miss, EventContext::default())?;
+    /// log.append_event(&stream, ExpectedVersion::Any, &miss, EventContext::default())?;
     /// log.close()?;
     ///
     /// // After a restart it resumes after position 1: only the new event is handled.
-    /// let log = EventLog::open(EventLogConfig::new(dir.path()))?;
-    /// assert_eq!(log.consumer("warmer")?.map(|c| c.position), Some(1));
-    /// log.append_event("c1", ExpectedVersion::Any, &miss, EventContext::default())?;
+    /// let log = EventLog::open(config())?;
+    /// assert_eq!(log.admin().consumer("warmer")?.map(|c| c.position), Some(1));
+    /// log.append_event(&stream, ExpectedVersion::Any, &miss, EventContext::default())?;
     /// let (tx, rx) = std::sync::mpsc::channel();
     /// log.subscribe_durable("warmer", SubscriptionFilter::all(), move |e: &RecordedEvent| tx.send(e.position))?;
     /// assert_eq!(rx.recv()?, 2);

@@ -260,16 +260,17 @@ pub(crate) fn release(names: &ConsumerNames, name: &str) {
 /// # Example
 ///
 /// ```
-/// use eventlog::{CacheHit, EventContext, EventLog, EventLogConfig, ExpectedVersion, RecordedEvent};
+/// use eventlog::{EventContext, EventLog, EventLogConfig, ExpectedVersion, RecordedEvent, StreamId};
+/// use omni_domain::CacheHit;
 ///
 /// let dir = tempfile::tempdir()?;
-/// let log = EventLog::open(EventLogConfig::new(dir.path()))?;
+/// let log = EventLog::open(EventLogConfig::new(dir.path()).registry(omni_domain::registry()))?;
 /// let (tx, rx) = std::sync::mpsc::channel();
 /// let subscription = log.subscribe("watcher", eventlog::SubscriptionFilter::all(), move |e: &RecordedEvent| {
 ///     tx.send(e.position)
 /// })?;
 /// let hit = CacheHit { cache_key: "k".into(), cache_type: "memory".into(), response_time: 0.001 };
-/// log.append_event("c1", ExpectedVersion::Any, &hit, EventContext::default())?;
+/// log.append_event(&StreamId::of::<CacheHit>("c1"), ExpectedVersion::Any, &hit, EventContext::default())?;
 /// assert_eq!(rx.recv()?, 1);
 /// assert!(subscription.health().is_some());
 /// let report = subscription.unsubscribe()?;
