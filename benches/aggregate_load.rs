@@ -13,6 +13,10 @@
 //!
 //! Run: `cargo bench -p eventlog --bench aggregate_load`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    missing_docs,
+    reason = "criterion_group! writes an undocumented `pub fn benches`"
+)]
 
 use std::collections::BTreeMap;
 use std::time::Duration;

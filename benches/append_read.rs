@@ -10,6 +10,10 @@
 //!
 //! Run: `cargo bench -p eventlog --bench append_read`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    missing_docs,
+    reason = "criterion_group! writes an undocumented `pub fn benches`"
+)]
 
 use std::hint::black_box;
 use std::ops::ControlFlow;

@@ -9,6 +9,10 @@
 //!
 //! Run: `cargo bench -p events-sled --bench layout`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    missing_docs,
+    reason = "criterion_group! writes an undocumented `pub fn benches`"
+)]
 
 use std::hint::black_box;
 

@@ -4,6 +4,10 @@
 //!
 //! Run: `cargo bench -p events-core --bench codec`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    missing_docs,
+    reason = "criterion_group! writes an undocumented `pub fn benches`"
+)]
 
 use std::hint::black_box;
 
