@@ -72,7 +72,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Err(AppendError::WrongExpectedVersion { actual, .. }) => println!("conflict at v{actual}"),
         other => return Err(format!("expected a conflict, got {other:?}").into()),
     }
-
     let loaded = log.load::<TodoList>("groceries")?;
     println!("v{}: {:?}", loaded.version, loaded.state);
     log.close()?; // delivers every committed event to the printer first
