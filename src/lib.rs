@@ -15,8 +15,9 @@
 //! - loads [`Aggregate`]s, whose events are one typed enum ([`event_set!`]), from their latest
 //!   snapshot plus the events after it, as of any [`Version`], snapshotting automatically every
 //!   [`EventLogConfig::snapshot_every`] events;
-//! - and, through [`EventLog::admin`], exports, lists and prunes checkpoints, verifies the
-//!   store, manages durable consumers and reports [`EventLogMetrics`].
+//! - and, through [`EventLog::admin`], exports checkpoints (listed and pruned by
+//!   [`list_checkpoints`] and [`prune_checkpoints`], which need no open store), verifies the
+//!   store, manages durable consumers and raw snapshots, and reports [`EventLogMetrics`].
 //!
 //! Each operation has its own error ([`OpenError`], [`AppendError`], [`ReadError`],
 //! [`LoadError`], [`SubscribeError`], [`AdminError`]); [`Error`] takes any of them.
@@ -110,6 +111,11 @@
 //! log.close()?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+
+// README.md's example is compiled and run as a doc test, so it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeExample;
 
 mod admin;
 mod aggregate;
