@@ -44,6 +44,28 @@ impl<'a> Admin<'a> {
     /// A durable consumer's committed position and state (durable subscriptions and
     /// projections), if it committed any.
     ///
+    /// # Example
+    ///
+    /// ```
+    /// use eventlog::{
+    ///     EventContext, EventLog, EventLogConfig, ExpectedVersion, RecordedEvent, StreamId,
+    ///     SubscriptionFilter,
+    /// };
+    /// use omni_domain::CacheHit;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let log = EventLog::open(EventLogConfig::new(dir.path()).registry(omni_domain::registry()))?;
+    /// assert!(log.admin().consumer("warmer")?.is_none());
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// let warmer = log.subscribe_durable("warmer", SubscriptionFilter::all(), move |e: &RecordedEvent| tx.send(e.position))?;
+    /// let hit = CacheHit { cache_key: "k".into(), cache_type: "memory".into(), response_time: 0.001 };
+    /// log.append_event(&StreamId::of::<CacheHit>("c1"), ExpectedVersion::Any, &hit, EventContext::default())?;
+    /// assert_eq!(rx.recv()?, 1);
+    /// warmer.unsubscribe()?; // joins its thread: the position it handled is committed
+    /// assert_eq!(log.admin().consumer("warmer")?.map(|c| c.position), Some(1));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     ///
     /// [`AdminError::Store`]; [`AdminError::Closed`].
@@ -52,6 +74,28 @@ impl<'a> Admin<'a> {
     }
 
     /// Every durable consumer's name and committed position.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use eventlog::{
+    ///     EventContext, EventLog, EventLogConfig, ExpectedVersion, RecordedEvent, StreamId,
+    ///     SubscriptionFilter,
+    /// };
+    /// use omni_domain::CacheHit;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let log = EventLog::open(EventLogConfig::new(dir.path()).registry(omni_domain::registry()))?;
+    /// let hit = CacheHit { cache_key: "k".into(), cache_type: "memory".into(), response_time: 0.001 };
+    /// log.append_event(&StreamId::of::<CacheHit>("c1"), ExpectedVersion::Any, &hit, EventContext::default())?;
+    /// assert!(log.admin().consumers()?.is_empty());
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// let warmer = log.subscribe_durable("warmer", SubscriptionFilter::all(), move |e: &RecordedEvent| tx.send(e.position))?;
+    /// assert_eq!(rx.recv()?, 1); // it starts from the beginning the first time
+    /// warmer.unsubscribe()?;
+    /// assert_eq!(log.admin().consumers()?, vec![("warmer".to_string(), 1)]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     ///
@@ -62,6 +106,31 @@ impl<'a> Admin<'a> {
 
     /// Forgets a durable consumer's position and state (the next durable subscription or
     /// projection of that name starts from the beginning).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use eventlog::{
+    ///     AdminError, EventContext, EventLog, EventLogConfig, ExpectedVersion, RecordedEvent, StreamId,
+    ///     SubscriptionFilter,
+    /// };
+    /// use omni_domain::CacheHit;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let log = EventLog::open(EventLogConfig::new(dir.path()).registry(omni_domain::registry()))?;
+    /// let hit = CacheHit { cache_key: "k".into(), cache_type: "memory".into(), response_time: 0.001 };
+    /// log.append_event(&StreamId::of::<CacheHit>("c1"), ExpectedVersion::Any, &hit, EventContext::default())?;
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// let warmer = log.subscribe_durable("warmer", SubscriptionFilter::all(), move |e: &RecordedEvent| tx.send(e.position))?;
+    /// assert_eq!(rx.recv()?, 1);
+    /// let running = log.admin().remove_consumer("warmer");
+    /// assert!(matches!(running, Err(AdminError::ConsumerRunning { .. })));
+    /// warmer.unsubscribe()?;
+    /// assert!(log.admin().consumer("warmer")?.is_some());
+    /// log.admin().remove_consumer("warmer")?;
+    /// assert!(log.admin().consumer("warmer")?.is_none());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     ///
@@ -84,6 +153,27 @@ impl<'a> Admin<'a> {
     /// Saves already-encoded state as the aggregate's snapshot at `version` (keeping the newest
     /// few, see the store's `snapshots_to_keep`). [`EventLog::snapshot`] does this for an
     /// [`Aggregate`](crate::Aggregate).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use eventlog::{EventContext, EventLog, EventLogConfig, ExpectedVersion, StreamId, Version};
+    /// use omni_domain::CacheHit;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let log = EventLog::open(EventLogConfig::new(dir.path()).registry(omni_domain::registry()))?;
+    /// let hit = CacheHit { cache_key: "k".into(), cache_type: "memory".into(), response_time: 0.001 };
+    /// let stream = StreamId::of::<CacheHit>("c1");
+    /// log.append_event(&stream, ExpectedVersion::Any, &hit, EventContext::default())?;
+    /// log.admin().save_snapshot(&stream, Version(1), 1, b"state")?;
+    /// let saved = log.admin().snapshots(&stream)?;
+    /// assert_eq!(saved.len(), 1);
+    /// assert_eq!((saved[0].version, saved[0].schema_version), (1, 1));
+    /// assert_eq!(saved[0].state, b"state");
+    /// // The aggregate has not reached version 2: refused.
+    /// assert!(log.admin().save_snapshot(&stream, Version(2), 1, b"state").is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     ///
@@ -108,6 +198,29 @@ impl<'a> Admin<'a> {
 
     /// The newest snapshot of the aggregate with this schema version that it still reaches.
     ///
+    /// # Example
+    ///
+    /// ```
+    /// use eventlog::{EventContext, EventLog, EventLogConfig, ExpectedVersion, StreamId, Version};
+    /// use omni_domain::CacheHit;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let log = EventLog::open(EventLogConfig::new(dir.path()).registry(omni_domain::registry()))?;
+    /// let hit = CacheHit { cache_key: "k".into(), cache_type: "memory".into(), response_time: 0.001 };
+    /// let stream = StreamId::of::<CacheHit>("c1");
+    /// for _ in 0..2 {
+    ///     log.append_event(&stream, ExpectedVersion::Any, &hit, EventContext::default())?;
+    /// }
+    /// let admin = log.admin();
+    /// admin.save_snapshot(&stream, Version(1), 1, b"v1 state")?;
+    /// admin.save_snapshot(&stream, Version(2), 2, b"v2 state")?;
+    /// // The newest snapshot with schema version 1, skipping the newer one with schema version 2.
+    /// let snapshot = admin.load_snapshot(&stream, 1)?.ok_or("no snapshot")?;
+    /// assert_eq!((snapshot.version, snapshot.state), (1, b"v1 state".to_vec()));
+    /// assert!(admin.load_snapshot(&stream, 3)?.is_none());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     ///
     /// [`AdminError::Snapshot`]; [`AdminError::Closed`].
@@ -127,6 +240,26 @@ impl<'a> Admin<'a> {
 
     /// Every kept snapshot of the aggregate, oldest first.
     ///
+    /// # Example
+    ///
+    /// ```
+    /// use eventlog::{EventContext, EventLog, EventLogConfig, ExpectedVersion, StreamId, Version};
+    /// use omni_domain::CacheHit;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let log = EventLog::open(EventLogConfig::new(dir.path()).registry(omni_domain::registry()))?;
+    /// let hit = CacheHit { cache_key: "k".into(), cache_type: "memory".into(), response_time: 0.001 };
+    /// let stream = StreamId::of::<CacheHit>("c1");
+    /// for version in 1..=2 {
+    ///     log.append_event(&stream, ExpectedVersion::Any, &hit, EventContext::default())?;
+    ///     log.admin().save_snapshot(&stream, Version(version), 1, b"state")?;
+    /// }
+    /// let versions: Vec<u64> = log.admin().snapshots(&stream)?.iter().map(|s| s.version).collect();
+    /// assert_eq!(versions, [1, 2]);
+    /// assert!(log.admin().snapshots(&StreamId::of::<CacheHit>("c2"))?.is_empty());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     ///
     /// [`AdminError::Snapshot`]; [`AdminError::Closed`].
@@ -137,6 +270,24 @@ impl<'a> Admin<'a> {
 
     /// Checks the hash chain, every aggregate's versions, every index and snapshot, and reports
     /// what is wrong and where.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use eventlog::{EventContext, EventLog, EventLogConfig, ExpectedVersion, StreamId};
+    /// use omni_domain::CacheHit;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let log = EventLog::open(EventLogConfig::new(dir.path()).registry(omni_domain::registry()))?;
+    /// let hit = CacheHit { cache_key: "k".into(), cache_type: "memory".into(), response_time: 0.001 };
+    /// for id in ["c1", "c2"] {
+    ///     log.append_event(&StreamId::of::<CacheHit>(id), ExpectedVersion::Any, &hit, EventContext::default())?;
+    /// }
+    /// let report = log.admin().verify()?;
+    /// assert!(report.ok && report.issues.is_empty());
+    /// assert_eq!((report.last_position, report.events, report.aggregates), (2, 2, 2));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     ///
@@ -149,6 +300,25 @@ impl<'a> Admin<'a> {
     /// The head of the log's hash chain over everything acknowledged so far: record it
     /// elsewhere to pin the history before it (see `docs/design.md`).
     ///
+    /// # Example
+    ///
+    /// ```
+    /// use eventlog::{EventContext, EventLog, EventLogConfig, ExpectedVersion, StreamId};
+    /// use omni_domain::CacheHit;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let log = EventLog::open(EventLogConfig::new(dir.path()).registry(omni_domain::registry()))?;
+    /// let empty = log.admin().chain_head()?;
+    /// assert_eq!(empty.position, 0);
+    /// let hit = CacheHit { cache_key: "k".into(), cache_type: "memory".into(), response_time: 0.001 };
+    /// log.append_event(&StreamId::of::<CacheHit>("c1"), ExpectedVersion::Any, &hit, EventContext::default())?;
+    /// let head = log.admin().chain_head()?;
+    /// assert_eq!(head.position, 1);
+    /// assert_ne!(head.hash, empty.hash);
+    /// assert_eq!(head.hash, log.admin().verify()?.chain_head); // verify reports the same head
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     ///
     /// [`AdminError::Store`] when the store cannot be read or is not writing;
@@ -158,6 +328,25 @@ impl<'a> Admin<'a> {
     }
 
     /// [`Admin::verify`] reporting progress: `(position checked, last position)`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use eventlog::{EventContext, EventLog, EventLogConfig, ExpectedVersion, StreamId};
+    /// use omni_domain::CacheHit;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let log = EventLog::open(EventLogConfig::new(dir.path()).registry(omni_domain::registry()))?;
+    /// let hit = CacheHit { cache_key: "k".into(), cache_type: "memory".into(), response_time: 0.001 };
+    /// for _ in 0..3 {
+    ///     log.append_event(&StreamId::of::<CacheHit>("c1"), ExpectedVersion::Any, &hit, EventContext::default())?;
+    /// }
+    /// let mut checked = Vec::new();
+    /// let report = log.admin().verify_with(&mut |position, last| checked.push((position, last)))?;
+    /// assert!(report.ok);
+    /// assert_eq!(checked.last(), Some(&(3, 3)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     ///
@@ -172,6 +361,24 @@ impl<'a> Admin<'a> {
     /// Exports a consistent, verifiable checkpoint of the whole store to `path` while appends
     /// continue.
     ///
+    /// # Example
+    ///
+    /// ```
+    /// use eventlog::{EventContext, EventLog, EventLogConfig, ExpectedVersion, StreamId, verify_checkpoint};
+    /// use omni_domain::CacheHit;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let log = EventLog::open(EventLogConfig::new(dir.path()).registry(omni_domain::registry()))?;
+    /// let hit = CacheHit { cache_key: "k".into(), cache_type: "memory".into(), response_time: 0.001 };
+    /// log.append_event(&StreamId::of::<CacheHit>("c1"), ExpectedVersion::Any, &hit, EventContext::default())?;
+    /// let backups = tempfile::tempdir()?;
+    /// let file = backups.path().join("backup.checkpoint");
+    /// let manifest = log.admin().export_checkpoint(&file)?;
+    /// assert_eq!((manifest.event_count, manifest.last_position), (1, 1));
+    /// assert_eq!(verify_checkpoint(&file)?.chain_head, manifest.chain_head);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     ///
     /// [`AdminError::Checkpoint`]; [`AdminError::Closed`].
@@ -180,6 +387,27 @@ impl<'a> Admin<'a> {
     }
 
     /// [`Admin::export_checkpoint`] reporting progress in events.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use eventlog::{EventContext, EventLog, EventLogConfig, ExpectedVersion, StreamId};
+    /// use omni_domain::CacheHit;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let log = EventLog::open(EventLogConfig::new(dir.path()).registry(omni_domain::registry()))?;
+    /// let hit = CacheHit { cache_key: "k".into(), cache_type: "memory".into(), response_time: 0.001 };
+    /// for _ in 0..2 {
+    ///     log.append_event(&StreamId::of::<CacheHit>("c1"), ExpectedVersion::Any, &hit, EventContext::default())?;
+    /// }
+    /// let backups = tempfile::tempdir()?;
+    /// let mut done = Vec::new();
+    /// let file = backups.path().join("backup.checkpoint");
+    /// let manifest = log.admin().export_checkpoint_with(&file, &mut |events, total| done.push((events, total)))?;
+    /// assert_eq!(manifest.last_position, 2);
+    /// assert_eq!(done.last(), Some(&(2, 2)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     ///
@@ -195,6 +423,23 @@ impl<'a> Admin<'a> {
 
     /// Exports a checkpoint into the configured checkpoint directory, named by time and
     /// position.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use eventlog::{EventContext, EventLog, EventLogConfig, ExpectedVersion, StreamId, verify_checkpoint};
+    /// use omni_domain::CacheHit;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let log = EventLog::open(EventLogConfig::new(dir.path()).registry(omni_domain::registry()))?;
+    /// let hit = CacheHit { cache_key: "k".into(), cache_type: "memory".into(), response_time: 0.001 };
+    /// log.append_event(&StreamId::of::<CacheHit>("c1"), ExpectedVersion::Any, &hit, EventContext::default())?;
+    /// let (file, manifest) = log.admin().checkpoint()?;
+    /// assert!(file.starts_with(log.admin().checkpoint_dir()));
+    /// assert_eq!(manifest.last_position, 1);
+    /// assert_eq!(verify_checkpoint(&file)?.last_position, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     ///

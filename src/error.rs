@@ -129,6 +129,23 @@ impl From<StoreAppendError> for AppendError {
 impl AppendError {
     /// Whether this is a version conflict ([`AppendError::WrongExpectedVersion`]): reload the
     /// aggregate and decide again.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use eventlog::{AppendError, EventContext, EventLog, EventLogConfig, ExpectedVersion, StreamId};
+    /// use omni_domain::CacheMiss;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let log = EventLog::open(EventLogConfig::new(dir.path()).registry(omni_domain::registry()))?;
+    /// let miss = CacheMiss { cache_key: "k".into(), cache_type: "memory".into(), reason: "expired".into() };
+    /// let stream = StreamId::of::<CacheMiss>("c1");
+    /// log.append_event(&stream, ExpectedVersion::NoStream, &miss, EventContext::default())?;
+    /// let again = log.append_event(&stream, ExpectedVersion::NoStream, &miss, EventContext::default());
+    /// assert!(again.err().ok_or("no conflict")?.is_conflict());
+    /// assert!(!AppendError::Closed.is_conflict());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn is_conflict(&self) -> bool {
         matches!(self, Self::WrongExpectedVersion { .. })
     }
@@ -294,6 +311,28 @@ pub enum Error {
 
 impl Error {
     /// Whether this is a version conflict ([`AppendError::WrongExpectedVersion`]).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use eventlog::{
+    ///     AdminError, AppendResult, Error, EventContext, EventLog, EventLogConfig, ExpectedVersion,
+    ///     StreamId,
+    /// };
+    /// use omni_domain::CacheMiss;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let log = EventLog::open(EventLogConfig::new(dir.path()).registry(omni_domain::registry()))?;
+    /// let miss = CacheMiss { cache_key: "k".into(), cache_type: "memory".into(), reason: "expired".into() };
+    /// let stream = StreamId::of::<CacheMiss>("c1");
+    /// let append = |expected| -> Result<AppendResult, Error> {
+    ///     Ok(log.append_event(&stream, expected, &miss, EventContext::default())?)
+    /// };
+    /// append(ExpectedVersion::NoStream)?;
+    /// assert!(append(ExpectedVersion::NoStream).err().ok_or("no conflict")?.is_conflict());
+    /// assert!(!Error::from(AdminError::Closed).is_conflict());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn is_conflict(&self) -> bool {
         matches!(self, Self::Append(error) if error.is_conflict())
     }

@@ -290,12 +290,39 @@ impl EventLog {
     }
 
     /// The event log's directory.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use eventlog::{EventLog, EventLogConfig};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let log = EventLog::open(EventLogConfig::new(dir.path()))?;
+    /// assert_eq!(log.path(), dir.path());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn path(&self) -> &Path {
         &self.inner.path
     }
 
     /// The registry of event types: it validates appends and decodes payloads. Use it to create
     /// events from a type name and JSON ([`EventRegistry::create`]).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use eventlog::{EventContext, EventLog, EventLogConfig};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let log = EventLog::open(EventLogConfig::new(dir.path()).registry(omni_domain::registry()))?;
+    /// assert!(log.registry().contains("cache_hit"));
+    /// let payload = serde_json::json!({ "cache_key": "k", "cache_type": "memory", "response_time": 0.001 });
+    /// let event = log.registry().create("cache_hit", "c1", payload, EventContext::default())?;
+    /// assert_eq!((event.aggregate_type.as_str(), event.aggregate_id.as_str()), ("cache", "c1"));
+    /// let unknown = log.registry().create("no_such_type", "c1", serde_json::json!({}), EventContext::default());
+    /// assert!(unknown.is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn registry(&self) -> &EventRegistry {
         &self.inner.config.registry
     }
@@ -323,6 +350,20 @@ impl EventLog {
     }
 
     /// Whether the log was closed.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use eventlog::{EventLog, EventLogConfig};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let log = EventLog::open(EventLogConfig::new(dir.path()))?;
+    /// let other = log.clone();
+    /// assert!(!other.is_closed());
+    /// log.close()?; // closes the log for every handle
+    /// assert!(other.is_closed());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn is_closed(&self) -> bool {
         self.inner
             .store

@@ -5,7 +5,7 @@ use events_bus::{SubscriberHealth, SubscriberState};
 use events_sled::StoreMetrics;
 use serde::Serialize;
 
-/// Everything an operator looks at, as returned by [`crate::EventLog::metrics`]. Serializes to
+/// Everything an operator looks at, as returned by [`crate::Admin::metrics`]. Serializes to
 /// JSON as `{"store": {...}, "bus": {...}, "aggregates": {...}}`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EventLogMetrics {

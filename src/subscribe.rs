@@ -46,6 +46,28 @@ impl EventLog {
     /// committed (and flushed, in durable mode), as long as the process lives; none before this
     /// call is handled.
     ///
+    /// # Example
+    ///
+    /// ```
+    /// use eventlog::{
+    ///     EventContext, EventLog, EventLogConfig, ExpectedVersion, RecordedEvent, StreamId,
+    ///     SubscriptionFilter,
+    /// };
+    /// use omni_domain::CacheHit;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let log = EventLog::open(EventLogConfig::new(dir.path()).registry(omni_domain::registry()))?;
+    /// let hit = CacheHit { cache_key: "k".into(), cache_type: "memory".into(), response_time: 0.001 };
+    /// let stream = StreamId::of::<CacheHit>("c1");
+    /// log.append_event(&stream, ExpectedVersion::Any, &hit, EventContext::default())?; // before: not handled
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// log.subscribe("audit", SubscriptionFilter::all(), move |e: &RecordedEvent| tx.send(e.position))?;
+    /// log.append_event(&stream, ExpectedVersion::Any, &hit, EventContext::default())?;
+    /// log.close()?; // every committed event is handled before close returns
+    /// assert_eq!(rx.try_iter().collect::<Vec<_>>(), [2]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     ///
     /// [`SubscribeError::Bus`] for invalid settings or a thread that cannot start;
@@ -70,6 +92,30 @@ impl EventLog {
     ///
     /// Guarantee: every event after `from`, in global position order, each once while the
     /// process lives, each only once it is committed.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use eventlog::{
+    ///     EventContext, EventLog, EventLogConfig, ExpectedVersion, Position, RecordedEvent, StreamId,
+    ///     SubscriptionFilter,
+    /// };
+    /// use omni_domain::CacheHit;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let log = EventLog::open(EventLogConfig::new(dir.path()).registry(omni_domain::registry()))?;
+    /// let hit = CacheHit { cache_key: "k".into(), cache_type: "memory".into(), response_time: 0.001 };
+    /// let stream = StreamId::of::<CacheHit>("c1");
+    /// for _ in 0..3 {
+    ///     log.append_event(&stream, ExpectedVersion::Any, &hit, EventContext::default())?;
+    /// }
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// log.subscribe_from("replay", Position(1), SubscriptionFilter::all(), move |e: &RecordedEvent| tx.send(e.position))?;
+    /// log.append_event(&stream, ExpectedVersion::Any, &hit, EventContext::default())?; // live
+    /// log.close()?;
+    /// assert_eq!(rx.try_iter().collect::<Vec<_>>(), [2, 3, 4]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     ///
@@ -193,6 +239,36 @@ impl EventLog {
     /// Guarantee: the stored state is always the fold of exactly the events up to the stored
     /// position: a crash (even `kill -9`) never applies an event twice nor skips one.
     ///
+    /// # Example
+    ///
+    /// ```
+    /// use eventlog::{
+    ///     ApplyError, EventContext, EventLog, EventLogConfig, EventRegistry, ExpectedVersion,
+    ///     Position, Projection, RecordedEvent, StreamId, SubscriptionFilter,
+    /// };
+    /// use omni_domain::CacheHit;
+    ///
+    /// #[derive(Default, serde::Serialize, serde::Deserialize)]
+    /// struct Hits(u64);
+    /// impl Projection for Hits {
+    ///     fn apply(&mut self, _: &RecordedEvent, _: &EventRegistry) -> Result<(), ApplyError> {
+    ///         self.0 += 1;
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let log = EventLog::open(EventLogConfig::new(dir.path()).registry(omni_domain::registry()))?;
+    /// let hit = CacheHit { cache_key: "k".into(), cache_type: "memory".into(), response_time: 0.001 };
+    /// let stream = StreamId::of::<CacheHit>("c1");
+    /// log.append_event(&stream, ExpectedVersion::Any, &hit, EventContext::default())?;
+    /// let hits = log.project::<Hits>("hits", SubscriptionFilter::all())?; // starts from the beginning
+    /// log.append_event(&stream, ExpectedVersion::Any, &hit, EventContext::default())?;
+    /// log.close()?; // applies every committed event first
+    /// assert_eq!(hits.read(|state, position| (state.0, position)), (2, Position(2)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     ///
     /// [`SubscribeError::ProjectionState`] when the stored state does not decode;
@@ -275,6 +351,40 @@ impl EventLog {
     /// The state and position projection `P` last committed under `name`, read from the store
     /// (`None` if it never committed, or committed another state version).
     ///
+    /// # Example
+    ///
+    /// ```
+    /// use eventlog::{
+    ///     ApplyError, EventContext, EventLog, EventLogConfig, EventRegistry, ExpectedVersion,
+    ///     Position, Projection, RecordedEvent, StreamId, SubscriptionFilter,
+    /// };
+    /// use omni_domain::CacheHit;
+    ///
+    /// #[derive(Default, serde::Serialize, serde::Deserialize)]
+    /// struct Hits(u64);
+    /// impl Projection for Hits {
+    ///     fn apply(&mut self, _: &RecordedEvent, _: &EventRegistry) -> Result<(), ApplyError> {
+    ///         self.0 += 1;
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let config = || EventLogConfig::new(dir.path()).registry(omni_domain::registry());
+    /// let log = EventLog::open(config())?;
+    /// assert!(log.projection_state::<Hits>("hits")?.is_none());
+    /// let hit = CacheHit { cache_key: "k".into(), cache_type: "memory".into(), response_time: 0.001 };
+    /// log.append_event(&StreamId::of::<CacheHit>("c1"), ExpectedVersion::Any, &hit, EventContext::default())?;
+    /// log.project::<Hits>("hits", SubscriptionFilter::all())?;
+    /// log.close()?;
+    ///
+    /// // Read back from the store, without running the projection.
+    /// let log = EventLog::open(config())?;
+    /// let (position, hits) = log.projection_state::<Hits>("hits")?.ok_or("never committed")?;
+    /// assert_eq!((position, hits.0), (Position(1), 1));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     ///
     /// [`SubscribeError::ProjectionState`] when the stored state does not decode;
@@ -294,6 +404,23 @@ impl EventLog {
     }
 
     /// The health of every subscription, in subscription order.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use eventlog::{EventLog, EventLogConfig, RecordedEvent, SubscriptionFilter};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let log = EventLog::open(EventLogConfig::new(dir.path()))?;
+    /// assert!(log.health().is_empty());
+    /// let audit = log.subscribe("audit", SubscriptionFilter::all(), |_: &RecordedEvent| Ok::<(), String>(()))?;
+    /// log.subscribe("mailer", SubscriptionFilter::all(), |_: &RecordedEvent| Ok::<(), String>(()))?;
+    /// let names: Vec<String> = log.health().into_iter().map(|h| h.name).collect();
+    /// assert_eq!(names, ["audit", "mailer"]);
+    /// audit.unsubscribe()?;
+    /// assert_eq!(log.health().len(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn health(&self) -> Vec<SubscriberHealth> {
         self.inner().bus.health()
     }

@@ -263,6 +263,11 @@ impl StoreConfig {
         self
     }
 
+    /// The registry appends are checked against, if one was set with [`StoreConfig::registry`].
+    pub fn get_registry(&self) -> Option<&EventRegistry> {
+        self.registry.as_deref()
+    }
+
     /// The directory checkpoints are written to.
     pub fn checkpoint_dir(&self) -> PathBuf {
         self.checkpoints
