@@ -21,6 +21,25 @@ pub struct AppendBatch {
 
 impl AppendBatch {
     /// A batch of `events` for `stream`, expecting `expected`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use eventlog::{AppendBatch, AppendError, EventContext, EventLog, EventLogConfig, ExpectedVersion, NewEvent, StreamId};
+    /// use omni_domain::CacheHit;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let log = EventLog::open(EventLogConfig::new(dir.path()).registry(omni_domain::registry()))?;
+    /// let hit = CacheHit { cache_key: "k".into(), cache_type: "memory".into(), response_time: 0.001 };
+    /// let new_hit = || NewEvent::from_event("c1", &hit, EventContext::default());
+    /// let batch = AppendBatch::new(StreamId::of::<CacheHit>("c1"), ExpectedVersion::NoStream, vec![new_hit()?, new_hit()?]);
+    /// assert_eq!((batch.stream.aggregate_id(), batch.events.len()), ("c1", 2));
+    /// assert_eq!(log.append_batches(vec![batch])?[0].last_version, 2);
+    /// // The stream exists now: a batch expecting no stream is refused.
+    /// let again = AppendBatch::new(StreamId::of::<CacheHit>("c1"), ExpectedVersion::NoStream, vec![new_hit()?]);
+    /// assert!(matches!(log.append_batches(vec![again]), Err(AppendError::WrongExpectedVersion { .. })));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn new(stream: StreamId, expected: ExpectedVersion, events: Vec<NewEvent>) -> Self {
         Self {
             stream,

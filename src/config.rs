@@ -49,6 +49,20 @@ pub struct EventLogConfig {
 
 impl EventLogConfig {
     /// A configuration for the event log at `path`, with every default.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use eventlog::{Durability, EventLog, EventLogConfig};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let log = EventLog::open(EventLogConfig::new(dir.path().join("events")))?; // creates the directory
+    /// assert!(dir.path().join("events").is_dir());
+    /// let metrics = log.admin().metrics()?;
+    /// assert_eq!(metrics.store.durability, Durability::Durable);
+    /// assert_eq!(metrics.aggregates.snapshot_every, Some(1000));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn new(path: impl AsRef<Path>) -> Self {
         Self {
             store: StoreConfig::new(path),
@@ -64,6 +78,24 @@ impl EventLogConfig {
     /// Default = [`StoreConfig::new`] at the path, whose defaults are documented there (durable
     /// appends, 256 MiB cache, ...). The registry is set with [`EventLogConfig::registry`]
     /// only.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use eventlog::{AppendError, EventContext, EventLog, EventLogConfig, ExpectedVersion, NewEvent};
+    /// use eventlog::{StoreAppendError, StoreLimits, StreamId};
+    /// use omni_domain::CacheHit;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let limits = StoreLimits { max_events_per_append: 2, ..StoreLimits::default() };
+    /// let config = EventLogConfig::new(dir.path()).registry(omni_domain::registry());
+    /// let log = EventLog::open(config.store(|s| s.limits(limits)))?;
+    /// let hit = CacheHit { cache_key: "k".into(), cache_type: "memory".into(), response_time: 0.001 };
+    /// let three = (0..3).map(|_| NewEvent::from_event("c1", &hit, EventContext::default()));
+    /// let refused = log.append(&StreamId::of::<CacheHit>("c1"), ExpectedVersion::Any, three.collect::<Result<_, _>>()?);
+    /// assert!(matches!(refused, Err(AppendError::Store(StoreAppendError::TooLarge { max: 2, .. }))));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
     pub fn store(mut self, change: impl FnOnce(StoreConfig) -> StoreConfig) -> Self {
         self.store = change(self.store);
@@ -72,6 +104,17 @@ impl EventLogConfig {
 
     /// Shorthand for `.store(|s| s.durability(durability))`. Default = [`Durability::Durable`]:
     /// an append returns once it is on disk, and is delivered to subscribers only then.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use eventlog::{Durability, EventLog, EventLogConfig};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let log = EventLog::open(EventLogConfig::new(dir.path()).durability(Durability::Buffered))?;
+    /// assert_eq!(log.admin().metrics()?.store.durability, Durability::Buffered);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
     pub fn durability(self, durability: Durability) -> Self {
         self.store(|s| s.durability(durability))
@@ -82,6 +125,26 @@ impl EventLogConfig {
     /// is refused (`ValidationError::UnregisteredEventType`): give yours
     /// (`omni_domain::registry()` for the Omni Writer's). Events of types it does not know can
     /// still be read (their payload stays undecoded).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use eventlog::{AppendError, EventContext, EventLog, EventLogConfig, ExpectedVersion, StreamId};
+    /// use eventlog::{StoreAppendError, ValidationError};
+    /// use omni_domain::CacheHit;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let hit = CacheHit { cache_key: "k".into(), cache_type: "memory".into(), response_time: 0.001 };
+    /// let stream = StreamId::of::<CacheHit>("c1");
+    /// let bare = EventLog::open(EventLogConfig::new(dir.path().join("bare")))?;
+    /// let refused = bare.append_event(&stream, ExpectedVersion::Any, &hit, EventContext::default());
+    /// assert!(matches!(refused, Err(AppendError::Store(StoreAppendError::Invalid {
+    ///     source: ValidationError::UnregisteredEventType { .. }, ..
+    /// }))));
+    /// let log = EventLog::open(EventLogConfig::new(dir.path().join("omni")).registry(omni_domain::registry()))?;
+    /// assert_eq!(log.append_event(&stream, ExpectedVersion::Any, &hit, EventContext::default())?.last_position, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
     pub fn registry(mut self, registry: impl Into<Arc<EventRegistry>>) -> Self {
         self.registry = registry.into();
@@ -91,6 +154,20 @@ impl EventLogConfig {
     /// How many events an aggregate load may apply on top of its latest snapshot before it saves
     /// a new one (see [`crate::EventLog::load`]); `None` never snapshots automatically. Must be
     /// at least 1. Default = `Some(1000)`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use eventlog::{EventLog, EventLogConfig, OpenError};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let config = EventLogConfig::new(dir.path());
+    /// let zero = EventLog::open(config.clone().snapshot_every(Some(0)));
+    /// assert!(matches!(zero, Err(OpenError::InvalidConfig { setting: "snapshot_every", .. })));
+    /// let log = EventLog::open(config.snapshot_every(Some(500)))?;
+    /// assert_eq!(log.admin().metrics()?.aggregates.snapshot_every, Some(500));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
     pub fn snapshot_every(mut self, events: Option<u64>) -> Self {
         self.snapshot_every = events;
@@ -106,6 +183,21 @@ impl EventLogConfig {
     /// log's publisher thread, and so delivery to every subscription — never the appends. Its
     /// handler may append, load, snapshot, flush or checkpoint; it must not close the event log,
     /// which waits for the publisher that waits for it.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use eventlog::{EventLog, EventLogConfig, OpenError, RecordedEvent, SubscriptionFilter};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let config = EventLogConfig::new(dir.path());
+    /// let empty = EventLog::open(config.clone().bus(|b| b.capacity(0)));
+    /// assert!(matches!(empty, Err(OpenError::InvalidConfig { setting: "capacity", .. })));
+    /// let log = EventLog::open(config.bus(|b| b.capacity(64)))?;
+    /// let subscription = log.subscribe("small", SubscriptionFilter::all(), |_: &RecordedEvent| Ok::<(), String>(()))?;
+    /// assert_eq!(subscription.health().ok_or("not running")?.capacity, 64);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
     pub fn bus(mut self, change: impl FnOnce(SubscriberSettings) -> SubscriberSettings) -> Self {
         self.bus = change(self.bus);
@@ -118,6 +210,22 @@ impl EventLogConfig {
     /// it still locked for a few milliseconds. A store held by another process stays locked
     /// longer than this, and the open fails with `OpenError::Locked`. Zero fails at once.
     /// Default = 1 s.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use eventlog::{EventLog, EventLogConfig, OpenError, StoreOpenError};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let config = EventLogConfig::new(dir.path()).lock_wait(Duration::from_millis(50));
+    /// let log = EventLog::open(config.clone())?;
+    /// let started = Instant::now();
+    /// let second = EventLog::open(config); // `log` holds the directory
+    /// assert!(matches!(second, Err(OpenError::Store(StoreOpenError::Locked { .. }))));
+    /// assert!(started.elapsed() >= Duration::from_millis(50)); // after retrying for 50 ms
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
     pub fn lock_wait(mut self, wait: Duration) -> Self {
         self.lock_wait = wait;
@@ -125,11 +233,39 @@ impl EventLogConfig {
     }
 
     /// The event log's directory.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use eventlog::{EventLog, EventLogConfig};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let config = EventLogConfig::new(dir.path().join("events"));
+    /// assert_eq!(config.path(), dir.path().join("events"));
+    /// let log = EventLog::open(config.clone())?;
+    /// assert!(EventLog::open_read_only(config.path(), omni_domain::registry()).is_ok());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn path(&self) -> &Path {
         self.store.path()
     }
 
     /// The store's settings as they stand.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use eventlog::{CheckpointPolicy, EventLogConfig};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let config = EventLogConfig::new(dir.path());
+    /// assert_eq!(config.store_config().path(), dir.path());
+    /// assert_eq!(config.store_config().checkpoint_dir(), dir.path().join("checkpoints"));
+    /// let elsewhere = CheckpointPolicy { dir: Some(dir.path().join("backups")), ..CheckpointPolicy::default() };
+    /// let config = config.store(|s| s.checkpoints(elsewhere));
+    /// assert_eq!(config.store_config().checkpoint_dir(), dir.path().join("backups"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn store_config(&self) -> &StoreConfig {
         &self.store
     }

@@ -225,28 +225,175 @@ impl<P: Projection> ProjectionHandle<P> {
     /// Calls `read` with the state and the position of the last event applied. The state seen
     /// here is committed (or being committed) in the store; every event up to the position has
     /// been applied exactly once.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use eventlog::{ApplyError, EventContext, EventLog, EventLogConfig, EventRegistry, ExpectedVersion};
+    /// use eventlog::{Position, Projection, RecordedEvent, StreamId, SubscriptionFilter};
+    /// use omni_domain::CacheMiss;
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Debug, Default, Serialize, Deserialize)]
+    /// # struct Misses(u64);
+    /// # impl Projection for Misses {
+    /// #     fn apply(&mut self, _: &RecordedEvent, _: &EventRegistry) -> Result<(), ApplyError> {
+    /// #         self.0 += 1;
+    /// #         Ok(())
+    /// #     }
+    /// # }
+    /// // `Misses(u64)`: a projection counting the events it applies (as in the `Projection` example).
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let log = EventLog::open(EventLogConfig::new(dir.path()).registry(omni_domain::registry()))?;
+    /// let miss = CacheMiss { cache_key: "k".into(), cache_type: "memory".into(), reason: "cold".into() };
+    /// let misses = log.project::<Misses>("misses", SubscriptionFilter::all())?;
+    /// log.append_event(&StreamId::of::<CacheMiss>("c1"), ExpectedVersion::Any, &miss, EventContext::default())?;
+    /// log.append_event(&StreamId::of::<CacheMiss>("c1"), ExpectedVersion::Any, &miss, EventContext::default())?;
+    /// log.close()?; // every committed event is handled before close returns
+    /// assert_eq!(misses.read(|state, position| (state.0, position)), (2, Position(2)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn read<R>(&self, read: impl FnOnce(&P, Position) -> R) -> R {
         let shared = lock(&self.shared);
         read(&shared.state, Position(shared.position))
     }
 
     /// The position of the last event applied.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use eventlog::{ApplyError, EventContext, EventLog, EventLogConfig, EventRegistry, ExpectedVersion};
+    /// use eventlog::{Position, Projection, RecordedEvent, StreamId, SubscriptionFilter};
+    /// use omni_domain::{CacheHit, CacheMiss};
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Debug, Default, Serialize, Deserialize)]
+    /// # struct Misses(u64);
+    /// # impl Projection for Misses {
+    /// #     fn apply(&mut self, _: &RecordedEvent, _: &EventRegistry) -> Result<(), ApplyError> {
+    /// #         self.0 += 1;
+    /// #         Ok(())
+    /// #     }
+    /// # }
+    /// // `Misses(u64)`: a projection counting the events it applies (as in the `Projection` example).
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let log = EventLog::open(EventLogConfig::new(dir.path()).registry(omni_domain::registry()))?;
+    /// let miss = CacheMiss { cache_key: "k".into(), cache_type: "memory".into(), reason: "cold".into() };
+    /// let hit = CacheHit { cache_key: "k".into(), cache_type: "memory".into(), response_time: 0.001 };
+    /// let misses = log.project::<Misses>("misses", SubscriptionFilter::all().event_type("cache_miss"))?;
+    /// assert_eq!(misses.position(), Position::START);
+    /// log.append_event(&StreamId::of::<CacheMiss>("c1"), ExpectedVersion::Any, &miss, EventContext::default())?;
+    /// log.append_event(&StreamId::of::<CacheHit>("c1"), ExpectedVersion::Any, &hit, EventContext::default())?;
+    /// log.close()?; // every committed event is handled before close returns
+    /// assert_eq!(misses.position(), 1); // the hit at position 2 is not applied
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn position(&self) -> Position {
         Position(lock(&self.shared).position)
     }
 
     /// The projection's subscription.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use eventlog::{ApplyError, EventLog, EventLogConfig, EventRegistry, Projection, RecordedEvent};
+    /// use eventlog::SubscriptionFilter;
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Debug, Default, Serialize, Deserialize)]
+    /// # struct Misses(u64);
+    /// # impl Projection for Misses {
+    /// #     fn apply(&mut self, _: &RecordedEvent, _: &EventRegistry) -> Result<(), ApplyError> {
+    /// #         self.0 += 1;
+    /// #         Ok(())
+    /// #     }
+    /// # }
+    /// // `Misses(u64)`: a projection counting the events it applies (as in the `Projection` example).
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let log = EventLog::open(EventLogConfig::new(dir.path()))?;
+    /// let misses = log.project::<Misses>("misses", SubscriptionFilter::all())?;
+    /// assert_eq!(misses.subscription().name(), "misses");
+    /// let listed = log.health().into_iter().find(|h| h.id == misses.subscription().id());
+    /// assert_eq!(listed.ok_or("not running")?.name, "misses");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn subscription(&self) -> &Subscription {
         &self.subscription
     }
 
     /// How it is doing now (`None` once it was stopped or the log closed).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use eventlog::{ApplyError, EventContext, EventLog, EventLogConfig, EventRegistry, ExpectedVersion};
+    /// use eventlog::{Position, Projection, RecordedEvent, StreamId, SubscriptionFilter};
+    /// use omni_domain::CacheMiss;
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Debug, Default, Serialize, Deserialize)]
+    /// # struct Misses(u64);
+    /// # impl Projection for Misses {
+    /// #     fn apply(&mut self, _: &RecordedEvent, _: &EventRegistry) -> Result<(), ApplyError> {
+    /// #         self.0 += 1;
+    /// #         Ok(())
+    /// #     }
+    /// # }
+    /// // `Misses(u64)`: a projection counting the events it applies (as in the `Projection` example).
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let log = EventLog::open(EventLogConfig::new(dir.path()).registry(omni_domain::registry()))?;
+    /// let miss = CacheMiss { cache_key: "k".into(), cache_type: "memory".into(), reason: "cold".into() };
+    /// let misses = log.project::<Misses>("misses", SubscriptionFilter::all())?;
+    /// log.append_event(&StreamId::of::<CacheMiss>("c1"), ExpectedVersion::Any, &miss, EventContext::default())?;
+    /// let health = misses.health().ok_or("not running")?;
+    /// assert_eq!((health.name.as_str(), health.state.is_terminal()), ("misses", false));
+    /// log.close()?;
+    /// assert!(misses.health().is_none());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn health(&self) -> Option<SubscriberHealth> {
         self.subscription.health()
     }
 
     /// Stops the projection (its committed state and position stay in the store: projecting
     /// again under the same name resumes from them).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use eventlog::{ApplyError, EventContext, EventLog, EventLogConfig, EventRegistry, ExpectedVersion};
+    /// use eventlog::{Position, Projection, RecordedEvent, StreamId, SubscriptionFilter};
+    /// use omni_domain::CacheMiss;
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Debug, Default, Serialize, Deserialize)]
+    /// # struct Misses(u64);
+    /// # impl Projection for Misses {
+    /// #     fn apply(&mut self, _: &RecordedEvent, _: &EventRegistry) -> Result<(), ApplyError> {
+    /// #         self.0 += 1;
+    /// #         Ok(())
+    /// #     }
+    /// # }
+    /// // `Misses(u64)`: a projection counting the events it applies (as in the `Projection` example).
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let log = EventLog::open(EventLogConfig::new(dir.path()).registry(omni_domain::registry()))?;
+    /// let miss = CacheMiss { cache_key: "k".into(), cache_type: "memory".into(), reason: "cold".into() };
+    /// let misses = log.project::<Misses>("misses", SubscriptionFilter::all())?;
+    /// for _ in 0..3 {
+    ///     log.append_event(&StreamId::of::<CacheMiss>("c1"), ExpectedVersion::Any, &miss, EventContext::default())?;
+    /// }
+    /// let report = misses.stop()?;
+    /// // What it applied before it stopped is committed, with its position.
+    /// let (position, state) = log.projection_state::<Misses>("misses")?.unwrap_or_default();
+    /// assert_eq!((position, state.0), (Position(report.last_sequence), report.last_sequence));
+    /// // Projecting again resumes there: each event is applied once.
+    /// let again = log.project::<Misses>("misses", SubscriptionFilter::all())?;
+    /// log.close()?;
+    /// assert_eq!(again.read(|state, position| (state.0, position)), (3, Position(3)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     ///

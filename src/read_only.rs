@@ -82,26 +82,112 @@ impl fmt::Debug for ReadOnlyEventLog {
 
 impl ReadOnlyEventLog {
     /// The store's directory.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use eventlog::{EventContext, EventLog, EventLogConfig, ExpectedVersion, StreamId};
+    /// use omni_domain::CacheHit;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let log = EventLog::open(EventLogConfig::new(dir.path()).registry(omni_domain::registry()))?;
+    /// let hit = CacheHit { cache_key: "k".into(), cache_type: "memory".into(), response_time: 0.001 };
+    /// log.append_event(&StreamId::of::<CacheHit>("c1"), ExpectedVersion::Any, &hit, EventContext::default())?;
+    /// let reader = EventLog::open_read_only(dir.path(), omni_domain::registry())?;
+    /// assert_eq!(reader.path(), dir.path());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn path(&self) -> &Path {
         self.store.path()
     }
 
     /// The store's id (`None` while it has no segment file yet).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use eventlog::{EventContext, EventLog, EventLogConfig, ExpectedVersion, StreamId};
+    /// use omni_domain::CacheHit;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let log = EventLog::open(EventLogConfig::new(dir.path()).registry(omni_domain::registry()))?;
+    /// let hit = CacheHit { cache_key: "k".into(), cache_type: "memory".into(), response_time: 0.001 };
+    /// log.append_event(&StreamId::of::<CacheHit>("c1"), ExpectedVersion::Any, &hit, EventContext::default())?;
+    /// let reader = EventLog::open_read_only(dir.path(), omni_domain::registry())?;
+    /// let id = reader.store_id().ok_or("no segment file")?;
+    /// uuid::Uuid::parse_str(&id)?; // a hyphenated UUID, written in every segment's header
+    /// let again = EventLog::open_read_only(dir.path(), omni_domain::registry())?;
+    /// assert_eq!(again.store_id(), Some(id));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn store_id(&self) -> Option<String> {
         self.store.store_id()
     }
 
     /// The registry that decodes payloads.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use eventlog::{EventContext, EventLog, EventLogConfig, ExpectedVersion, StreamId};
+    /// use omni_domain::CacheHit;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let log = EventLog::open(EventLogConfig::new(dir.path()).registry(omni_domain::registry()))?;
+    /// let hit = CacheHit { cache_key: "k".into(), cache_type: "memory".into(), response_time: 0.001 };
+    /// log.append_event(&StreamId::of::<CacheHit>("c1"), ExpectedVersion::Any, &hit, EventContext::default())?;
+    /// let reader = EventLog::open_read_only(dir.path(), omni_domain::registry())?;
+    /// assert!(reader.registry().contains("cache_hit"));
+    /// assert!(!reader.registry().contains("no_such_event"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn registry(&self) -> &EventRegistry {
         &self.registry
     }
 
     /// The last position the reads cover (as of the open or the last refresh).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use eventlog::{EventContext, EventLog, EventLogConfig, ExpectedVersion, StreamId};
+    /// use omni_domain::CacheHit;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let log = EventLog::open(EventLogConfig::new(dir.path()).registry(omni_domain::registry()))?;
+    /// let hit = CacheHit { cache_key: "k".into(), cache_type: "memory".into(), response_time: 0.001 };
+    /// log.append_event(&StreamId::of::<CacheHit>("c1"), ExpectedVersion::Any, &hit, EventContext::default())?;
+    /// log.append_event(&StreamId::of::<CacheHit>("c1"), ExpectedVersion::Any, &hit, EventContext::default())?;
+    /// let reader = EventLog::open_read_only(dir.path(), omni_domain::registry())?;
+    /// assert_eq!(reader.last_position(), 2);
+    /// log.append_event(&StreamId::of::<CacheHit>("c1"), ExpectedVersion::Any, &hit, EventContext::default())?;
+    /// assert_eq!(reader.last_position(), 2); // until the next refresh
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn last_position(&self) -> Position {
         Position(self.store.last_position())
     }
 
     /// Reads and indexes what the writer appended since; returns the new last position.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use eventlog::{EventContext, EventLog, EventLogConfig, ExpectedVersion, StreamId};
+    /// use omni_domain::CacheHit;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let log = EventLog::open(EventLogConfig::new(dir.path()).registry(omni_domain::registry()))?;
+    /// let hit = CacheHit { cache_key: "k".into(), cache_type: "memory".into(), response_time: 0.001 };
+    /// let stream = StreamId::of::<CacheHit>("c1");
+    /// log.append_event(&stream, ExpectedVersion::Any, &hit, EventContext::default())?;
+    /// let reader = EventLog::open_read_only(dir.path(), omni_domain::registry())?;
+    /// log.append_event(&stream, ExpectedVersion::Any, &hit, EventContext::default())?;
+    /// assert_eq!(reader.stream_version(&stream), 1);
+    /// assert_eq!(reader.refresh()?, 2);
+    /// assert_eq!(reader.stream_version(&stream), 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     ///
@@ -112,11 +198,56 @@ impl ReadOnlyEventLog {
 
     /// The global log from position `from` on, lazily, at most `limit` events, up to
     /// [`ReadOnlyEventLog::last_position`].
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use eventlog::{EventContext, EventLog, EventLogConfig, ExpectedVersion, Position, StreamId};
+    /// use omni_domain::CacheHit;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let log = EventLog::open(EventLogConfig::new(dir.path()).registry(omni_domain::registry()))?;
+    /// let hit = CacheHit { cache_key: "k".into(), cache_type: "memory".into(), response_time: 0.001 };
+    /// for id in ["a", "b", "c"] {
+    ///     log.append_event(&StreamId::of::<CacheHit>(id), ExpectedVersion::Any, &hit, EventContext::default())?;
+    /// }
+    /// let reader = EventLog::open_read_only(dir.path(), omni_domain::registry())?;
+    /// let ids: Vec<String> = reader
+    ///     .read_log(Position(2), Some(1))
+    ///     .map(|e| e.map(|e| e.metadata.aggregate_id))
+    ///     .collect::<Result<_, _>>()?;
+    /// assert_eq!(ids, ["b"]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn read_log(&self, from: Position, limit: Option<usize>) -> ReadOnlyLogEvents {
         self.store.read_log(from.get(), limit)
     }
 
     /// Visits the global log, each event borrowed (see [`EventLog::scan_log`]).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use std::ops::ControlFlow;
+    /// use eventlog::{EventContext, EventLog, EventLogConfig, ExpectedVersion, Position, StreamId};
+    /// use omni_domain::CacheHit;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let log = EventLog::open(EventLogConfig::new(dir.path()).registry(omni_domain::registry()))?;
+    /// let hit = CacheHit { cache_key: "k".into(), cache_type: "memory".into(), response_time: 0.001 };
+    /// for id in ["a", "b", "a"] {
+    ///     log.append_event(&StreamId::of::<CacheHit>(id), ExpectedVersion::Any, &hit, EventContext::default())?;
+    /// }
+    /// let reader = EventLog::open_read_only(dir.path(), omni_domain::registry())?;
+    /// let mut seen = Vec::new();
+    /// let visited = reader.scan_log(Position::START, None, |event| {
+    ///     seen.push((event.position, event.aggregate_id.to_owned(), event.version));
+    ///     ControlFlow::Continue(())
+    /// })?;
+    /// assert_eq!(visited, 3);
+    /// assert_eq!(seen[2], (3, "a".to_owned(), 2));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     ///
@@ -132,6 +263,27 @@ impl ReadOnlyEventLog {
 
     /// An aggregate's events, lazily (see [`EventLog::read_stream`]).
     ///
+    /// # Example
+    ///
+    /// ```
+    /// use eventlog::{EventContext, EventLog, EventLogConfig, ExpectedVersion, StreamId, StreamRead};
+    /// use omni_domain::CacheHit;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let log = EventLog::open(EventLogConfig::new(dir.path()).registry(omni_domain::registry()))?;
+    /// let hit = CacheHit { cache_key: "k".into(), cache_type: "memory".into(), response_time: 0.001 };
+    /// for id in ["c1", "c2", "c1"] {
+    ///     log.append_event(&StreamId::of::<CacheHit>(id), ExpectedVersion::Any, &hit, EventContext::default())?;
+    /// }
+    /// let reader = EventLog::open_read_only(dir.path(), omni_domain::registry())?;
+    /// let positions: Vec<u64> = reader
+    ///     .read_stream(&StreamId::new("cache", "c1"), StreamRead::forwards())?
+    ///     .map(|e| e.map(|e| e.position))
+    ///     .collect::<Result<_, _>>()?;
+    /// assert_eq!(positions, [1, 3]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     ///
     /// [`ReadError::Store`] (each item is a `Result` too).
@@ -146,6 +298,24 @@ impl ReadOnlyEventLog {
     }
 
     /// A stream's version ([`Version::NONE`]: no events).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use eventlog::{EventContext, EventLog, EventLogConfig, ExpectedVersion, StreamId, Version};
+    /// use omni_domain::CacheHit;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let log = EventLog::open(EventLogConfig::new(dir.path()).registry(omni_domain::registry()))?;
+    /// let hit = CacheHit { cache_key: "k".into(), cache_type: "memory".into(), response_time: 0.001 };
+    /// let stream = StreamId::of::<CacheHit>("c1");
+    /// log.append_event(&stream, ExpectedVersion::Any, &hit, EventContext::default())?;
+    /// log.append_event(&stream, ExpectedVersion::Any, &hit, EventContext::default())?;
+    /// let reader = EventLog::open_read_only(dir.path(), omni_domain::registry())?;
+    /// assert_eq!(reader.stream_version(&stream), Version(2));
+    /// assert_eq!(reader.stream_version(&StreamId::new("cache", "nobody")), Version::NONE);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn stream_version(&self, stream: &StreamId) -> Version {
         Version(
             self.store
@@ -154,6 +324,27 @@ impl ReadOnlyEventLog {
     }
 
     /// One aggregate type's events, in log order, lazily.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use eventlog::{EventContext, EventLog, EventLogConfig, ExpectedVersion, Position, StreamId};
+    /// use omni_domain::{CacheHit, RetryFailed};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let log = EventLog::open(EventLogConfig::new(dir.path()).registry(omni_domain::registry()))?;
+    /// let hit = CacheHit { cache_key: "k".into(), cache_type: "memory".into(), response_time: 0.001 };
+    /// let failed = RetryFailed { operation: "call".into(), total_attempts: 3, final_error: "down".into(), total_time: 1.0 };
+    /// log.append_event(&StreamId::of::<CacheHit>("c"), ExpectedVersion::Any, &hit, EventContext::default())?;
+    /// log.append_event(&StreamId::of::<RetryFailed>("r"), ExpectedVersion::Any, &failed, EventContext::default())?;
+    /// let reader = EventLog::open_read_only(dir.path(), omni_domain::registry())?;
+    /// let retries: Vec<u64> = reader
+    ///     .read_aggregate_type("retry", Position::START, None)?
+    ///     .map(|e| e.map(|e| e.position))
+    ///     .collect::<Result<_, _>>()?;
+    /// assert_eq!(retries, [2]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     ///
@@ -171,6 +362,26 @@ impl ReadOnlyEventLog {
 
     /// The aggregates (all, or those of one type) with their versions.
     ///
+    /// # Example
+    ///
+    /// ```
+    /// use eventlog::{EventContext, EventLog, EventLogConfig, ExpectedVersion, StreamId};
+    /// use omni_domain::CacheHit;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let log = EventLog::open(EventLogConfig::new(dir.path()).registry(omni_domain::registry()))?;
+    /// let hit = CacheHit { cache_key: "k".into(), cache_type: "memory".into(), response_time: 0.001 };
+    /// for id in ["c1", "c1", "c2"] {
+    ///     log.append_event(&StreamId::of::<CacheHit>(id), ExpectedVersion::Any, &hit, EventContext::default())?;
+    /// }
+    /// let reader = EventLog::open_read_only(dir.path(), omni_domain::registry())?;
+    /// let caches = reader.aggregates(Some("cache"))?;
+    /// assert_eq!(caches, log.aggregates(Some("cache"))?);
+    /// assert_eq!(caches.iter().map(|a| a.version).sum::<u64>(), 3);
+    /// assert!(reader.aggregates(Some("pipeline"))?.is_empty());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     ///
     /// [`ReadError::Store`].
@@ -184,11 +395,52 @@ impl ReadOnlyEventLog {
     /// Tails the log from position `from` on as the writer appends (see
     /// `events_sled::ReadOnlyStore::follow`): set the poll interval, an idle timeout or use the
     /// stop flag on the returned [`LogFollower`].
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use eventlog::{EventContext, EventLog, EventLogConfig, ExpectedVersion, Position, StreamId};
+    /// use omni_domain::CacheHit;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let log = EventLog::open(EventLogConfig::new(dir.path()).registry(omni_domain::registry()))?;
+    /// let hit = CacheHit { cache_key: "k".into(), cache_type: "memory".into(), response_time: 0.001 };
+    /// let stream = StreamId::of::<CacheHit>("c1");
+    /// log.append_event(&stream, ExpectedVersion::Any, &hit, EventContext::default())?;
+    /// let reader = EventLog::open_read_only(dir.path(), omni_domain::registry())?;
+    /// let follower = reader
+    ///     .follow(Position::START)
+    ///     .poll_interval(Duration::from_millis(10))
+    ///     .idle_timeout(Some(Duration::from_millis(200))); // ends after 200 ms without events
+    /// log.append_event(&stream, ExpectedVersion::Any, &hit, EventContext::default())?; // after the open
+    /// let positions: Vec<u64> = follower.map(|e| e.map(|e| e.position)).collect::<Result<_, _>>()?;
+    /// assert_eq!(positions, [1, 2]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn follow(&self, from: Position) -> LogFollower {
         self.store.follow(from.get())
     }
 
     /// A recorded event as one flat JSON object (see [`EventLog::event_to_json`]).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use eventlog::{EventContext, EventLog, EventLogConfig, ExpectedVersion, Position, StreamId};
+    /// use omni_domain::CacheHit;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let log = EventLog::open(EventLogConfig::new(dir.path()).registry(omni_domain::registry()))?;
+    /// let hit = CacheHit { cache_key: "k".into(), cache_type: "memory".into(), response_time: 0.001 };
+    /// log.append_event(&StreamId::of::<CacheHit>("c1"), ExpectedVersion::Any, &hit, EventContext::default())?;
+    /// let reader = EventLog::open_read_only(dir.path(), omni_domain::registry())?;
+    /// let event = reader.read_log(Position::START, None).next().ok_or("empty")??;
+    /// let json = reader.event_to_json(&event)?;
+    /// assert_eq!((json["position"].as_u64(), json["aggregate_id"].as_str()), (Some(1), Some("c1")));
+    /// assert_eq!((json["event_type"].as_str(), json["payload"]["cache_key"].as_str()), (Some("cache_hit"), Some("k")));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     ///

@@ -99,11 +99,50 @@ pub struct SubscriptionFilter {
 
 impl SubscriptionFilter {
     /// Every event.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use eventlog::{EventContext, EventLog, EventLogConfig, ExpectedVersion, RecordedEvent, StreamId, SubscriptionFilter};
+    /// use omni_domain::{CacheHit, CacheMiss};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let log = EventLog::open(EventLogConfig::new(dir.path()).registry(omni_domain::registry()))?;
+    /// let hit = CacheHit { cache_key: "k".into(), cache_type: "memory".into(), response_time: 0.001 };
+    /// let miss = CacheMiss { cache_key: "k".into(), cache_type: "memory".into(), reason: "cold".into() };
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// log.subscribe("everything", SubscriptionFilter::all(), move |e: &RecordedEvent| {
+    ///     tx.send(e.metadata.event_type.clone())
+    /// })?;
+    /// log.append_event(&StreamId::of::<CacheHit>("c1"), ExpectedVersion::Any, &hit, EventContext::default())?;
+    /// log.append_event(&StreamId::of::<CacheMiss>("c1"), ExpectedVersion::Any, &miss, EventContext::default())?;
+    /// assert_eq!([rx.recv()?, rx.recv()?], ["cache_hit", "cache_miss"]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn all() -> Self {
         Self::default()
     }
 
     /// Also accept events of `aggregate_type` (the first call restricts the filter to it).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use eventlog::{EventContext, EventLog, EventLogConfig, ExpectedVersion, RecordedEvent, StreamId, SubscriptionFilter};
+    /// use omni_domain::{CacheHit, RetryFailed};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let log = EventLog::open(EventLogConfig::new(dir.path()).registry(omni_domain::registry()))?;
+    /// let hit = CacheHit { cache_key: "k".into(), cache_type: "memory".into(), response_time: 0.001 };
+    /// let failed = RetryFailed { operation: "call".into(), total_attempts: 3, final_error: "down".into(), total_time: 1.0 };
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// let retries = SubscriptionFilter::all().aggregate_type("retry");
+    /// log.subscribe("retries", retries, move |e: &RecordedEvent| tx.send(e.position))?;
+    /// log.append_event(&StreamId::of::<CacheHit>("c1"), ExpectedVersion::Any, &hit, EventContext::default())?;
+    /// log.append_event(&StreamId::of::<RetryFailed>("r1"), ExpectedVersion::Any, &failed, EventContext::default())?;
+    /// assert_eq!(rx.recv()?, 2); // the cache event at position 1 was left out
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
     pub fn aggregate_type(mut self, aggregate_type: impl Into<String>) -> Self {
         self.aggregate_types
@@ -113,6 +152,25 @@ impl SubscriptionFilter {
     }
 
     /// Also accept events of `event_type` (the first call restricts the filter to it).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use eventlog::{EventContext, EventLog, EventLogConfig, ExpectedVersion, RecordedEvent, StreamId, SubscriptionFilter};
+    /// use omni_domain::{CacheHit, CacheMiss};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let log = EventLog::open(EventLogConfig::new(dir.path()).registry(omni_domain::registry()))?;
+    /// let hit = CacheHit { cache_key: "k".into(), cache_type: "memory".into(), response_time: 0.001 };
+    /// let miss = CacheMiss { cache_key: "k".into(), cache_type: "memory".into(), reason: "cold".into() };
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// let misses = SubscriptionFilter::all().event_type("cache_miss");
+    /// log.subscribe("misses", misses, move |e: &RecordedEvent| tx.send(e.position))?;
+    /// log.append_event(&StreamId::of::<CacheHit>("c1"), ExpectedVersion::Any, &hit, EventContext::default())?;
+    /// log.append_event(&StreamId::of::<CacheMiss>("c1"), ExpectedVersion::Any, &miss, EventContext::default())?;
+    /// assert_eq!(rx.recv()?, 2); // the hit at position 1 was left out
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
     pub fn event_type(mut self, event_type: impl Into<String>) -> Self {
         self.event_types
@@ -122,11 +180,39 @@ impl SubscriptionFilter {
     }
 
     /// Whether the filter lets every event through.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use eventlog::SubscriptionFilter;
+    ///
+    /// assert!(SubscriptionFilter::all().is_all());
+    /// assert!(!SubscriptionFilter::all().aggregate_type("cache").is_all());
+    /// assert!(!SubscriptionFilter::all().event_type("cache_hit").is_all());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn is_all(&self) -> bool {
         self.aggregate_types.is_none() && self.event_types.is_none()
     }
 
     /// Whether `event` passes the filter.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use eventlog::{EventContext, EventLog, EventLogConfig, ExpectedVersion, Position, StreamId, SubscriptionFilter};
+    /// use omni_domain::CacheHit;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let log = EventLog::open(EventLogConfig::new(dir.path()).registry(omni_domain::registry()))?;
+    /// let hit = CacheHit { cache_key: "k".into(), cache_type: "memory".into(), response_time: 0.001 };
+    /// log.append_event(&StreamId::of::<CacheHit>("c1"), ExpectedVersion::Any, &hit, EventContext::default())?;
+    /// let event = log.read_log(Position::START, None)?.next().ok_or("empty")??;
+    /// assert!(SubscriptionFilter::all().aggregate_type("retry").aggregate_type("cache").matches(&event));
+    /// assert!(SubscriptionFilter::all().event_type("cache_hit").matches(&event));
+    /// assert!(!SubscriptionFilter::all().aggregate_type("cache").event_type("cache_miss").matches(&event));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn matches(&self, event: &RecordedEvent) -> bool {
         let accepts = |list: &Option<Vec<String>>, value: &str| {
             list.as_ref().is_none_or(|l| l.iter().any(|v| v == value))
@@ -180,11 +266,48 @@ impl From<SubscriptionFilter> for SubscriptionOptions {
 
 impl SubscriptionOptions {
     /// Every setting at the event log's default, no filter.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use eventlog::{EventContext, EventLog, EventLogConfig, ExpectedVersion, RecordedEvent, StreamId, SubscriptionOptions};
+    /// use omni_domain::{CacheHit, CacheMiss};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let log = EventLog::open(EventLogConfig::new(dir.path()).registry(omni_domain::registry()))?;
+    /// let hit = CacheHit { cache_key: "k".into(), cache_type: "memory".into(), response_time: 0.001 };
+    /// let miss = CacheMiss { cache_key: "k".into(), cache_type: "memory".into(), reason: "cold".into() };
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// log.subscribe("all", SubscriptionOptions::new(), move |e: &RecordedEvent| tx.send(e.position))?;
+    /// log.append_event(&StreamId::of::<CacheHit>("c1"), ExpectedVersion::Any, &hit, EventContext::default())?;
+    /// log.append_event(&StreamId::of::<CacheMiss>("c1"), ExpectedVersion::Any, &miss, EventContext::default())?;
+    /// assert_eq!((rx.recv()?, rx.recv()?), (1, 2));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn new() -> Self {
         Self::default()
     }
 
     /// Which events are handled. Default = [`SubscriptionFilter::all`].
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use eventlog::{EventContext, EventLog, EventLogConfig, ExpectedVersion, RecordedEvent, StreamId, SubscriptionFilter, SubscriptionOptions};
+    /// use omni_domain::{CacheHit, CacheMiss};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let log = EventLog::open(EventLogConfig::new(dir.path()).registry(omni_domain::registry()))?;
+    /// let hit = CacheHit { cache_key: "k".into(), cache_type: "memory".into(), response_time: 0.001 };
+    /// let miss = CacheMiss { cache_key: "k".into(), cache_type: "memory".into(), reason: "cold".into() };
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// let options = SubscriptionOptions::new().filter(SubscriptionFilter::all().event_type("cache_miss"));
+    /// log.subscribe("misses", options, move |e: &RecordedEvent| tx.send(e.position))?;
+    /// log.append_event(&StreamId::of::<CacheHit>("c1"), ExpectedVersion::Any, &hit, EventContext::default())?;
+    /// log.append_event(&StreamId::of::<CacheMiss>("c1"), ExpectedVersion::Any, &miss, EventContext::default())?;
+    /// assert_eq!(rx.recv()?, 2); // the hit at position 1 was left out
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
     pub fn filter(mut self, filter: SubscriptionFilter) -> Self {
         self.filter = filter;
@@ -195,6 +318,23 @@ impl SubscriptionOptions {
     /// catch-up batch): `change` gets the event log's defaults
     /// ([`EventLogConfig::bus`](crate::EventLogConfig::bus)) and returns this subscription's,
     /// e.g. `.bus(|b| b.capacity(64))`. Default = the event log's defaults unchanged.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use eventlog::{EventLog, EventLogConfig, RecordedEvent, SubscribeError, SubscriptionOptions};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let log = EventLog::open(EventLogConfig::new(dir.path()).bus(|b| b.capacity(256)))?;
+    /// let ignore = |_: &RecordedEvent| Ok::<(), String>(());
+    /// let small = log.subscribe("small", SubscriptionOptions::new().bus(|b| b.capacity(8)), ignore)?;
+    /// assert_eq!(small.health().ok_or("not running")?.capacity, 8);
+    /// let default = log.subscribe("default", SubscriptionOptions::new(), ignore)?;
+    /// assert_eq!(default.health().ok_or("not running")?.capacity, 256);
+    /// let empty = log.subscribe("empty", SubscriptionOptions::new().bus(|b| b.capacity(0)), ignore);
+    /// assert!(matches!(empty, Err(SubscribeError::Bus(_))));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
     pub fn bus(
         mut self,
@@ -210,6 +350,28 @@ impl SubscriptionOptions {
     /// had acknowledged (a projection's state goes back with its position: never applied twice).
     /// Default = true when the store is [`Durability::Durable`](crate::Durability::Durable),
     /// false when it is buffered.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use eventlog::{Durability, EventContext, EventLog, EventLogConfig, ExpectedVersion, RecordedEvent};
+    /// use eventlog::{StreamId, SubscriptionOptions};
+    /// use omni_domain::CacheHit;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let config = EventLogConfig::new(dir.path()).registry(omni_domain::registry());
+    /// let log = EventLog::open(config.durability(Durability::Buffered))?;
+    /// // Buffered store, but every committed position flushed to disk before the next event.
+    /// let options = SubscriptionOptions::new().sync_commits(true);
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// let indexer = log.subscribe_durable("indexer", options, move |e: &RecordedEvent| tx.send(e.position))?;
+    /// let hit = CacheHit { cache_key: "k".into(), cache_type: "memory".into(), response_time: 0.001 };
+    /// log.append_event(&StreamId::of::<CacheHit>("c1"), ExpectedVersion::Any, &hit, EventContext::default())?;
+    /// assert_eq!(rx.recv()?, 1);
+    /// indexer.unsubscribe()?;
+    /// assert_eq!(log.admin().consumer("indexer")?.ok_or("no commit")?.position, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
     pub fn sync_commits(mut self, sync: bool) -> Self {
         self.sync_commits = Some(sync);
@@ -297,16 +459,71 @@ impl fmt::Debug for Subscription {
 
 impl Subscription {
     /// The subscription's id, unique within its event log.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use eventlog::{EventLog, EventLogConfig, RecordedEvent, SubscriptionFilter};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let log = EventLog::open(EventLogConfig::new(dir.path()))?;
+    /// let ignore = |_: &RecordedEvent| Ok::<(), String>(());
+    /// let a = log.subscribe("a", SubscriptionFilter::all(), ignore)?;
+    /// let b = log.subscribe("b", SubscriptionFilter::all(), ignore)?;
+    /// assert_ne!(a.id(), b.id());
+    /// let b_health = log.health().into_iter().find(|h| h.id == b.id()).ok_or("not listed")?;
+    /// assert_eq!(b_health.name, "b");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn id(&self) -> SubscriberId {
         self.id
     }
 
     /// Its name (its thread is named `bus-<name>`).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use eventlog::{EventContext, EventLog, EventLogConfig, ExpectedVersion, RecordedEvent, StreamId, SubscriptionFilter};
+    /// use omni_domain::CacheHit;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let log = EventLog::open(EventLogConfig::new(dir.path()).registry(omni_domain::registry()))?;
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// let watcher = log.subscribe("watcher", SubscriptionFilter::all(), move |_: &RecordedEvent| {
+    ///     tx.send(std::thread::current().name().map(String::from))
+    /// })?;
+    /// assert_eq!(watcher.name(), "watcher");
+    /// let hit = CacheHit { cache_key: "k".into(), cache_type: "memory".into(), response_time: 0.001 };
+    /// log.append_event(&StreamId::of::<CacheHit>("c1"), ExpectedVersion::Any, &hit, EventContext::default())?;
+    /// assert_eq!(rx.recv()?.as_deref(), Some("bus-watcher"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn name(&self) -> &str {
         &self.name
     }
 
     /// How it is doing now (`None` once it was unsubscribed or the log closed).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use eventlog::{EventContext, EventLog, EventLogConfig, ExpectedVersion, RecordedEvent, StreamId, SubscriptionFilter};
+    /// use omni_domain::CacheHit;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let log = EventLog::open(EventLogConfig::new(dir.path()).registry(omni_domain::registry()))?;
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// let watcher = log.subscribe("watcher", SubscriptionFilter::all(), move |e: &RecordedEvent| tx.send(e.position))?;
+    /// let hit = CacheHit { cache_key: "k".into(), cache_type: "memory".into(), response_time: 0.001 };
+    /// log.append_event(&StreamId::of::<CacheHit>("c1"), ExpectedVersion::Any, &hit, EventContext::default())?;
+    /// assert_eq!(rx.recv()?, 1);
+    /// let health = watcher.health().ok_or("not running")?;
+    /// assert_eq!((health.name.as_str(), health.state.is_terminal()), ("watcher", false));
+    /// log.close()?;
+    /// assert!(watcher.health().is_none());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn health(&self) -> Option<SubscriberHealth> {
         self.bus.health().into_iter().find(|h| h.id == self.id)
     }
@@ -314,6 +531,25 @@ impl Subscription {
     /// Stops the subscription after the event it is handling (events still queued for it are
     /// not handled), joins its thread and returns its report; `last_sequence` is the global
     /// position it is done with.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use eventlog::{EventContext, EventLog, EventLogConfig, ExpectedVersion, RecordedEvent, StreamId, SubscriptionFilter};
+    /// use omni_domain::CacheHit;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let log = EventLog::open(EventLogConfig::new(dir.path()).registry(omni_domain::registry()))?;
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// let watcher = log.subscribe("watcher", SubscriptionFilter::all(), move |e: &RecordedEvent| tx.send(e.position))?;
+    /// let hit = CacheHit { cache_key: "k".into(), cache_type: "memory".into(), response_time: 0.001 };
+    /// log.append_event(&StreamId::of::<CacheHit>("c1"), ExpectedVersion::Any, &hit, EventContext::default())?;
+    /// assert_eq!(rx.recv()?, 1);
+    /// let report = watcher.unsubscribe()?;
+    /// assert_eq!((report.name.as_str(), report.counts.delivered, report.last_sequence), ("watcher", 1, 1));
+    /// assert!(log.health().is_empty());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     ///
