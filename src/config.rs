@@ -77,7 +77,8 @@ impl EventLogConfig {
     /// new one, e.g. `.store(|s| s.durability(Durability::Buffered).cache_capacity(64 << 20))`.
     /// Default = [`StoreConfig::new`] at the path, whose defaults are documented there (durable
     /// appends, 256 MiB cache, ...). The registry is set with [`EventLogConfig::registry`]
-    /// only.
+    /// only: one set here makes [`EventLog::open`](crate::EventLog::open) fail with
+    /// [`OpenError::InvalidConfig`] (`store.registry`).
     ///
     /// # Example
     ///
@@ -279,6 +280,14 @@ impl EventLogConfig {
                 reason: "must be at least 1 (None disables it)",
             });
         }
+        // The log's registry is the one it validates with and decodes with: set twice, one
+        // would be silently ignored.
+        if self.store.get_registry().is_some() {
+            return Err(OpenError::InvalidConfig {
+                setting: "store.registry",
+                reason: "set the registry with EventLogConfig::registry, which the store uses too",
+            });
+        }
         match self.bus.validate() {
             Err(BusError::InvalidOptions { option, reason }) => Err(OpenError::InvalidConfig {
                 setting: option,
@@ -327,6 +336,10 @@ mod tests {
                     })
                 }),
                 "failure_policy",
+            ),
+            (
+                EventLogConfig::new("/tmp/x").store(|s| s.registry(EventRegistry::new())),
+                "store.registry",
             ),
         ];
         for (config, name) in bad {
