@@ -141,6 +141,24 @@ pub enum Command {
     },
     /// Event counts per event type and schema version (scans the log).
     Types,
+    /// Every event of one trace or correlation id (a pipeline's id, or its trace id) as a
+    /// causation tree: each event under the event that caused it, with its time since the
+    /// first. A pipeline id scans only the pipeline's span of the log; another id scans the
+    /// whole log (or --from/--to).
+    Trace {
+        /// The trace id or correlation id (`pipeline-000001`).
+        id: String,
+        /// Scan from this position (default: the pipeline's first event, else 1).
+        #[arg(long, value_name = "POS")]
+        from: Option<u64>,
+        /// Scan up to this position (default: the pipeline's last event if it has ended, else
+        /// the log's end).
+        #[arg(long, value_name = "POS")]
+        to: Option<u64>,
+        /// At most N events (the first N of the trace).
+        #[arg(long, value_name = "N", default_value_t = eventlog::DEFAULT_TRACE_EVENTS)]
+        max_events: usize,
+    },
     /// An aggregate's stored snapshots, with the state each holds (Omni Writer types).
     Snapshot {
         /// The aggregate's type.

@@ -1,13 +1,17 @@
-//! The Omni Writer's aggregates, chosen by aggregate type name: what `state` and
-//! `snapshot --create` load. The library knows no application's aggregates; the dump reads the
-//! Omni Writer's store, so it names them here.
+//! The Omni Writer's aggregates, chosen by aggregate type name (what `state` and
+//! `snapshot --create` load), and where a pipeline's trace lies in the log (`trace`). The
+//! library knows no application's aggregates; the dump reads the Omni Writer's store, so it
+//! names them here.
 
 use anyhow::bail;
-use eventlog::{Aggregate, EventLog, Loaded, Version};
+use eventlog::{Aggregate, DomainEvent, EventLog, Loaded, StreamId, StreamRead, Version};
 use omni_domain::{
-    AGGREGATE_TYPES, ArticleGeneration, Cache, Pipeline, PromptValidation, RetryOperation,
+    AGGREGATE_TYPES, ArticleGeneration, Cache, PIPELINE, Pipeline, PipelineCompleted,
+    PipelineFailed, PromptValidation, RetryOperation,
 };
 use serde_json::Value;
+
+use crate::source::Handle;
 
 /// Something done with one aggregate type, whichever it is.
 trait WithAggregate {
@@ -98,4 +102,27 @@ pub fn snapshot_now(
         bail!("no events for {aggregate_type}/{aggregate_id}: nothing to snapshot");
     }
     Ok(version.get())
+}
+
+/// Where the trace of `id` lies in the log, when `id` is an Omni Writer pipeline's id (the
+/// correlation id of all its events): from the pipeline's first event to its last once it has
+/// ended (the daemon appends `pipeline_started` first and `pipeline_completed`/`_failed` last),
+/// else to the log's end. `None` for another id.
+///
+/// # Errors
+///
+/// When the pipeline's stream cannot be read.
+pub fn pipeline_window(log: &Handle, id: &str) -> anyhow::Result<Option<(u64, Option<u64>)>> {
+    let stream = StreamId::new(PIPELINE, id);
+    let mut events = log.read_stream(&stream, StreamRead::forwards())?;
+    let Some(first) = events.next().transpose()? else {
+        return Ok(None);
+    };
+    let last = match events.last().transpose()? {
+        Some(last) => last,
+        None => first.clone(),
+    };
+    let ended = [PipelineCompleted::EVENT_TYPE, PipelineFailed::EVENT_TYPE]
+        .contains(&last.metadata.event_type.as_str());
+    Ok(Some((first.position, ended.then_some(last.position))))
 }

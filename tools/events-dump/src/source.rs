@@ -11,7 +11,7 @@ use anyhow::{Context as _, bail};
 use eventlog::{
     AggregateInfo, CheckpointInfo, CheckpointManifest, EventLog, EventLogConfig, EventRegistry,
     OpenError, Position, ReadOnlyEventLog, RecordedEvent, StoreOpenError, StoreReadError, StreamId,
-    StreamRead, import_checkpoint, list_checkpoints,
+    StreamRead, Trace, TraceQuery, import_checkpoint, list_checkpoints,
 };
 use tempfile::TempDir;
 
@@ -126,6 +126,18 @@ impl Handle {
         Ok(match self {
             Self::Store(log) => log.stream_version(stream)?.get(),
             Self::Live(live) => live.stream_version(stream).get(),
+        })
+    }
+
+    /// The events of one trace or correlation id, as a causation tree.
+    ///
+    /// # Errors
+    ///
+    /// When the log cannot be read.
+    pub fn trace(&self, query: &TraceQuery) -> anyhow::Result<Trace> {
+        Ok(match self {
+            Self::Store(log) => log.trace(query)?,
+            Self::Live(live) => live.trace(query)?,
         })
     }
 

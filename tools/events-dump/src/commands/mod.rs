@@ -4,6 +4,7 @@ mod catalog;
 mod checkpoint;
 mod events;
 mod inspect;
+mod trace;
 
 use crate::cli::{CheckpointCommand, Cli, Command};
 use crate::out::Out;
@@ -106,6 +107,22 @@ fn with_source(
             out,
         ),
         Command::Types => catalog::types(log, json, out),
+        Command::Trace {
+            id,
+            from,
+            to,
+            max_events,
+        } => trace::trace(
+            log,
+            id,
+            trace::Window {
+                from: *from,
+                to: *to,
+                max_events: *max_events,
+            },
+            json,
+            out,
+        ),
         Command::Snapshot {
             aggregate_type,
             aggregate_id,
