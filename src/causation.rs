@@ -5,8 +5,9 @@
 use std::collections::HashMap;
 use std::ops::ControlFlow;
 
-use events_core::{Position, RecordedEvent};
+use events_core::{EventRegistry, Position, RecordedEvent};
 use events_sled::EventRef;
+use serde_json::{Value, json};
 
 use crate::error::ReadError;
 use crate::log::EventLog;
@@ -360,6 +361,68 @@ impl Trace {
                 parent: self.parent[i].map(|p| &self.events[p]),
                 children: self.children[i].len(),
             })
+        })
+    }
+}
+
+impl Trace {
+    /// The trace as JSON, for tools and pages: `id`, `events` (how many), `roots`, `truncated`
+    /// and `tree`, the events in [`Trace::walk`] order, each as
+    /// [`EventRegistry::event_to_json_lossy`] gives it plus `depth`, `parent` (its cause's
+    /// position, or null), `children` (the positions it caused) and `offset_ms` (time since the
+    /// trace's earliest event). Flat, so any depth encodes without recursion.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use eventlog::{EventContext, EventLog, EventLogConfig, ExpectedVersion, StreamId, TraceQuery};
+    /// use omni_domain::CacheHit;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let log = EventLog::open(EventLogConfig::new(dir.path()).registry(omni_domain::registry()))?;
+    /// let hit = CacheHit { cache_key: "k".into(), cache_type: "memory".into(), response_time: 0.001 };
+    /// let context = EventContext::new("docs").with_trace_id("t-1");
+    /// log.append_event(&StreamId::of::<CacheHit>("c1"), ExpectedVersion::Any, &hit, context)?;
+    /// let json = log.trace(&TraceQuery::new("t-1"))?.to_json(log.registry());
+    /// assert_eq!((json["events"].as_u64(), json["tree"][0]["depth"].as_u64()), (Some(1), Some(0)));
+    /// assert_eq!(json["tree"][0]["payload"]["cache_key"], "k");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn to_json(&self, registry: &EventRegistry) -> Value {
+        let start = self
+            .events
+            .iter()
+            .map(|e| e.metadata.timestamp.timestamp_micros())
+            .min()
+            .unwrap_or(0);
+        let mut stack: Vec<(usize, usize)> = self.roots.iter().rev().map(|&i| (i, 0)).collect();
+        let mut tree = Vec::with_capacity(self.events.len());
+        while let Some((i, depth)) = stack.pop() {
+            stack.extend(self.children[i].iter().rev().map(|&c| (c, depth + 1)));
+            let event = &self.events[i];
+            let mut value = registry.event_to_json_lossy(event);
+            if let Value::Object(map) = &mut value {
+                let offset_micros = event.metadata.timestamp.timestamp_micros() - start;
+                map.insert("depth".into(), depth.into());
+                map.insert(
+                    "parent".into(),
+                    self.parent[i].map_or(Value::Null, |p| self.events[p].position.into()),
+                );
+                let children: Vec<u64> = self.children[i]
+                    .iter()
+                    .map(|&c| self.events[c].position)
+                    .collect();
+                map.insert("children".into(), children.into());
+                map.insert("offset_ms".into(), (offset_micros as f64 / 1000.0).into());
+            }
+            tree.push(value);
+        }
+        json!({
+            "id": self.id,
+            "events": self.events.len(),
+            "roots": self.roots.len(),
+            "truncated": self.truncated,
+            "tree": tree,
         })
     }
 }

@@ -1,7 +1,5 @@
 //! `trace ID`: the causation tree of one trace or correlation id.
 
-use std::collections::HashMap;
-
 use anyhow::bail;
 use eventlog::{Position, Trace, TraceQuery};
 use serde_json::{Value, json};
@@ -56,7 +54,11 @@ pub fn trace(
         );
     }
     if json {
-        out.json(&trace_json(log, &trace, from, to))?;
+        let mut value = trace.to_json(log.registry());
+        if let Value::Object(map) = &mut value {
+            map.insert("scanned".into(), json!({"from": from, "to": to}));
+        }
+        out.json(&value)?;
     } else {
         print_tree(log, &trace, out)?;
     }
@@ -75,47 +77,6 @@ fn start_micros(trace: &Trace) -> i64 {
         .map(|e| e.metadata.timestamp.timestamp_micros())
         .min()
         .unwrap_or(0)
-}
-
-/// The tree as JSON: the events in walk order (depth first), each with its depth, its parent's
-/// position and its children's positions, so any depth encodes without recursion.
-fn trace_json(log: &Handle, trace: &Trace, from: u64, to: Option<u64>) -> Value {
-    let start = start_micros(trace);
-    let mut kids: HashMap<u64, Vec<u64>> = HashMap::new();
-    for step in trace.walk() {
-        if let Some(parent) = step.parent {
-            kids.entry(parent.position)
-                .or_default()
-                .push(step.event.position);
-        }
-    }
-    let events: Vec<Value> = trace
-        .walk()
-        .map(|step| {
-            let mut value = event_json(log.registry(), step.event);
-            if let Value::Object(map) = &mut value {
-                map.insert("depth".into(), step.depth.into());
-                map.insert(
-                    "parent".into(),
-                    step.parent.map_or(Value::Null, |p| p.position.into()),
-                );
-                map.insert(
-                    "children".into(),
-                    kids.remove(&step.event.position).unwrap_or_default().into(),
-                );
-                map.insert("offset_ms".into(), offset_ms(start, step.event).into());
-            }
-            value
-        })
-        .collect();
-    json!({
-        "id": trace.id(),
-        "events": trace.events().len(),
-        "roots": trace.roots().count(),
-        "truncated": trace.truncated(),
-        "scanned": {"from": from, "to": to},
-        "tree": events,
-    })
 }
 
 /// The tree, indented by depth: time since the first event, position, type, aggregate and the
