@@ -25,7 +25,9 @@
 mod aggregates;
 mod events;
 
-use events_core::{DomainEvent, EventRegistry, EventValidator, RegistryError};
+use events_core::{
+    Aggregate, DomainEvent, EventRegistry, EventValidator, RecordedEvent, RegistryError,
+};
 
 pub use aggregates::{
     ArticleGeneration, ArticleGenerationEvent, Cache, CacheEvent, CachedKey, Pipeline,
@@ -49,6 +51,71 @@ pub const AGGREGATE_TYPES: [&str; 5] = [
     RETRY,
     PIPELINE,
 ];
+
+/// Something to do with one Omni Writer aggregate type, whichever it is: the way to go from an
+/// aggregate type's name (read from a store, a command line, a URL) to its Rust type.
+pub trait WithAggregate {
+    /// What the job gives.
+    type Output;
+    /// Does the job with aggregate `A`.
+    fn run<A: Aggregate>(self) -> Self::Output;
+}
+
+/// Runs `job` with the Omni Writer aggregate whose type is `aggregate_type`; `None` for another
+/// type.
+///
+/// # Example
+///
+/// ```
+/// use events_core::Aggregate;
+/// use omni_domain::{WithAggregate, with_aggregate};
+///
+/// struct StateVersion;
+/// impl WithAggregate for StateVersion {
+///     type Output = u16;
+///     fn run<A: Aggregate>(self) -> u16 {
+///         A::STATE_VERSION
+///     }
+/// }
+/// assert_eq!(with_aggregate("pipeline", StateVersion), Some(1));
+/// assert_eq!(with_aggregate("invoice", StateVersion), None);
+/// ```
+pub fn with_aggregate<J: WithAggregate>(aggregate_type: &str, job: J) -> Option<J::Output> {
+    Some(match aggregate_type {
+        ArticleGeneration::AGGREGATE_TYPE => job.run::<ArticleGeneration>(),
+        PromptValidation::AGGREGATE_TYPE => job.run::<PromptValidation>(),
+        Cache::AGGREGATE_TYPE => job.run::<Cache>(),
+        RetryOperation::AGGREGATE_TYPE => job.run::<RetryOperation>(),
+        Pipeline::AGGREGATE_TYPE => job.run::<Pipeline>(),
+        _ => return None,
+    })
+}
+
+/// Where a pipeline's trace lies in the log, from its stream's first and last events: the
+/// daemon appends `pipeline_started` first and `pipeline_completed`/`pipeline_failed` last, and
+/// every event of the pipeline carries its id as correlation id. Returns the first position
+/// and, once the pipeline has ended, the last (else the trace may still grow).
+///
+/// # Example
+///
+/// ```
+/// use events_core::{EventContext, NewEvent};
+/// use omni_domain::{PipelineCompleted, PipelineStarted, GenerationConfig, pipeline_span};
+///
+/// let config = GenerationConfig { model_type: "m".into(), temperature: 0.5, max_tokens: 10, language: "pt-BR".into() };
+/// let started = PipelineStarted { pipeline_type: "single_instance".into(), config, total_prompts: 1 };
+/// let first = NewEvent::from_event("pipeline-000001", &started, EventContext::default())?.into_recorded(1, 7);
+/// assert_eq!(pipeline_span(&first, &first), (7, None));
+/// let done = PipelineCompleted { pipeline_type: "single_instance".into(), total_articles: 1, successful_articles: 1, failed_articles: 0, total_time: 1.0, zip_path: "x.zip".into() };
+/// let last = NewEvent::from_event("pipeline-000001", &done, EventContext::default())?.into_recorded(2, 40);
+/// assert_eq!(pipeline_span(&first, &last), (7, Some(40)));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn pipeline_span(first: &RecordedEvent, last: &RecordedEvent) -> (u64, Option<u64>) {
+    let ended = [PipelineCompleted::EVENT_TYPE, PipelineFailed::EVENT_TYPE]
+        .contains(&last.metadata.event_type.as_str());
+    (first.position, ended.then_some(last.position))
+}
 
 /// Adds the sixteen Omni Writer event types and their upcasters to `registry`.
 ///

@@ -1,37 +1,21 @@
 //! The Omni Writer's aggregates, chosen by aggregate type name (what `state` and
 //! `snapshot --create` load), and where a pipeline's trace lies in the log (`trace`). The
 //! library knows no application's aggregates; the dump reads the Omni Writer's store, so it
-//! names them here.
+//! names them here, through `omni_domain::with_aggregate`.
 
-use anyhow::bail;
-use eventlog::{Aggregate, DomainEvent, EventLog, Loaded, StreamId, StreamRead, Version};
-use omni_domain::{
-    AGGREGATE_TYPES, ArticleGeneration, Cache, PIPELINE, Pipeline, PipelineCompleted,
-    PipelineFailed, PromptValidation, RetryOperation,
-};
+use anyhow::{Context as _, bail};
+use eventlog::{Aggregate, EventLog, Loaded, StreamId, StreamRead, Version};
+use omni_domain::{AGGREGATE_TYPES, PIPELINE, WithAggregate, pipeline_span, with_aggregate};
 use serde_json::Value;
 
 use crate::source::Handle;
 
-/// Something done with one aggregate type, whichever it is.
-trait WithAggregate {
-    type Output;
-    fn run<A: Aggregate>(self) -> anyhow::Result<Self::Output>;
-}
-
-/// Runs `job` with the Omni Writer aggregate of `aggregate_type`.
-fn with_aggregate<J: WithAggregate>(aggregate_type: &str, job: J) -> anyhow::Result<J::Output> {
-    match aggregate_type {
-        ArticleGeneration::AGGREGATE_TYPE => job.run::<ArticleGeneration>(),
-        PromptValidation::AGGREGATE_TYPE => job.run::<PromptValidation>(),
-        Cache::AGGREGATE_TYPE => job.run::<Cache>(),
-        RetryOperation::AGGREGATE_TYPE => job.run::<RetryOperation>(),
-        Pipeline::AGGREGATE_TYPE => job.run::<Pipeline>(),
-        other => bail!(
-            "no Omni Writer aggregate for type `{other}` (known: {})",
-            AGGREGATE_TYPES.join(", ")
-        ),
-    }
+/// The error for a type without an Omni Writer aggregate.
+fn unknown_type(aggregate_type: &str) -> String {
+    format!(
+        "no Omni Writer aggregate for type `{aggregate_type}` (known: {})",
+        AGGREGATE_TYPES.join(", ")
+    )
 }
 
 /// The aggregate's state as JSON (the [`Loaded`] value: `aggregate_type`, `aggregate_id`,
@@ -54,7 +38,7 @@ pub fn load_state(
         at: Option<u64>,
     }
     impl WithAggregate for LoadState<'_> {
-        type Output = Option<Value>;
+        type Output = anyhow::Result<Option<Value>>;
         fn run<A: Aggregate>(self) -> anyhow::Result<Option<Value>> {
             let loaded: Loaded<A> = match self.at {
                 Some(version) => self.log.load_at(self.aggregate_id, Version(version))?,
@@ -66,14 +50,12 @@ pub fn load_state(
             Ok(Some(serde_json::to_value(&loaded)?))
         }
     }
-    with_aggregate(
-        aggregate_type,
-        LoadState {
-            log,
-            aggregate_id,
-            at,
-        },
-    )
+    let job = LoadState {
+        log,
+        aggregate_id,
+        at,
+    };
+    with_aggregate(aggregate_type, job).with_context(|| unknown_type(aggregate_type))?
 }
 
 /// Takes a snapshot of the aggregate now; returns its version.
@@ -92,22 +74,22 @@ pub fn snapshot_now(
         aggregate_id: &'a str,
     }
     impl WithAggregate for SnapshotNow<'_> {
-        type Output = Version;
+        type Output = anyhow::Result<Version>;
         fn run<A: Aggregate>(self) -> anyhow::Result<Version> {
             Ok(self.log.snapshot::<A>(self.aggregate_id)?.version)
         }
     }
-    let version = with_aggregate(aggregate_type, SnapshotNow { log, aggregate_id })?;
+    let job = SnapshotNow { log, aggregate_id };
+    let version =
+        with_aggregate(aggregate_type, job).with_context(|| unknown_type(aggregate_type))??;
     if version == Version::NONE {
         bail!("no events for {aggregate_type}/{aggregate_id}: nothing to snapshot");
     }
     Ok(version.get())
 }
 
-/// Where the trace of `id` lies in the log, when `id` is an Omni Writer pipeline's id (the
-/// correlation id of all its events): from the pipeline's first event to its last once it has
-/// ended (the daemon appends `pipeline_started` first and `pipeline_completed`/`_failed` last),
-/// else to the log's end. `None` for another id.
+/// Where the trace of `id` lies in the log when `id` is an Omni Writer pipeline's id
+/// (`omni_domain::pipeline_span`); `None` for another id.
 ///
 /// # Errors
 ///
@@ -118,11 +100,6 @@ pub fn pipeline_window(log: &Handle, id: &str) -> anyhow::Result<Option<(u64, Op
     let Some(first) = events.next().transpose()? else {
         return Ok(None);
     };
-    let last = match events.last().transpose()? {
-        Some(last) => last,
-        None => first.clone(),
-    };
-    let ended = [PipelineCompleted::EVENT_TYPE, PipelineFailed::EVENT_TYPE]
-        .contains(&last.metadata.event_type.as_str());
-    Ok(Some((first.position, ended.then_some(last.position))))
+    let last = events.last().transpose()?;
+    Ok(Some(pipeline_span(&first, last.as_ref().unwrap_or(&first))))
 }
