@@ -11,6 +11,7 @@ mod consumer;
 mod error;
 mod fault;
 mod flusher;
+mod histogram;
 mod index;
 mod indexer;
 mod keys;
@@ -42,6 +43,7 @@ pub use error::{AppendError, CheckpointError, OpenError, ReadError, SnapshotErro
 pub use events_core::ExpectedVersion;
 #[cfg(feature = "fault-injection")]
 pub use fault::{SyncHook, SyncPoint};
+pub use histogram::{HistogramBucket, HistogramSnapshot};
 pub use metrics::StoreMetrics;
 pub use migrate::migrate_store;
 pub use read::{LogEvents, StreamEvents, TypeEvents};

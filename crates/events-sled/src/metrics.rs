@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::config::Durability;
+use crate::histogram::HistogramSnapshot;
 use crate::state::lock;
 use crate::store::Store;
 
@@ -52,6 +53,15 @@ pub struct StoreMetrics {
     pub group_writes_since_open: u64,
     /// Flushes to disk since open.
     pub flushes_since_open: u64,
+    /// Events per group write since open: one observation per group written to the log's
+    /// segment files (one record, one frame; in durable mode, one sync shared by the appends in
+    /// it), valued at the number of events in it. Its `count` is `group_writes_since_open`.
+    pub group_events: HistogramSnapshot,
+    /// Seconds each `fdatasync` of the log's active segment took since open, failed ones
+    /// included: durable mode's sync of each group, and the first step of every flush (the
+    /// flusher's every `flush_interval`, `Store::flush`, a checkpoint's and the close's). sled's
+    /// own syncs are not counted.
+    pub log_sync_seconds: HistogramSnapshot,
     /// Acknowledged events not yet written to sled.
     pub unwritten_events: u64,
     /// The persisted indexes reach this position.
@@ -127,6 +137,8 @@ impl Store {
             conflicts_since_open: c.conflicts.load(Ordering::Relaxed),
             group_writes_since_open: c.group_writes.load(Ordering::Relaxed),
             flushes_since_open: c.flushes.load(Ordering::Relaxed),
+            group_events: c.group_events.snapshot(),
+            log_sync_seconds: c.log_syncs.snapshot(),
             unwritten_events: unwritten,
             index_watermark: watermark,
             cached_aggregates: cached,

@@ -11,6 +11,7 @@ use events_core::{EventValidator, RecordedEvent};
 
 use crate::config::{Durability, StoreConfig};
 use crate::error::ReadError;
+use crate::histogram::{AtomicHistogram, GroupEvents, SyncNanos};
 use crate::index::{
     Memtable, PageError, StreamEntry, page_position, persisted_head, stream_page_at,
 };
@@ -90,6 +91,10 @@ pub(crate) struct Counters {
     pub(crate) conflicts: AtomicU64,
     pub(crate) group_writes: AtomicU64,
     pub(crate) flushes: AtomicU64,
+    /// Events of each group written to the log since open.
+    pub(crate) group_events: AtomicHistogram<GroupEvents>,
+    /// Duration of each `fdatasync` of the log since open ([`Shared::sync_log`]).
+    pub(crate) log_syncs: AtomicHistogram<SyncNanos>,
     /// Position of the last checkpoint (for the automatic policy).
     pub(crate) checkpoint_position: AtomicU64,
     /// Bytes appended since the last checkpoint.

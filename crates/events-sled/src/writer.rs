@@ -198,10 +198,16 @@ impl Shared {
 
     /// `fdatasync` of the log's active segment (through the test-only sync hook): durable mode's
     /// per-group sync, and every flush's first step.
+    /// Each sync's duration, failed or not, goes to the `log_syncs` histogram.
     pub(crate) fn sync_log(&self) -> Result<(), WriteError> {
-        self.before_sync(SyncPoint::Log).map_err(WriteError::Io)?;
-        self.segments.sync().map_err(WriteError::Log)?;
-        Ok(())
+        let started = Instant::now();
+        let synced = self
+            .before_sync(SyncPoint::Log)
+            .map_err(WriteError::Io)
+            .and_then(|()| self.segments.sync().map(drop).map_err(WriteError::Log));
+        let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.counters.log_syncs.record(nanos);
+        synced
     }
 
     /// Takes the next group for writing, if any and if no one writes now: its events and the
@@ -292,6 +298,7 @@ impl Shared {
             shared.progress.notify_all();
         }
         shared.counters.group_writes.fetch_add(1, Ordering::Relaxed);
+        shared.counters.group_events.record(events.len() as u64);
         shared
             .counters
             .bytes_since_checkpoint

@@ -59,3 +59,37 @@ fn metrics_use_the_seed_names_and_persist_counters() {
     assert_eq!(metrics.aggregates, 2);
     assert!(metrics.last_checkpoint_time.is_some());
 }
+
+#[test]
+fn group_and_sync_histograms_count_every_group_write_and_log_sync() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(config(&dir).durability(events_sled::Durability::Durable)).unwrap();
+    for n in 1..=10 {
+        store
+            .append(ExpectedVersion::Any, vec![hit("a", n), hit("a", n + 100)])
+            .unwrap();
+    }
+    let metrics = store.metrics();
+    let groups = &metrics.group_events;
+    assert_eq!(groups.count, metrics.group_writes_since_open);
+    // Every event is in exactly one group.
+    assert_eq!(groups.sum, 20.0);
+    assert!(groups.count >= 1 && groups.count <= 10, "{groups:?}");
+    // Two-event appends, one at a time: no group holds a single event.
+    assert_eq!(groups.buckets[0].le, 1.0);
+    assert_eq!(groups.buckets[0].count, 0);
+    assert!(
+        groups
+            .buckets
+            .windows(2)
+            .all(|w| w[0].count <= w[1].count && w[0].le < w[1].le)
+    );
+    // Durable mode syncs the log once per group.
+    let syncs = &metrics.log_sync_seconds;
+    assert!(syncs.count >= groups.count, "{syncs:?} vs {groups:?}");
+    assert!(syncs.sum > 0.0 && syncs.sum < 60.0, "{syncs:?}");
+    let json = serde_json::to_value(&metrics).unwrap();
+    assert_eq!(json["group_events"]["count"], groups.count);
+    assert!(json["log_sync_seconds"]["buckets"].is_array());
+    store.close().unwrap();
+}
