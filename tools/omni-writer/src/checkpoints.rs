@@ -22,22 +22,35 @@ pub enum Request {
 /// Checkpoints taken by this run.
 #[derive(Debug, Default)]
 pub struct Taken {
-    inner: Mutex<(u64, Option<PathBuf>)>,
+    inner: Mutex<TakenInner>,
+}
+
+#[derive(Debug, Default)]
+struct TakenInner {
+    count: u64,
+    last: Option<PathBuf>,
+    /// When the last one was done.
+    at: Option<Instant>,
 }
 
 impl Taken {
     fn record(&self, path: PathBuf) {
         let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        inner.0 += 1;
-        inner.1 = Some(path);
+        inner.count += 1;
+        inner.last = Some(path);
+        inner.at = Some(Instant::now());
     }
 
     /// How many, and the last one's file.
     pub fn get(&self) -> (u64, Option<PathBuf>) {
-        self.inner
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        (inner.count, inner.last.clone())
+    }
+
+    /// Time since the last checkpoint of this run was done (`None`: none yet).
+    pub fn age(&self) -> Option<Duration> {
+        let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        inner.at.map(|at| at.elapsed())
     }
 }
 

@@ -1,5 +1,6 @@
 //! The command line: every option of the daemon, with its default.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Parser, ValueEnum};
@@ -65,6 +66,23 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     pub ack_log: Option<PathBuf>,
 
+    /// Serve the operators' HTTP surface on ADDR, an IP address and a port (127.0.0.1:9464; no
+    /// host names): GET /metrics (OpenMetrics text, the Prometheus format), /health and /ready;
+    /// see "HTTP" below. Off unless given.
+    #[arg(long, value_name = "ADDR")]
+    pub http: Option<SocketAddr>,
+
+    /// With --http: seconds the daemon keeps serving after a failure (its store failed, or an
+    /// append failed), /ready answering 503 with the reason, before it exits 1. 0: exit at once.
+    #[arg(long, value_name = "SECS", default_value_t = 5.0, value_parser = non_negative)]
+    pub http_linger: f64,
+
+    /// Appends are refused while the store's filesystem has less than MIB mebibytes free; the
+    /// daemon then stops (exit 1) with nothing half-written. 0 turns the check off: a disk that
+    /// fills up then fails the store's writes ("no space left on device"), which also stops it.
+    #[arg(long, value_name = "MIB", default_value_t = 64)]
+    pub min_free_disk: u64,
+
     /// Print the final summary as one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
@@ -103,6 +121,17 @@ What --seed guarantees:
   A restart continues numbering, so running 10 pipelines then 10 more writes the same pipelines
   as running 20.
 
+HTTP (--http ADDR; every answer but /metrics is a small JSON object):
+  GET /metrics  200, OpenMetrics text: events appended by type, append latency, the store's group
+                sizes and log sync latency, subscription lag, positions, checkpoint age,
+                resident memory, store failure (0/1).
+  GET /health   200 {\"status\":\"alive\"} while the process serves.
+  GET /ready    200 {\"status\":\"ready\",\"last_position\":N,...} while the store is open, has not
+                failed and the daemon is not stopping; else 503 {\"status\":\"not_ready\",\"reason\":...}.
+  other paths   404 {\"status\":\"not_found\",...}.
+  After a failure the daemon keeps serving (/ready 503) for --http-linger seconds, then exits 1;
+  a SIGINT/SIGTERM ends that wait. The server stops before the store closes.
+
 Exit status: 0 on a clean stop; 1 on an error (the store could not be opened, an append failed);
 2 on bad arguments.";
 
@@ -122,6 +151,15 @@ pub enum LogFormat {
     Text,
     /// One JSON object per line.
     Json,
+}
+
+/// Parses a finite number of seconds, zero or more.
+fn non_negative(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(value) if value.is_finite() && value >= 0.0 => Ok(value),
+        Ok(value) => Err(format!("must be zero or a positive number, not {value}")),
+        Err(e) => Err(format!("`{text}` is not a number: {e}")),
+    }
 }
 
 /// Parses a positive, finite number (seconds or events per second).

@@ -16,6 +16,8 @@ pub struct Control {
 struct State {
     reason: Option<String>,
     workers_done: usize,
+    /// Set by a stop signal: a linger (now or later) ends at once.
+    linger_cut: bool,
 }
 
 impl Control {
@@ -70,6 +72,34 @@ impl Control {
         true
     }
 
+    /// After a failure, with `--http`: waits `duration` so that a supervisor sees the 503 of
+    /// `/ready`, unless a stop signal cuts it short (before or during the wait).
+    pub fn linger(&self, duration: Duration) {
+        // A duration past what an `Instant` can hold waits until cut.
+        let deadline = Instant::now().checked_add(duration);
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        while !state.linger_cut {
+            let now = Instant::now();
+            let left = match deadline {
+                Some(deadline) if now >= deadline => return,
+                Some(deadline) => deadline - now,
+                None => Duration::from_secs(3600),
+            };
+            state = self
+                .changed
+                .wait_timeout(state, left)
+                .map(|(guard, _)| guard)
+                .unwrap_or_else(|poisoned| poisoned.into_inner().0);
+        }
+    }
+
+    /// Ends the linger, now or before it starts (a stop signal).
+    pub fn cut_linger(&self) {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.linger_cut = true;
+        self.changed.notify_all();
+    }
+
     /// Waits until `workers` workers are done; requests a stop at `deadline` if one is given.
     pub fn wait_for_workers(&self, workers: usize, deadline: Option<Instant>) {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
@@ -110,6 +140,29 @@ mod tests {
         assert_eq!(control.reason().as_deref(), Some("SIGTERM"));
         let started = Instant::now();
         assert!(control.sleep(Duration::from_secs(10)));
+        assert!(started.elapsed() < Duration::from_secs(1));
+    }
+
+    #[test]
+    fn a_linger_waits_unless_cut() {
+        let control = std::sync::Arc::new(Control::default());
+        let started = Instant::now();
+        control.linger(Duration::from_millis(30));
+        assert!(started.elapsed() >= Duration::from_millis(30));
+        let cutter = {
+            let control = std::sync::Arc::clone(&control);
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(20));
+                control.cut_linger();
+            })
+        };
+        let started = Instant::now();
+        control.linger(Duration::from_secs(30));
+        assert!(started.elapsed() < Duration::from_secs(10));
+        assert!(cutter.join().is_ok());
+        // Cut before it starts: it does not wait.
+        let started = Instant::now();
+        control.linger(Duration::from_secs(30));
         assert!(started.elapsed() < Duration::from_secs(1));
     }
 

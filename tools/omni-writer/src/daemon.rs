@@ -6,12 +6,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use eventlog::{Durability, EventLog, EventLogConfig};
+use eventlog::{Durability, EventLog, EventLogConfig, StoreLimits};
 
 use crate::acklog::AckLog;
 use crate::checkpoints::{self, Checkpointer, Taken};
 use crate::cli::{Args, DurabilityArg};
 use crate::control::Control;
+use crate::http::HttpServer;
+use crate::http::metrics::AppendMetrics;
 use crate::logging::BarSlot;
 use crate::progress::Reporter;
 use crate::rate::RateLimiter;
@@ -135,10 +137,17 @@ pub fn run(args: &Args, slot: &BarSlot) -> anyhow::Result<Summary> {
     let started = Instant::now();
     let (mode, mode_name) = durability(args.durability);
     let seed = args.seed.unwrap_or_else(random_seed);
+    let min_free_disk_bytes = args.min_free_disk.saturating_mul(1 << 20);
     let config = EventLogConfig::new(&args.store)
         .registry(omni_domain::registry())
         .durability(mode)
-        .snapshot_every(None);
+        .snapshot_every(None)
+        .store(|s| {
+            s.limits(StoreLimits {
+                min_free_disk_bytes,
+                ..StoreLimits::default()
+            })
+        });
     let log = EventLog::open(config)
         .with_context(|| format!("opening the store at {}", args.store.display()))?;
     let first = runner::next_pipeline_number(&log)?;
@@ -146,7 +155,20 @@ pub fn run(args: &Args, slot: &BarSlot) -> anyhow::Result<Summary> {
     let control = Arc::new(Control::default());
     let counters = Arc::new(Counters::default());
     let taken = Arc::new(Taken::default());
-    let helpers = Helpers::start(args, &log, &control, &counters, &taken, slot)?;
+    let append_metrics = Arc::new(AppendMetrics::default());
+    let http = args
+        .http
+        .map(|addr| HttpServer::start(addr, &log, &control, &append_metrics, &taken))
+        .transpose()?;
+    let helpers = match Helpers::start(args, &log, &control, &counters, &taken, slot) {
+        Ok(helpers) => helpers,
+        Err(error) => {
+            if let Some(http) = http {
+                http.stop();
+            }
+            return Err(error);
+        }
+    };
     // Logged once the signal handlers are installed: from here a SIGTERM stops cleanly.
     tracing::info!(
         name: "omni_writer_started",
@@ -156,6 +178,7 @@ pub fn run(args: &Args, slot: &BarSlot) -> anyhow::Result<Summary> {
         workers = args.workers,
         first_pipeline = first,
         last_position = log.last_position()?.get(),
+        http = %http.as_ref().map_or_else(|| "off".to_string(), |h| h.addr().to_string()),
         "omni-writer started; generation is SIMULATED (no language model is called)"
     );
 
@@ -168,12 +191,24 @@ pub fn run(args: &Args, slot: &BarSlot) -> anyhow::Result<Summary> {
         next: AtomicU64::new(first),
         end: args.pipelines.map(|n| first + n),
         ack_log,
+        append_metrics: http.as_ref().map(|_| Arc::clone(&append_metrics)),
     });
     counters.last_pipeline.store(first - 1, Ordering::Relaxed);
     let (stopped_by, worked) = work(args, &shared, started);
     drop(shared);
+    if let (Some(_), Err(error)) = (&http, &worked)
+        && args.http_linger > 0.0
+    {
+        tracing::warn!(
+            name: "omni_writer_lingering",
+            error = %format!("{error:#}"),
+            secs = args.http_linger,
+            "failed: /ready answers 503 for --http-linger seconds, then the daemon exits 1 (SIGTERM ends the wait)"
+        );
+        control.linger(Duration::try_from_secs_f64(args.http_linger).unwrap_or(Duration::MAX));
+    }
 
-    // Shut down in order: progress off screen, everything on disk, checkpoint, close.
+    // Shut down in order: progress off screen, everything on disk, checkpoint, HTTP off, close.
     let mut helpers = helpers;
     helpers.stop_progress();
     let flushed = log.flush().context("flushing the store");
@@ -181,10 +216,14 @@ pub fn run(args: &Args, slot: &BarSlot) -> anyhow::Result<Summary> {
     if flushed.is_ok() && (args.checkpoint_every.is_some() || args.checkpoint_on_exit) {
         checkpoints::take(&log, "exit", &taken);
     }
-    let last_position = log.last_position()?.get();
+    let last_position = log.last_position().map(|p| p.get());
     helpers.finish();
+    if let Some(http) = http {
+        http.stop();
+    }
     let closed = log.close().context("closing the store");
     worked?;
+    let last_position = last_position?;
     let durable_position = flushed?.get();
     closed?;
 

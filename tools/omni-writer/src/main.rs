@@ -8,6 +8,7 @@ mod content;
 mod control;
 mod daemon;
 mod emitter;
+mod http;
 mod logging;
 mod progress;
 mod rate;

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 use anyhow::Context as _;
 use eventlog::{AppendBatch, EventLog};
@@ -12,6 +13,7 @@ use omni_domain::PIPELINE;
 use crate::acklog::{AckLog, AppendIds};
 use crate::control::Control;
 use crate::emitter::parse_pipeline_id;
+use crate::http::metrics::AppendMetrics;
 use crate::rate::RateLimiter;
 use crate::sim::{PipelineEnd, Sink, run_pipeline};
 
@@ -79,6 +81,8 @@ pub struct Shared {
     pub end: Option<u64>,
     /// `--ack-log`.
     pub ack_log: Option<AckLog>,
+    /// With `--http`: the appends' counters and latency, for `/metrics`.
+    pub append_metrics: Option<Arc<AppendMetrics>>,
 }
 
 impl Shared {
@@ -113,6 +117,12 @@ impl Sink for StoreSink<'_> {
             }
             None => None,
         };
+        let types = self
+            .shared
+            .append_metrics
+            .as_ref()
+            .map(|_| AppendMetrics::types_of(step.iter().flat_map(|b| &b.events)));
+        let started = Instant::now();
         let (first_position, last_position) = if step.len() == 1 {
             let batch = step.remove(0);
             let result = self
@@ -127,6 +137,9 @@ impl Sink for StoreSink<'_> {
                 results.last().map_or(0, |r| r.last_position),
             )
         };
+        if let (Some(metrics), Some(types)) = (&self.shared.append_metrics, types) {
+            metrics.appended(types, started.elapsed());
+        }
         if let Some((log, ids)) = ack {
             log.ack(&ids, first_position, last_position)?;
         }

@@ -22,8 +22,8 @@ pub struct SignalThread {
 }
 
 impl SignalThread {
-    /// Starts the thread (`omni-signals`): SIGINT/SIGTERM request a stop (a second one exits at
-    /// once), SIGUSR1 requests a checkpoint.
+    /// Starts the thread (`omni-signals`): SIGINT/SIGTERM request a stop and end a linger after
+    /// a failure (a second one exits at once), SIGUSR1 requests a checkpoint.
     ///
     /// # Errors
     ///
@@ -35,6 +35,7 @@ impl SignalThread {
         let thread = std::thread::Builder::new()
             .name("omni-signals".into())
             .spawn(move || {
+                let mut stop_signals = 0_u32;
                 for signal in signals.forever() {
                     let name = match signal {
                         SIGINT => "SIGINT",
@@ -44,7 +45,14 @@ impl SignalThread {
                     if signal == SIGUSR1 {
                         tracing::info!(name: "omni_writer_signal", signal = name, "checkpoint requested");
                         let _ = checkpoints.send(Request::Now("SIGUSR1"));
-                    } else if control.stop(format!("{name} received")) {
+                        continue;
+                    }
+                    stop_signals += 1;
+                    if stop_signals == 1 {
+                        // The daemon may already be stopping (a failure): then this ends the
+                        // linger, and the second signal is still the one that exits at once.
+                        control.stop(format!("{name} received"));
+                        control.cut_linger();
                         tracing::info!(
                             name: "omni_writer_signal",
                             signal = name,
