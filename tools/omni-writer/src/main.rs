@@ -9,6 +9,7 @@ mod control;
 mod daemon;
 mod emitter;
 mod http;
+mod inspector;
 mod logging;
 mod progress;
 mod rate;

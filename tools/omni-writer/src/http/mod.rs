@@ -1,4 +1,5 @@
-//! `--http ADDR`: the operators' surface — `GET /metrics`, `/health`, `/ready` — served by axum on
+//! `--http ADDR`: the operators' surface — `GET /metrics`, `/health`, `/ready`, and the
+//! inspector (`/`, `/api/...`, see [`crate::inspector`]) — served by axum on
 //! a small tokio runtime of the daemon's own (one worker thread and at most two blocking threads,
 //! all named `omni-http`). The daemon starts it once the store is open and stops it (gracefully,
 //! joining its threads) before the store closes. Tokio stays in this module: the library crates
@@ -6,6 +7,7 @@
 
 pub mod metrics;
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,8 +15,9 @@ use std::time::Duration;
 use anyhow::Context as _;
 use axum::Json;
 use axum::Router;
-use axum::extract::State;
-use axum::http::{StatusCode, Uri, header};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::{Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use eventlog::EventLog;
@@ -26,6 +29,7 @@ use tokio::task::JoinHandle;
 
 use crate::checkpoints::Taken;
 use crate::control::Control;
+use crate::inspector;
 use metrics::AppendMetrics;
 
 /// How long a stop waits for requests in flight before the runtime is dropped.
@@ -90,7 +94,7 @@ impl HttpServer {
             .route("/metrics", get(serve_metrics))
             .route("/health", get(health))
             .route("/ready", get(ready))
-            .fallback(not_found)
+            .fallback(inspect)
             .with_state(surface);
         let (stop, stopped) = oneshot::channel::<()>();
         let server = axum::serve(listener, router).with_graceful_shutdown(async move {
@@ -200,6 +204,50 @@ fn readiness(log: &EventLog, control: &Control) -> Result<serde_json::Value, Str
         "durable_position": store.durable_position,
         "durability": store.durability,
     }))
+}
+
+/// The inspector's page and API ([`crate::inspector`]), read on a blocking thread; any other
+/// path is a JSON 404, and the inspector answers `GET` only.
+async fn inspect(
+    State(surface): State<Arc<Surface>>,
+    method: Method,
+    uri: Uri,
+    query: Result<Query<BTreeMap<String, String>>, QueryRejection>,
+) -> Response {
+    let path = uri.path().to_string();
+    if !inspector::serves(&path) {
+        return not_found(uri).await;
+    }
+    if method != Method::GET && method != Method::HEAD {
+        return json_response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            json!({"error": format!("{method} {path}: the inspector only reads (GET)")}),
+        );
+    }
+    let params = match query {
+        Ok(Query(params)) => params,
+        Err(rejection) => {
+            return json_response(
+                StatusCode::BAD_REQUEST,
+                json!({"error": format!("malformed query: {rejection}")}),
+            );
+        }
+    };
+    let answered =
+        tokio::task::spawn_blocking(move || inspector::respond(&surface.log, &path, &params)).await;
+    match answered {
+        Ok(reply) => (
+            StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            [
+                (header::CONTENT_TYPE, reply.content_type),
+                // A new binary may serve a new page under the same name.
+                (header::CACHE_CONTROL, "no-cache"),
+            ],
+            reply.body,
+        )
+            .into_response(),
+        Err(error) => internal_error("answering an inspector request", &error),
+    }
 }
 
 async fn not_found(uri: Uri) -> Response {

@@ -1,0 +1,257 @@
+//! The inspector in a real browser: Debian's headless Chromium loads the page the daemon
+//! serves (`--http`), runs its script against the live JSON API, and the DOM it renders is
+//! checked. A pipeline's page links to its trace; the trace view holds every event of the
+//! pipeline once, each under the event that caused it. Screenshots of both views are taken
+//! (into a temporary directory; `docs/inspector-*.png` were made the same way).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::HashMap;
+use std::io::Read as _;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use scraper::{Html, Selector};
+use serde_json::Value;
+
+/// The Chromium binary (`CHROMIUM` overrides; `.ci/run` installs Debian's).
+fn chromium() -> PathBuf {
+    std::env::var_os("CHROMIUM").map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from)
+}
+
+/// Runs headless Chromium on `url` with `extra` flags; the network stays on loopback.
+fn browse(url: &str, extra: &[&str]) -> Output {
+    let profile = tempfile::tempdir().unwrap();
+    let output = Command::new(chromium())
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-extensions",
+            "--no-first-run",
+            // Virtual time stands still while the page's fetches are pending, so the budget
+            // covers the script's requests however slow the machine.
+            "--virtual-time-budget=15000",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(extra)
+        .arg(url)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("running {}: {e} (install chromium)", chromium().display()));
+    assert!(
+        output.status.success(),
+        "chromium: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+/// The DOM of `url` once its script ran.
+fn dom(url: &str) -> Html {
+    let output = browse(url, &["--dump-dom"]);
+    Html::parse_document(&String::from_utf8_lossy(&output.stdout))
+}
+
+fn select<'a>(html: &'a Html, css: &str) -> Vec<scraper::ElementRef<'a>> {
+    html.select(&Selector::parse(css).unwrap()).collect()
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A daemon serving its inspector; stopped (SIGTERM) and awaited on drop.
+struct Daemon {
+    child: Child,
+    base: String,
+}
+
+impl Daemon {
+    fn start(store: &Path) -> Self {
+        let port = free_port();
+        let child = Command::new(env!("CARGO_BIN_EXE_omni-writer"))
+            .args([
+                "--store",
+                store.to_str().unwrap(),
+                "--seed",
+                "42",
+                "--workers",
+                "2",
+            ])
+            .args(["--rate", "300", "--durability", "buffered"])
+            .args(["--http", &format!("127.0.0.1:{port}")])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        Self {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    fn get(&self, path: &str) -> Option<Value> {
+        let mut body = String::new();
+        let response = ureq::get(&format!("{}{path}", self.base)).call().ok()?;
+        response
+            .into_body()
+            .into_reader()
+            .read_to_string(&mut body)
+            .ok()?;
+        serde_json::from_str(&body).ok()
+    }
+
+    /// Waits until pipeline `id` has ended (its stream holds its last event).
+    fn wait_pipeline(&self, id: &str) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Some(stream) = self.get(&format!("/api/stream?type=pipeline&id={id}"))
+                && stream["version"] == 2
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        panic!("pipeline {id} did not end within 60 s");
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_pipelines_trace_renders_as_its_causation_tree_in_chromium() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(&dir.path().join("store"));
+    daemon.wait_pipeline("pipeline-000002");
+
+    // The pipeline's page: its events, and a link to its trace (what a user clicks).
+    let page = dom(&format!(
+        "{}/#/aggregate/pipeline/pipeline-000002",
+        daemon.base
+    ));
+    let view = select(&page, "main#view");
+    assert_eq!(
+        view[0].value().attr("data-state"),
+        Some("ready"),
+        "{}",
+        view[0].html()
+    );
+    assert_eq!(
+        select(&page, "table.events tbody tr").len(),
+        2,
+        "started and ended"
+    );
+    let trace_links: Vec<_> = select(&page, "a[href=\"#/trace/pipeline-000002\"]");
+    assert!(
+        !trace_links.is_empty(),
+        "the aggregate page links to its trace"
+    );
+    assert!(
+        select(&page, "pre#state")
+            .iter()
+            .any(|s| s.text().any(|t| t.contains("status")))
+    );
+
+    // The trace view, as following that link shows it.
+    let trace = dom(&format!("{}/#/trace/pipeline-000002", daemon.base));
+    let view = select(&trace, "main#view");
+    assert_eq!(
+        view[0].value().attr("data-state"),
+        Some("ready"),
+        "{}",
+        view[0].html()
+    );
+    let nodes = select(&trace, "#trace-tree .node");
+    let expected = daemon.get("/api/trace?id=pipeline-000002").unwrap();
+    let expected_tree = expected["tree"].as_array().unwrap();
+    assert_eq!(nodes.len(), expected_tree.len());
+    assert!(nodes.len() > 5);
+
+    // In causation order: the pipeline's start first; every other event right under its cause,
+    // which was rendered before it, one level up.
+    let attr =
+        |node: &scraper::ElementRef<'_>, name: &str| node.value().attr(name).unwrap().to_string();
+    assert_eq!(attr(&nodes[0], "data-event-type"), "pipeline_started");
+    assert_eq!(attr(&nodes[0], "data-depth"), "0");
+    let mut depth_of: HashMap<String, u64> = HashMap::new();
+    for (node, want) in nodes.iter().zip(expected_tree) {
+        let position = attr(node, "data-position");
+        assert_eq!(position, want["position"].to_string());
+        assert_eq!(
+            attr(node, "data-event-id"),
+            want["event_id"].as_str().unwrap()
+        );
+        let depth: u64 = attr(node, "data-depth").parse().unwrap();
+        let parent = attr(node, "data-parent");
+        if !parent.is_empty() {
+            let parent_depth = depth_of
+                .get(&parent)
+                .unwrap_or_else(|| panic!("event {position} is shown before its cause {parent}"));
+            assert_eq!(depth, parent_depth + 1);
+        }
+        depth_of.insert(position, depth);
+    }
+    let types: Vec<String> = nodes.iter().map(|n| attr(n, "data-event-type")).collect();
+    assert!(
+        types
+            .iter()
+            .any(|t| t == "pipeline_completed" || t == "pipeline_failed")
+    );
+    assert!(types.iter().any(|t| t == "prompt_validation_started"));
+
+    // Screenshots of both views: real PNGs.
+    let shots = tempfile::tempdir().unwrap();
+    for (name, hash) in [
+        ("trace", "#/trace/pipeline-000002"),
+        ("aggregate", "#/aggregate/pipeline/pipeline-000002"),
+    ] {
+        let file = shots.path().join(format!("{name}.png"));
+        browse(
+            &format!("{}/{hash}", daemon.base),
+            &[
+                "--window-size=1400,900",
+                &format!("--screenshot={}", file.display()),
+            ],
+        );
+        let mut bytes = Vec::new();
+        std::fs::File::open(&file)
+            .unwrap()
+            .read_to_end(&mut bytes)
+            .unwrap();
+        assert!(
+            bytes.starts_with(b"\x89PNG\r\n\x1a\n") && bytes.len() > 10_000,
+            "{name}.png"
+        );
+    }
+}
+
+#[test]
+fn an_unknown_trace_shows_the_servers_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(&dir.path().join("store"));
+    daemon.wait_pipeline("pipeline-000001");
+    let page = dom(&format!("{}/#/trace/no-such-id", daemon.base));
+    let errors = select(&page, "main#view p.error");
+    assert_eq!(errors.len(), 1);
+    let text: String = errors[0].text().collect();
+    assert!(
+        text.contains("no event has trace id or correlation id `no-such-id`"),
+        "{text}"
+    );
+}
