@@ -255,3 +255,51 @@ fn an_unknown_trace_shows_the_servers_reason() {
         "{text}"
     );
 }
+
+#[test]
+fn the_api_answers_bad_input_over_http_with_json_reasons() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(&dir.path().join("store"));
+    daemon.wait_pipeline("pipeline-000001");
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(10)))
+        .build()
+        .into();
+    let answer = |request: Result<ureq::http::Response<ureq::Body>, ureq::Error>| {
+        let mut response = request.unwrap();
+        let status = response.status().as_u16();
+        let body: Value =
+            serde_json::from_str(&response.body_mut().read_to_string().unwrap()).unwrap();
+        (status, body)
+    };
+    let cases = [
+        ("/api/log?from=abc", 400, "`from` must be a whole number"),
+        ("/api/log?since=yesterday", 400, "RFC 3339"),
+        ("/api/log?from=%ZZ", 400, "`from` must be a whole number, not `%ZZ`"),
+        ("/api/trace?id=nobody", 404, "no event has trace id"),
+        (
+            "/api/stream?type=pipeline&id=pipeline-999999",
+            404,
+            "no aggregate",
+        ),
+    ];
+    for (path, status, reason) in cases {
+        let (got, body) = answer(agent.get(&format!("{}{path}", daemon.base)).call());
+        assert_eq!(got, status, "{path}: {body}");
+        assert!(
+            body["error"].as_str().unwrap().contains(reason),
+            "{path}: {body}"
+        );
+    }
+    let (got, body) = answer(agent.post(&format!("{}/api/log", daemon.base)).send_empty());
+    assert_eq!(got, 405, "{body}");
+    // A page is capped however much is asked.
+    let (got, body) = answer(
+        agent
+            .get(&format!("{}/api/log?from=1&limit=99999", daemon.base))
+            .call(),
+    );
+    assert_eq!(got, 200);
+    assert!(body["events"].as_array().unwrap().len() <= 500);
+}
