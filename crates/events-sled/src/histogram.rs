@@ -213,6 +213,32 @@ mod tests {
         assert!((snapshot.sum - 300e-6).abs() < 1e-12);
     }
 
+    /// The hot-path cost (BENCHMARKS.md, "Daemon HTTP surface"): `cargo test --release -p
+    /// events-sled --lib histogram::tests::record_cost -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "a timing, not a check"]
+    fn record_cost() {
+        use std::hint::black_box;
+        use std::time::Instant;
+        let n = 20_000_000_u64;
+        let groups = AtomicHistogram::<GroupEvents>::default();
+        let started = Instant::now();
+        for i in 0..n {
+            groups.record(black_box(i % 300));
+        }
+        let per_group = started.elapsed().as_nanos() as f64 / n as f64;
+        let syncs = AtomicHistogram::<SyncNanos>::default();
+        let started = Instant::now();
+        for _ in 0..n {
+            // What `sync_log` adds around the sync: two clock reads and a record.
+            let sync_started = Instant::now();
+            syncs.record(u64::try_from(sync_started.elapsed().as_nanos()).unwrap_or(u64::MAX));
+        }
+        let per_sync = started.elapsed().as_nanos() as f64 / n as f64;
+        println!("per group write: {per_group:.1} ns; per log sync: {per_sync:.1} ns");
+        assert_eq!(groups.snapshot().count + syncs.snapshot().count, 2 * n);
+    }
+
     #[test]
     fn concurrent_records_are_all_counted() {
         let histogram = Arc::new(AtomicHistogram::<GroupEvents>::default());
