@@ -276,7 +276,11 @@ fn the_api_answers_bad_input_over_http_with_json_reasons() {
     let cases = [
         ("/api/log?from=abc", 400, "`from` must be a whole number"),
         ("/api/log?since=yesterday", 400, "RFC 3339"),
-        ("/api/log?from=%ZZ", 400, "`from` must be a whole number, not `%ZZ`"),
+        (
+            "/api/log?from=%ZZ",
+            400,
+            "`from` must be a whole number, not `%ZZ`",
+        ),
         ("/api/trace?id=nobody", 404, "no event has trace id"),
         (
             "/api/stream?type=pipeline&id=pipeline-999999",
