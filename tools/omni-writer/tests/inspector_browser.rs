@@ -298,6 +298,25 @@ fn the_api_answers_bad_input_over_http_with_json_reasons() {
     }
     let (got, body) = answer(agent.post(&format!("{}/api/log", daemon.base)).send_empty());
     assert_eq!(got, 405, "{body}");
+    // Every inspector request is counted in the daemon's metrics.
+    let mut metrics = agent
+        .get(&format!("{}/metrics", daemon.base))
+        .call()
+        .unwrap();
+    let text = metrics.body_mut().read_to_string().unwrap();
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).unwrap();
+    let answered = scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == "omni_writer_inspector_requests_total")
+        .map(|s| match s.value {
+            prometheus_parse::Value::Counter(n) | prometheus_parse::Value::Untyped(n) => n,
+            ref other => panic!("not a counter: {other:?}"),
+        });
+    assert!(
+        answered >= Some(7.0),
+        "{answered:?}: the waits and the 6 requests above"
+    );
     // A page is capped however much is asked.
     let (got, body) = answer(
         agent

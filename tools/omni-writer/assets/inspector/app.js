@@ -184,6 +184,11 @@ async function logView(params) {
       }
     }, 1000);
   });
+  if (params.get("tail") === "1") {
+    // A link can open the log already tailing (#/log?tail=1).
+    tail.checked = true;
+    tail.dispatchEvent(new Event("change"));
+  }
   show(
     el("h2", { text: "Global log" }),
     el("form", { class: "filters", onsubmit: (event) => { event.preventDefault(); location.hash = go({}); } },

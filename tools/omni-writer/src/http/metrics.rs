@@ -220,8 +220,18 @@ fn parse_vm_rss(status: &str) -> Option<u64> {
 }
 
 /// The registry `/metrics` encodes: the workers' instruments and the scrape collector.
-pub fn registry(append: &AppendMetrics, log: EventLog, taken: Arc<Taken>) -> Registry {
+pub fn registry(
+    append: &AppendMetrics,
+    inspector_requests: &Counter,
+    log: EventLog,
+    taken: Arc<Taken>,
+) -> Registry {
     let mut registry = Registry::default();
+    registry.register(
+        "omni_writer_inspector_requests",
+        "Requests the inspector answered (its page, assets and /api/...)",
+        inspector_requests.clone(),
+    );
     registry.register(
         "omni_writer_events_appended",
         "Events this daemon appended (acknowledged by the store), by event type",

@@ -21,6 +21,7 @@ use axum::http::{Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use eventlog::EventLog;
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::registry::Registry;
 use serde_json::json;
 use tokio::runtime::Runtime;
@@ -41,6 +42,7 @@ struct Surface {
     log: EventLog,
     control: Arc<Control>,
     registry: Registry,
+    inspector_requests: Counter,
 }
 
 /// The running server: its runtime, the serving task and the way to stop it.
@@ -85,10 +87,17 @@ impl HttpServer {
             tokio::net::TcpListener::from_std(listener)
                 .context("--http: registering the listener")?
         };
+        let inspector_requests = Counter::default();
         let surface = Arc::new(Surface {
             log: log.clone(),
             control: Arc::clone(control),
-            registry: metrics::registry(append, log.clone(), Arc::clone(taken)),
+            registry: metrics::registry(
+                append,
+                &inspector_requests,
+                log.clone(),
+                Arc::clone(taken),
+            ),
+            inspector_requests,
         });
         let router = Router::new()
             .route("/metrics", get(serve_metrics))
@@ -233,6 +242,7 @@ async fn inspect(
             );
         }
     };
+    surface.inspector_requests.inc();
     let answered =
         tokio::task::spawn_blocking(move || inspector::respond(&surface.log, &path, &params)).await;
     match answered {
