@@ -159,10 +159,10 @@ pub use events_core::{
 pub use events_sled::{
     AggregateInfo, AppendError as StoreAppendError, AppendResult, ChainHead, CheckpointError,
     CheckpointInfo, CheckpointManifest, CheckpointPolicy, ConsumerCheckpoint, Direction,
-    Durability, EventRef, LogEvents, LogFollower, OpenError as StoreOpenError, Progress,
-    ReadError as StoreReadError, ReadOnlyLogEvents, ReadOnlyStreamEvents, ReadOnlyTypeEvents,
-    RepairReport, Snapshot, SnapshotError, StoreConfig, StoreError, StoreLimits, StoreMetrics,
-    StreamEvents, StreamRead, TypeEvents, VerifyIssue, VerifyReport, import_checkpoint,
-    list_checkpoints, migrate_store, prune_checkpoints, read_manifest, repair_store,
-    verify_checkpoint, verify_checkpoint_with,
+    Durability, EventRef, HistogramBucket, HistogramSnapshot, LogEvents, LogFollower,
+    OpenError as StoreOpenError, Progress, ReadError as StoreReadError, ReadOnlyLogEvents,
+    ReadOnlyStreamEvents, ReadOnlyTypeEvents, RepairReport, Snapshot, SnapshotError, StoreConfig,
+    StoreError, StoreLimits, StoreMetrics, StreamEvents, StreamRead, TypeEvents, VerifyIssue,
+    VerifyReport, import_checkpoint, list_checkpoints, migrate_store, prune_checkpoints,
+    read_manifest, repair_store, verify_checkpoint, verify_checkpoint_with,
 };
