@@ -313,10 +313,8 @@ fn the_api_answers_bad_input_over_http_with_json_reasons() {
             prometheus_parse::Value::Counter(n) | prometheus_parse::Value::Untyped(n) => n,
             ref other => panic!("not a counter: {other:?}"),
         });
-    assert!(
-        answered >= Some(7.0),
-        "{answered:?}: the waits and the 6 requests above"
-    );
+    // At least the wait's request and the five GETs above (the refused POST is not answered).
+    assert!(answered >= Some(6.0), "{answered:?}");
     // A page is capped however much is asked.
     let (got, body) = answer(
         agent
