@@ -321,6 +321,23 @@ pub(crate) fn persist_stream_runs(
     Ok(())
 }
 
+/// The last persisted page of an aggregate type: its first position and runs.
+fn last_type_page(log: &Tree, aggregate_type: &str) -> Result<Option<(u64, Vec<Run>)>, PageError> {
+    let Some(entry) = log.scan_prefix(type_prefix(aggregate_type)).next_back() else {
+        return Ok(None);
+    };
+    let (key, value) = entry?;
+    let (_, page_first) =
+        parse_type_page_key(&key).map_err(|e| PageError::Corrupted(corrupted(&key, e)))?;
+    let page_runs = decode_page(&value).map_err(|e| PageError::Corrupted(corrupted(&key, e)))?;
+    Ok(Some((page_first, page_runs)))
+}
+
+/// The last position an aggregate type's persisted pages reach (0: none).
+pub(crate) fn persisted_type_end(log: &Tree, aggregate_type: &str) -> Result<u64, PageError> {
+    Ok(last_type_page(log, aggregate_type)?.map_or(0, |(_, runs)| page_last_position(&runs)))
+}
+
 /// Adds the persistence of type runs to `batch`, like [`persist_stream_runs`].
 pub(crate) fn persist_type_runs(
     log: &Tree,
@@ -331,18 +348,7 @@ pub(crate) fn persist_type_runs(
     let Some(first) = runs.first() else {
         return Ok(());
     };
-    let last = match log.scan_prefix(type_prefix(aggregate_type)).next_back() {
-        Some(entry) => {
-            let (key, value) = entry?;
-            let (_, page_first) =
-                parse_type_page_key(&key).map_err(|e| PageError::Corrupted(corrupted(&key, e)))?;
-            let page_runs =
-                decode_page(&value).map_err(|e| PageError::Corrupted(corrupted(&key, e)))?;
-            Some((page_first, page_runs))
-        }
-        None => None,
-    };
-    let mut page = match last {
+    let mut page = match last_type_page(log, aggregate_type)? {
         Some((page_first, page_runs)) => {
             let page_end = page_runs.last().map_or(0, Run::end);
             if page_end > first.position {

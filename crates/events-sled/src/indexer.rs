@@ -14,9 +14,12 @@ use crate::index::{
     drop_runs_upto, drop_stream_runs_upto, persist_stream_runs, persist_type_runs, runs_upto,
     stream_runs_upto,
 };
-use crate::keys::{COUNTERS_KEY, WATERMARK_KEY};
+use crate::keys::{COUNTERS_KEY, INDEXING_KEY, WATERMARK_KEY};
 use crate::record::{PersistedCounters, encode_counters};
 use crate::state::{Shared, lock};
+
+/// Streams and types whose pages go in one sled batch (see `persist_indexes`).
+const PAGES_PER_BATCH: usize = 256;
 
 impl Shared {
     /// Persists the indexes up to the written position; returns the new watermark.
@@ -54,24 +57,60 @@ impl Shared {
             crate::index::PageError::Storage(e) => format!("reading index pages: {e}"),
             crate::index::PageError::Corrupted(d) => format!("corrupted index: {d}"),
         };
-        let mut batch = sled::Batch::default();
+        // The pages go in batches of about `PAGES_PER_BATCH` streams or types, the watermark
+        // and the counters with the last: sled applies a batch under a process-wide write lock
+        // that every sled read waits for (appends read the head of a stream memory does not
+        // hold), so one batch of every page touched would stall appends for its whole length.
+        // A stream's or a type's pages are always in one batch. A crash between batches leaves
+        // pages past the watermark: recovery takes what they hold as indexed (see
+        // `recovery::recover`), and the next persistence starts after it.
+        let mut batches = vec![(sled::Batch::default(), 0_usize)];
+        // Where this persistence's pages may reach, noted first: should it be cut, recovery
+        // knows how far past the watermark pages can go (and rebuilds them all if the log lost
+        // that much).
+        let mut noted = sled::Batch::default();
+        noted.insert(INDEXING_KEY, &upto.to_be_bytes());
+        self.log
+            .apply_batch(noted)
+            .map_err(|e| format!("noting the index persistence: {e}"))?;
+        let mut add = |write: &mut dyn FnMut(&mut sled::Batch) -> Result<(), String>| {
+            let full = batches.last().is_some_and(|(_, n)| *n >= PAGES_PER_BATCH);
+            if full {
+                batches.push((sled::Batch::default(), 0));
+            }
+            match batches.last_mut() {
+                Some((batch, n)) => {
+                    *n += 1;
+                    write(batch)
+                }
+                None => Err("no batch to write index pages to".to_string()),
+            }
+        };
         for (stream, runs) in &streams {
-            persist_stream_runs(&self.log, &mut batch, stream, runs).map_err(page_error)?;
+            add(&mut |batch| {
+                persist_stream_runs(&self.log, batch, stream, runs).map_err(page_error)
+            })?;
         }
         for (aggregate_type, runs) in &types {
-            persist_type_runs(&self.log, &mut batch, aggregate_type, runs).map_err(page_error)?;
+            add(&mut |batch| {
+                persist_type_runs(&self.log, batch, aggregate_type, runs).map_err(page_error)
+            })?;
         }
-        batch.insert(WATERMARK_KEY, &upto.to_be_bytes());
         let counters = PersistedCounters {
             aggregates,
             ..self.counters.persisted()
         };
-        batch.insert(COUNTERS_KEY, encode_counters(&counters));
-        // Each stream and type touched: its last page read, then written (rarely two); the
-        // watermark and the counters.
-        let keys = 2 * (streams.len() + types.len()) + 2;
-        crate::reclaim::apply_batch(&self.log, batch, keys)
-            .map_err(|e| format!("writing index pages: {e}"))?;
+        if let Some((batch, _)) = batches.last_mut() {
+            batch.insert(WATERMARK_KEY, &upto.to_be_bytes());
+            batch.insert(COUNTERS_KEY, encode_counters(&counters));
+            batch.remove(INDEXING_KEY);
+        }
+        for (batch, pages) in batches {
+            // Each stream and type touched: its last page read, then written (rarely two); the
+            // watermark and the counters.
+            crate::reclaim::apply_batch(&self.log, batch, 2 * pages + 2)
+                .map_err(|e| format!("writing index pages: {e}"))?;
+        }
         {
             let mut state = lock(&self.state);
             for entry in state.memtable.streams.values_mut() {

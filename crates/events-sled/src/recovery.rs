@@ -4,15 +4,19 @@
 //! that reach past the log (a power loss in buffered mode can keep sled's pages and lose the
 //! segment bytes they cover) are dropped and rebuilt.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
 use crate::config::StoreConfig;
 use crate::error::{OpenError, ReadError};
-use crate::index::{Memtable, StreamEntry, persisted_head, push_position};
+use crate::index::{
+    Memtable, StreamEntry, page_position, persisted_head, persisted_type_end, push_position,
+    stream_page_at,
+};
 use crate::keys::{
-    COUNTERS_KEY, FORMAT_KEY, STORE_ID_KEY, SYNCED_KEY, StreamKey, TAG_LOG, TAG_STREAM, TAG_TYPE,
-    WATERMARK_KEY,
+    COUNTERS_KEY, FORMAT_KEY, INDEXING_KEY, STORE_ID_KEY, SYNCED_KEY, StreamKey, TAG_LOG,
+    TAG_STREAM, TAG_TYPE, WATERMARK_KEY,
 };
 use crate::record::{
     GENESIS, Hash, PersistedCounters, Record, decode_counters, decode_synced, record_hash,
@@ -138,6 +142,7 @@ fn drop_indexes(log: &sled::Tree) -> Result<(), OpenError> {
         }
     }
     batch.remove(WATERMARK_KEY);
+    batch.remove(INDEXING_KEY);
     log.apply_batch(batch).map_err(OpenError::Storage)
 }
 
@@ -172,11 +177,17 @@ fn recover(
         Some(bytes) => u64_value(&bytes, "the index watermark")?,
         None => 0,
     };
-    if watermark > last_position {
+    // A persistence cut between its batches may have left pages up to where it was going.
+    let indexing = match log.get(INDEXING_KEY).map_err(OpenError::Storage)? {
+        Some(bytes) => u64_value(&bytes, "the index persistence in progress")?,
+        None => 0,
+    };
+    if watermark > last_position || indexing > last_position {
         // sled is derived data: pages it kept past the log's end are rebuilt from the log.
         tracing::warn!(
             name: "event_store_indexes_rebuilt",
             watermark,
+            indexing,
             last_position,
             "the persisted indexes reach past the log's end; rebuilding them from the log"
         );
@@ -186,6 +197,9 @@ fn recover(
     let mut memtable = Memtable::default();
     let mut replayed = 0;
     let mut new_aggregates = 0;
+    // Each replayed stream's and type's persisted end, read once.
+    let mut paged_heads: HashMap<StreamKey, u64> = HashMap::new();
+    let mut type_ends: HashMap<String, u64> = HashMap::new();
     if watermark < last_position {
         let mut expected = None;
         let mut prev_hash: Option<Hash> = None;
@@ -232,33 +246,65 @@ fn recover(
                             ..StreamEntry::default()
                         },
                     );
+                    paged_heads.insert(stream.clone(), head);
                 }
-                let entry = memtable
-                    .streams
-                    .get_mut(&stream)
-                    .ok_or_else(|| open_corrupted("stream entry vanished during replay"))?;
-                if entry.head.checked_add(1) != Some(summary.version) {
-                    return Err(open_corrupted(format!(
-                        "event at position {} is version {} of `{}/{}`, whose head is {}",
-                        summary.position,
-                        summary.version,
-                        summary.aggregate_type,
-                        summary.aggregate_id,
-                        entry.head
-                    )));
-                }
-                entry.push(summary.position);
-                entry.last_event_id = Some(summary.event_id);
                 if summary.version == 1 {
                     new_aggregates += 1;
                 }
-                push_position(
-                    memtable
-                        .types
-                        .entry(summary.aggregate_type.to_string())
-                        .or_default(),
-                    summary.position,
-                );
+                // The indexer persists in several sled batches, the watermark with the last: a
+                // crash between them leaves pages past the watermark. What they hold is indexed
+                // already (checked against the log here), so memory takes it up after them.
+                let paged_head = paged_heads.get(&stream).copied().unwrap_or(0);
+                if summary.version <= paged_head {
+                    let paged_at = stream_page_at(log, &stream, summary.version)
+                        .map_err(|e| read_to_open(ReadError::from(e)))?
+                        .and_then(|(first, runs)| page_position(first, &runs, summary.version));
+                    if paged_at != Some(summary.position) {
+                        return Err(open_corrupted(format!(
+                            "event at position {} is version {} of `{}/{}`, which its index \
+                             pages put at {paged_at:?}",
+                            summary.position,
+                            summary.version,
+                            summary.aggregate_type,
+                            summary.aggregate_id
+                        )));
+                    }
+                } else {
+                    let entry = memtable
+                        .streams
+                        .get_mut(&stream)
+                        .ok_or_else(|| open_corrupted("stream entry vanished during replay"))?;
+                    if entry.head.checked_add(1) != Some(summary.version) {
+                        return Err(open_corrupted(format!(
+                            "event at position {} is version {} of `{}/{}`, whose head is {}",
+                            summary.position,
+                            summary.version,
+                            summary.aggregate_type,
+                            summary.aggregate_id,
+                            entry.head
+                        )));
+                    }
+                    entry.push(summary.position);
+                    entry.last_event_id = Some(summary.event_id);
+                }
+                let type_end = match type_ends.get(summary.aggregate_type) {
+                    Some(&end) => end,
+                    None => {
+                        let end = persisted_type_end(log, summary.aggregate_type)
+                            .map_err(|e| read_to_open(ReadError::from(e)))?;
+                        type_ends.insert(summary.aggregate_type.to_string(), end);
+                        end
+                    }
+                };
+                if summary.position > type_end {
+                    push_position(
+                        memtable
+                            .types
+                            .entry(summary.aggregate_type.to_string())
+                            .or_default(),
+                        summary.position,
+                    );
+                }
                 replayed += 1;
             }
             if record.last_position() >= last_position {
