@@ -1,6 +1,7 @@
 //! Traces: every event that carries one trace id or correlation id, arranged as a causation
 //! tree (an event's parent is the event its `causation_id` names). Found by a scan of the log
-//! (zero-copy, [`EventLog::scan_log`]) over a window the caller may narrow, then read whole.
+//! (zero-copy, [`EventLog::scan_log`]) over a window the caller may narrow; only the events
+//! that match are copied out.
 
 use std::collections::HashMap;
 use std::ops::ControlFlow;
@@ -351,21 +352,24 @@ impl Trace {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn walk(&self) -> impl Iterator<Item = TraceStep<'_>> {
+        self.depth_first().map(|(i, depth)| TraceStep {
+            event: &self.events[i],
+            depth,
+            parent: self.parent[i].map(|p| &self.events[p]),
+            children: self.children[i].len(),
+        })
+    }
+
+    /// Each event's index and depth, depth first (roots in log order, then what each caused).
+    fn depth_first(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
         let mut stack: Vec<(usize, usize)> = self.roots.iter().rev().map(|&i| (i, 0)).collect();
         std::iter::from_fn(move || {
             let (i, depth) = stack.pop()?;
             stack.extend(self.children[i].iter().rev().map(|&c| (c, depth + 1)));
-            Some(TraceStep {
-                event: &self.events[i],
-                depth,
-                parent: self.parent[i].map(|p| &self.events[p]),
-                children: self.children[i].len(),
-            })
+            Some((i, depth))
         })
     }
-}
 
-impl Trace {
     /// The trace as JSON, for tools and pages: `id`, `events` (how many), `roots`, `truncated`
     /// and `tree`, the events in [`Trace::walk`] order, each as
     /// [`EventRegistry::event_to_json_lossy`] gives it plus `depth`, `parent` (its cause's
@@ -395,10 +399,8 @@ impl Trace {
             .map(|e| e.metadata.timestamp.timestamp_micros())
             .min()
             .unwrap_or(0);
-        let mut stack: Vec<(usize, usize)> = self.roots.iter().rev().map(|&i| (i, 0)).collect();
         let mut tree = Vec::with_capacity(self.events.len());
-        while let Some((i, depth)) = stack.pop() {
-            stack.extend(self.children[i].iter().rev().map(|&c| (c, depth + 1)));
+        for (i, depth) in self.depth_first() {
             let event = &self.events[i];
             let mut value = registry.event_to_json_lossy(event);
             if let Value::Object(map) = &mut value {
@@ -432,8 +434,8 @@ fn matches(event: &EventRef<'_>, id: &str) -> bool {
     event.trace_id == Some(id) || event.correlation_id == Some(id)
 }
 
-/// The one way a trace is found: scan the window for matching positions (`scan`), then read
-/// each matching event whole (`read_at`).
+/// The one way a trace is found: one scan of the window (`scan`: either handle's `scan_log`),
+/// owning only the events that match.
 fn find(
     query: &TraceQuery,
     scan: impl FnOnce(
@@ -441,28 +443,21 @@ fn find(
         Option<usize>,
         &mut dyn FnMut(EventRef<'_>) -> ControlFlow<()>,
     ) -> Result<u64, ReadError>,
-    mut read_at: impl FnMut(Position) -> Result<Option<RecordedEvent>, ReadError>,
 ) -> Result<Trace, ReadError> {
-    let mut positions = Vec::new();
+    let mut events = Vec::new();
     let mut truncated = false;
     if query.scan_limit() != Some(0) {
         scan(query.from, query.scan_limit(), &mut |event| {
             if !matches(&event, &query.id) {
                 return ControlFlow::Continue(());
             }
-            if positions.len() == query.max_events {
+            if events.len() == query.max_events {
                 truncated = true;
                 return ControlFlow::Break(());
             }
-            positions.push(event.position);
+            events.push(event.to_owned());
             ControlFlow::Continue(())
         })?;
-    }
-    let mut events = Vec::with_capacity(positions.len());
-    for position in positions {
-        if let Some(event) = read_at(Position(position))? {
-            events.push(event);
-        }
     }
     Ok(Trace::build(query.id.clone(), events, truncated))
 }
@@ -499,17 +494,9 @@ impl EventLog {
     ///
     /// [`ReadError::Store`] when the log cannot be read; [`ReadError::Closed`].
     pub fn trace(&self, query: &TraceQuery) -> Result<Trace, ReadError> {
-        find(
-            query,
-            |from, limit, visit| self.scan_log(from, limit, visit),
-            |position| {
-                Ok(self
-                    .read_log(position, Some(1))?
-                    .next()
-                    .transpose()?
-                    .filter(|e| e.position == position.get()))
-            },
-        )
+        find(query, |from, limit, visit| {
+            self.scan_log(from, limit, visit)
+        })
     }
 }
 
@@ -538,17 +525,9 @@ impl ReadOnlyEventLog {
     ///
     /// [`ReadError::Store`] when the log files cannot be read.
     pub fn trace(&self, query: &TraceQuery) -> Result<Trace, ReadError> {
-        find(
-            query,
-            |from, limit, visit| self.scan_log(from, limit, visit),
-            |position| {
-                Ok(self
-                    .read_log(position, Some(1))
-                    .next()
-                    .transpose()?
-                    .filter(|e| e.position == position.get()))
-            },
-        )
+        find(query, |from, limit, visit| {
+            self.scan_log(from, limit, visit)
+        })
     }
 }
 
