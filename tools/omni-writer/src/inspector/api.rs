@@ -2,10 +2,12 @@
 //! and times that do not parse: 400), caps what it returns, and reads through the facade.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::ops::ControlFlow;
 
 use chrono::{DateTime, Utc};
 use eventlog::{
-    Aggregate, EventLog, Loaded, Position, RecordedEvent, StreamId, StreamRead, TraceQuery, Version,
+    Aggregate, EventLog, EventRef, Loaded, Position, RecordedEvent, StreamId, StreamRead,
+    TraceQuery, Version,
 };
 use omni_domain::{PIPELINE, WithAggregate, pipeline_span, with_aggregate};
 use serde_json::{Value, json};
@@ -133,15 +135,16 @@ impl<'a> Params<'a> {
 pub fn answer(log: &EventLog, endpoint: &str, params: &BTreeMap<String, String>) -> Reply {
     let mut params = Params::new(params);
     let answer = match endpoint {
-        "status" => status(log, params),
-        "types" => types(log, params),
-        "aggregates" => aggregates(log, &mut params).and_then(|v| params.done().map(|()| v)),
-        "stream" => stream(log, &mut params).and_then(|v| params.done().map(|()| v)),
-        "state" => state(log, &mut params).and_then(|v| params.done().map(|()| v)),
-        "log" => read_log(log, &mut params).and_then(|v| params.done().map(|()| v)),
-        "trace" => trace(log, &mut params).and_then(|v| params.done().map(|()| v)),
+        "status" => status(log),
+        "types" => types(log),
+        "aggregates" => aggregates(log, &mut params),
+        "stream" => stream(log, &mut params),
+        "state" => state(log, &mut params),
+        "log" => read_log(log, &mut params),
+        "trace" => trace(log, &mut params),
         other => Err(Refusal::NotFound(format!("no endpoint /api/{other}"))),
-    };
+    }
+    .and_then(|value| params.done().map(|()| value));
     match answer {
         Ok(value) => Reply::json(200, &value),
         Err(Refusal::Malformed(reason)) => Reply::error(400, reason),
@@ -151,8 +154,7 @@ pub fn answer(log: &EventLog, endpoint: &str, params: &BTreeMap<String, String>)
 }
 
 /// `/api/status`: positions and the store's mode.
-fn status(log: &EventLog, params: Params<'_>) -> Answer {
-    params.done()?;
+fn status(log: &EventLog) -> Answer {
     let metrics = log.admin().metrics()?;
     let store = &metrics.store;
     Ok(json!({
@@ -166,8 +168,7 @@ fn status(log: &EventLog, params: Params<'_>) -> Answer {
 }
 
 /// `/api/types`: the aggregate types with their aggregate and event counts.
-fn types(log: &EventLog, params: Params<'_>) -> Answer {
-    params.done()?;
+fn types(log: &EventLog) -> Answer {
     let mut per_type: BTreeMap<String, (u64, u64)> = BTreeMap::new();
     for aggregate in log.aggregates(None)? {
         let entry = per_type.entry(aggregate.aggregate_type).or_default();
@@ -290,26 +291,30 @@ fn read_log(log: &EventLog, params: &mut Params<'_>) -> Answer {
     let from = from
         .unwrap_or_else(|| last.saturating_sub(limit as u64 - 1))
         .max(1);
-    let keep = |e: &RecordedEvent| {
-        event_type.is_none_or(|t| e.metadata.event_type == t)
-            && aggregate_type.is_none_or(|t| e.metadata.aggregate_type == t)
-            && since.is_none_or(|t| e.metadata.timestamp >= t)
-            && until.is_none_or(|t| e.metadata.timestamp <= t)
+    let (since, until) = (
+        since.map(|t| t.timestamp_micros()),
+        until.map(|t| t.timestamp_micros()),
+    );
+    // Filtered on the borrowed events of a scan: only those kept are copied out.
+    let keep = |e: &EventRef<'_>| {
+        event_type.is_none_or(|t| e.event_type == t)
+            && aggregate_type.is_none_or(|t| e.aggregate_type == t)
+            && since.is_none_or(|t| e.timestamp_micros >= t)
+            && until.is_none_or(|t| e.timestamp_micros <= t)
     };
     let mut events = Vec::new();
-    let mut scanned = 0_u64;
     let mut next = None;
-    for event in log.read_log(Position(from), Some(MAX_SCAN))? {
-        let event = event?;
-        scanned += 1;
-        if keep(&event) {
-            if events.len() == limit {
-                next = Some(event.position);
-                break;
-            }
-            events.push(event);
+    let scanned = log.scan_log(Position(from), Some(MAX_SCAN), |event| {
+        if !keep(&event) {
+            return ControlFlow::Continue(());
         }
-    }
+        if events.len() == limit {
+            next = Some(event.position);
+            return ControlFlow::Break(());
+        }
+        events.push(event.to_owned());
+        ControlFlow::Continue(())
+    })?;
     if next.is_none() && from + scanned <= last {
         next = Some(from + scanned);
     }
@@ -318,7 +323,7 @@ fn read_log(log: &EventLog, params: &mut Params<'_>) -> Answer {
         "next": next,
         "scanned": scanned,
         "last_position": last,
-        "events": events_json(log, events.into_iter().map(Ok::<_, eventlog::StoreReadError>))?,
+        "events": events.iter().map(|e| log.registry().event_to_json_lossy(e)).collect::<Vec<_>>(),
     }))
 }
 
