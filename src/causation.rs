@@ -186,6 +186,8 @@ pub struct Trace {
     children: Vec<Vec<usize>>,
     roots: Vec<usize>,
     truncated: bool,
+    /// The earliest timestamp of its events, in microseconds (0: no event).
+    start_micros: i64,
 }
 
 /// One event of a [`Trace`] as [`Trace::walk`] visits it.
@@ -199,6 +201,8 @@ pub struct TraceStep<'a> {
     pub parent: Option<&'a RecordedEvent>,
     /// How many events it caused within the trace.
     pub children: usize,
+    /// Milliseconds from the trace's earliest event to this one.
+    pub offset_ms: f64,
 }
 
 impl Trace {
@@ -226,6 +230,11 @@ impl Trace {
                 _ => roots.push(i),
             }
         }
+        let start_micros = events
+            .iter()
+            .map(|e| e.metadata.timestamp.timestamp_micros())
+            .min()
+            .unwrap_or(0);
         Self {
             id,
             events,
@@ -233,6 +242,7 @@ impl Trace {
             children,
             roots,
             truncated,
+            start_micros,
         }
     }
 
@@ -357,7 +367,14 @@ impl Trace {
             depth,
             parent: self.parent[i].map(|p| &self.events[p]),
             children: self.children[i].len(),
+            offset_ms: self.offset_ms(i),
         })
+    }
+
+    /// Milliseconds from the earliest event to event `i`.
+    fn offset_ms(&self, i: usize) -> f64 {
+        let micros = self.events[i].metadata.timestamp.timestamp_micros() - self.start_micros;
+        micros as f64 / 1000.0
     }
 
     /// Each event's index and depth, depth first (roots in log order, then what each caused).
@@ -393,18 +410,11 @@ impl Trace {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn to_json(&self, registry: &EventRegistry) -> Value {
-        let start = self
-            .events
-            .iter()
-            .map(|e| e.metadata.timestamp.timestamp_micros())
-            .min()
-            .unwrap_or(0);
         let mut tree = Vec::with_capacity(self.events.len());
         for (i, depth) in self.depth_first() {
             let event = &self.events[i];
             let mut value = registry.event_to_json_lossy(event);
             if let Value::Object(map) = &mut value {
-                let offset_micros = event.metadata.timestamp.timestamp_micros() - start;
                 map.insert("depth".into(), depth.into());
                 map.insert(
                     "parent".into(),
@@ -415,7 +425,7 @@ impl Trace {
                     .map(|&c| self.events[c].position)
                     .collect();
                 map.insert("children".into(), children.into());
-                map.insert("offset_ms".into(), (offset_micros as f64 / 1000.0).into());
+                map.insert("offset_ms".into(), self.offset_ms(i).into());
             }
             tree.push(value);
         }

@@ -91,10 +91,15 @@ pub fn with_aggregate<J: WithAggregate>(aggregate_type: &str, job: J) -> Option<
     })
 }
 
-/// Where a pipeline's trace lies in the log, from its stream's first and last events: the
+/// Where a pipeline's trace lies in the log, from its stream's events (read forwards): the
 /// daemon appends `pipeline_started` first and `pipeline_completed`/`pipeline_failed` last, and
 /// every event of the pipeline carries its id as correlation id. Returns the first position
-/// and, once the pipeline has ended, the last (else the trace may still grow).
+/// and, once the pipeline has ended, the last (else the trace may still grow); `None` for a
+/// stream without events.
+///
+/// # Errors
+///
+/// The first error the events yield.
 ///
 /// # Example
 ///
@@ -105,16 +110,25 @@ pub fn with_aggregate<J: WithAggregate>(aggregate_type: &str, job: J) -> Option<
 /// let config = GenerationConfig { model_type: "m".into(), temperature: 0.5, max_tokens: 10, language: "pt-BR".into() };
 /// let started = PipelineStarted { pipeline_type: "single_instance".into(), config, total_prompts: 1 };
 /// let first = NewEvent::from_event("pipeline-000001", &started, EventContext::default())?.into_recorded(1, 7);
-/// assert_eq!(pipeline_span(&first, &first), (7, None));
+/// assert_eq!(pipeline_span([Ok::<_, ()>(first.clone())]), Ok(Some((7, None))));
 /// let done = PipelineCompleted { pipeline_type: "single_instance".into(), total_articles: 1, successful_articles: 1, failed_articles: 0, total_time: 1.0, zip_path: "x.zip".into() };
 /// let last = NewEvent::from_event("pipeline-000001", &done, EventContext::default())?.into_recorded(2, 40);
-/// assert_eq!(pipeline_span(&first, &last), (7, Some(40)));
+/// assert_eq!(pipeline_span([Ok::<_, ()>(first), Ok(last)]), Ok(Some((7, Some(40)))));
+/// assert_eq!(pipeline_span(Vec::<Result<_, ()>>::new()), Ok(None));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub fn pipeline_span(first: &RecordedEvent, last: &RecordedEvent) -> (u64, Option<u64>) {
+pub fn pipeline_span<E>(
+    stream: impl IntoIterator<Item = Result<RecordedEvent, E>>,
+) -> Result<Option<(u64, Option<u64>)>, E> {
+    let mut events = stream.into_iter();
+    let Some(first) = events.next().transpose()? else {
+        return Ok(None);
+    };
+    let last = events.last().transpose()?;
+    let last = last.as_ref().unwrap_or(&first);
     let ended = [PipelineCompleted::EVENT_TYPE, PipelineFailed::EVENT_TYPE]
         .contains(&last.metadata.event_type.as_str());
-    (first.position, ended.then_some(last.position))
+    Ok(Some((first.position, ended.then_some(last.position))))
 }
 
 /// Adds the sixteen Omni Writer event types and their upcasters to `registry`.

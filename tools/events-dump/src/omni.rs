@@ -96,10 +96,7 @@ pub fn snapshot_now(
 /// When the pipeline's stream cannot be read.
 pub fn pipeline_window(log: &Handle, id: &str) -> anyhow::Result<Option<(u64, Option<u64>)>> {
     let stream = StreamId::new(PIPELINE, id);
-    let mut events = log.read_stream(&stream, StreamRead::forwards())?;
-    let Some(first) = events.next().transpose()? else {
-        return Ok(None);
-    };
-    let last = events.last().transpose()?;
-    Ok(Some(pipeline_span(&first, last.as_ref().unwrap_or(&first))))
+    Ok(pipeline_span(
+        log.read_stream(&stream, StreamRead::forwards())?,
+    )?)
 }

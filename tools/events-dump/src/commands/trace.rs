@@ -65,24 +65,9 @@ pub fn trace(
     Ok(Status::Ok)
 }
 
-/// Milliseconds from `start` to the event's timestamp.
-fn offset_ms(start: i64, event: &eventlog::RecordedEvent) -> f64 {
-    (event.metadata.timestamp.timestamp_micros() - start) as f64 / 1000.0
-}
-
-fn start_micros(trace: &Trace) -> i64 {
-    trace
-        .events()
-        .iter()
-        .map(|e| e.metadata.timestamp.timestamp_micros())
-        .min()
-        .unwrap_or(0)
-}
-
 /// The tree, indented by depth: time since the first event, position, type, aggregate and the
 /// payload's gist.
 fn print_tree(log: &Handle, trace: &Trace, out: &mut Out) -> anyhow::Result<()> {
-    let start = start_micros(trace);
     let events = trace.events();
     let (first, last) = (
         events.first().map_or(0, |e| e.position),
@@ -105,7 +90,7 @@ fn print_tree(log: &Handle, trace: &Trace, out: &mut Out) -> anyhow::Result<()> 
         let json = event_json(log.registry(), event);
         out.line(format!(
             "{:>10.3}s  {:>8}  {}{} {}/{} v{}  {}",
-            offset_ms(start, event) / 1000.0,
+            step.offset_ms / 1000.0,
             event.position,
             "  ".repeat(step.depth),
             event.metadata.event_type,

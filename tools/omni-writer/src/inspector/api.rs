@@ -335,10 +335,8 @@ fn trace(log: &EventLog, params: &mut Params<'_>) -> Answer {
         usize::try_from(m).unwrap_or(MAX_TRACE).clamp(1, MAX_TRACE)
     });
     let mut query = TraceQuery::new(id).max_events(max);
-    let mut pipeline = log.read_stream(&StreamId::new(PIPELINE, id), StreamRead::forwards())?;
-    if let Some(first) = pipeline.next().transpose()? {
-        let last = pipeline.last().transpose()?;
-        let (from, to) = pipeline_span(&first, last.as_ref().unwrap_or(&first));
+    let pipeline = log.read_stream(&StreamId::new(PIPELINE, id), StreamRead::forwards())?;
+    if let Some((from, to)) = pipeline_span(pipeline)? {
         query = query.from(Position(from));
         if let Some(to) = to {
             query = query.to(Position(to));
