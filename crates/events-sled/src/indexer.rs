@@ -11,15 +11,21 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use crate::index::{
-    drop_runs_upto, drop_stream_runs_upto, persist_stream_runs, persist_type_runs, runs_upto,
-    stream_runs_upto,
+    StreamRun, drop_runs_upto, drop_stream_runs_upto, persist_stream_runs, persist_type_runs,
+    runs_upto, stream_runs_upto,
 };
-use crate::keys::{COUNTERS_KEY, INDEXING_KEY, WATERMARK_KEY};
-use crate::record::{PersistedCounters, encode_counters};
+use crate::keys::{COUNTERS_KEY, INDEXING_KEY, StreamKey, WATERMARK_KEY};
+use crate::record::{PersistedCounters, Run, encode_counters};
 use crate::state::{Shared, lock};
 
 /// Streams and types whose pages go in one sled batch (see `persist_indexes`).
 const PAGES_PER_BATCH: usize = 256;
+
+/// The runs of one stream or one type, to write to its pages.
+enum Pages<'a> {
+    Stream(&'a StreamKey, &'a [StreamRun]),
+    Type(&'a str, &'a [Run]),
+}
 
 impl Shared {
     /// Persists the indexes up to the written position; returns the new watermark.
@@ -57,58 +63,56 @@ impl Shared {
             crate::index::PageError::Storage(e) => format!("reading index pages: {e}"),
             crate::index::PageError::Corrupted(d) => format!("corrupted index: {d}"),
         };
-        // The pages go in batches of about `PAGES_PER_BATCH` streams or types, the watermark
+        // The pages go in batches of at most `PAGES_PER_BATCH` streams or types, the watermark
         // and the counters with the last: sled applies a batch under a process-wide write lock
         // that every sled read waits for (appends read the head of a stream memory does not
         // hold), so one batch of every page touched would stall appends for its whole length.
         // A stream's or a type's pages are always in one batch. A crash between batches leaves
         // pages past the watermark: recovery takes what they hold as indexed (see
         // `recovery::recover`), and the next persistence starts after it.
-        let mut batches = vec![(sled::Batch::default(), 0_usize)];
-        // Where this persistence's pages may reach, noted first: should it be cut, recovery
-        // knows how far past the watermark pages can go (and rebuilds them all if the log lost
-        // that much).
-        let mut noted = sled::Batch::default();
-        noted.insert(INDEXING_KEY, &upto.to_be_bytes());
-        self.log
-            .apply_batch(noted)
-            .map_err(|e| format!("noting the index persistence: {e}"))?;
-        let mut add = |write: &mut dyn FnMut(&mut sled::Batch) -> Result<(), String>| {
-            let full = batches.last().is_some_and(|(_, n)| *n >= PAGES_PER_BATCH);
-            if full {
-                batches.push((sled::Batch::default(), 0));
-            }
-            match batches.last_mut() {
-                Some((batch, n)) => {
-                    *n += 1;
-                    write(batch)
-                }
-                None => Err("no batch to write index pages to".to_string()),
-            }
+        let pages: Vec<Pages<'_>> = streams
+            .iter()
+            .map(|(stream, runs)| Pages::Stream(stream, runs))
+            .chain(types.iter().map(|(name, runs)| Pages::Type(name, runs)))
+            .collect();
+        // At least one batch: it carries the watermark.
+        let chunks: Vec<&[Pages<'_>]> = if pages.is_empty() {
+            vec![&[]]
+        } else {
+            pages.chunks(PAGES_PER_BATCH).collect()
         };
-        for (stream, runs) in &streams {
-            add(&mut |batch| {
-                persist_stream_runs(&self.log, batch, stream, runs).map_err(page_error)
-            })?;
-        }
-        for (aggregate_type, runs) in &types {
-            add(&mut |batch| {
-                persist_type_runs(&self.log, batch, aggregate_type, runs).map_err(page_error)
-            })?;
+        if chunks.len() > 1 {
+            // Where this persistence's pages may reach, noted first: should it be cut, recovery
+            // knows how far past the watermark pages can go (and rebuilds them all if the log
+            // lost that much). One batch needs no note: it lands whole or not at all.
+            self.log
+                .insert(INDEXING_KEY, &upto.to_be_bytes())
+                .map_err(|e| format!("noting the index persistence: {e}"))?;
         }
         let counters = PersistedCounters {
             aggregates,
             ..self.counters.persisted()
         };
-        if let Some((batch, _)) = batches.last_mut() {
-            batch.insert(WATERMARK_KEY, &upto.to_be_bytes());
-            batch.insert(COUNTERS_KEY, encode_counters(&counters));
-            batch.remove(INDEXING_KEY);
-        }
-        for (batch, pages) in batches {
+        let last = chunks.len().saturating_sub(1);
+        for (i, chunk) in chunks.iter().enumerate() {
+            let mut batch = sled::Batch::default();
+            for page in *chunk {
+                match page {
+                    Pages::Stream(stream, runs) => {
+                        persist_stream_runs(&self.log, &mut batch, stream, runs)
+                    }
+                    Pages::Type(name, runs) => persist_type_runs(&self.log, &mut batch, name, runs),
+                }
+                .map_err(page_error)?;
+            }
+            if i == last {
+                batch.insert(WATERMARK_KEY, &upto.to_be_bytes());
+                batch.insert(COUNTERS_KEY, encode_counters(&counters));
+                batch.remove(INDEXING_KEY);
+            }
             // Each stream and type touched: its last page read, then written (rarely two); the
             // watermark and the counters.
-            crate::reclaim::apply_batch(&self.log, batch, 2 * pages + 2)
+            crate::reclaim::apply_batch(&self.log, batch, 2 * chunk.len() + 2)
                 .map_err(|e| format!("writing index pages: {e}"))?;
         }
         {

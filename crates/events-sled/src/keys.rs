@@ -26,7 +26,8 @@ pub(crate) const FORMAT_KEY: &[u8] = b"Mformat";
 pub(crate) const WATERMARK_KEY: &[u8] = b"Mwatermark";
 pub(crate) const COUNTERS_KEY: &[u8] = b"Mcounters";
 /// The position an index persistence in progress reaches (big-endian u64), written before its
-/// first page batch and removed with its last: pages past the watermark never pass it.
+/// first page batch when it takes several and removed with its last: pages past the watermark
+/// never pass it.
 pub(crate) const INDEXING_KEY: &[u8] = b"Mindexing";
 pub(crate) const SYNCED_KEY: &[u8] = b"Msynced";
 pub(crate) const STORE_ID_KEY: &[u8] = b"Mstoreid";
