@@ -197,8 +197,7 @@ fn recover(
     let mut memtable = Memtable::default();
     let mut replayed = 0;
     let mut new_aggregates = 0;
-    // Each replayed stream's and type's persisted end, read once.
-    let mut paged_heads: HashMap<StreamKey, u64> = HashMap::new();
+    // Each replayed type's persisted end, read once.
     let mut type_ends: HashMap<String, u64> = HashMap::new();
     if watermark < last_position {
         let mut expected = None;
@@ -246,16 +245,19 @@ fn recover(
                             ..StreamEntry::default()
                         },
                     );
-                    paged_heads.insert(stream.clone(), head);
                 }
                 if summary.version == 1 {
                     new_aggregates += 1;
                 }
+                let entry = memtable
+                    .streams
+                    .get_mut(&stream)
+                    .ok_or_else(|| open_corrupted("stream entry vanished during replay"))?;
                 // The indexer persists in several sled batches, the watermark with the last: a
-                // crash between them leaves pages past the watermark. What they hold is indexed
-                // already (checked against the log here), so memory takes it up after them.
-                let paged_head = paged_heads.get(&stream).copied().unwrap_or(0);
-                if summary.version <= paged_head {
+                // crash between them leaves pages past the watermark, and the entry's head came
+                // from them. What they hold is indexed already (checked against the log here), so
+                // memory takes it up after them.
+                if summary.version <= entry.head {
                     let paged_at = stream_page_at(log, &stream, summary.version)
                         .map_err(|e| read_to_open(ReadError::from(e)))?
                         .and_then(|(first, runs)| page_position(first, &runs, summary.version));
@@ -270,10 +272,6 @@ fn recover(
                         )));
                     }
                 } else {
-                    let entry = memtable
-                        .streams
-                        .get_mut(&stream)
-                        .ok_or_else(|| open_corrupted("stream entry vanished during replay"))?;
                     if entry.head.checked_add(1) != Some(summary.version) {
                         return Err(open_corrupted(format!(
                             "event at position {} is version {} of `{}/{}`, whose head is {}",
