@@ -1,7 +1,7 @@
 //! Stopping: one flag every thread checks, with the reason, and sleeps that wake on a stop.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Condvar, Mutex, PoisonError};
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 /// Shared by every thread of the daemon.
@@ -63,11 +63,7 @@ impl Control {
             if now >= deadline {
                 return false;
             }
-            state = self
-                .changed
-                .wait_timeout(state, deadline - now)
-                .map(|(guard, _)| guard)
-                .unwrap_or_else(|poisoned| poisoned.into_inner().0);
+            state = self.wait_changed(state, deadline - now);
         }
         true
     }
@@ -85,12 +81,20 @@ impl Control {
                 Some(deadline) => deadline - now,
                 None => Duration::from_secs(3600),
             };
-            state = self
-                .changed
-                .wait_timeout(state, left)
-                .map(|(guard, _)| guard)
-                .unwrap_or_else(|poisoned| poisoned.into_inner().0);
+            state = self.wait_changed(state, left);
         }
+    }
+
+    /// Waits for a change of the state, at most `timeout`.
+    fn wait_changed<'a>(
+        &self,
+        state: MutexGuard<'a, State>,
+        timeout: Duration,
+    ) -> MutexGuard<'a, State> {
+        self.changed
+            .wait_timeout(state, timeout)
+            .map(|(guard, _)| guard)
+            .unwrap_or_else(|poisoned| poisoned.into_inner().0)
     }
 
     /// Ends the linger, now or before it starts (a stop signal).
@@ -117,11 +121,7 @@ impl Control {
                 }
                 _ => Duration::from_secs(3600),
             };
-            state = self
-                .changed
-                .wait_timeout(state, timeout)
-                .map(|(guard, _)| guard)
-                .unwrap_or_else(|poisoned| poisoned.into_inner().0);
+            state = self.wait_changed(state, timeout);
         }
     }
 }
