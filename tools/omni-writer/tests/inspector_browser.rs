@@ -6,13 +6,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::collections::HashMap;
 use std::io::Read as _;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{Daemon, value};
 use scraper::{Html, Selector};
 use serde_json::Value;
 
@@ -60,90 +62,46 @@ fn select<'a>(html: &'a Html, css: &str) -> Vec<scraper::ElementRef<'a>> {
     html.select(&Selector::parse(css).unwrap()).collect()
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// A daemon serving its inspector while it writes (seed 42, paced, buffered).
+fn start_daemon(store: &Path) -> Daemon {
+    let args = [
+        "--seed",
+        "42",
+        "--workers",
+        "2",
+        "--rate",
+        "300",
+        "--durability",
+        "buffered",
+    ];
+    Daemon::start(store, &args)
 }
 
-/// A daemon serving its inspector; stopped (SIGTERM) and awaited on drop.
-struct Daemon {
-    child: Child,
-    base: String,
-}
-
-impl Daemon {
-    fn start(store: &Path) -> Self {
-        let port = free_port();
-        let child = Command::new(env!("CARGO_BIN_EXE_omni-writer"))
-            .args([
-                "--store",
-                store.to_str().unwrap(),
-                "--seed",
-                "42",
-                "--workers",
-                "2",
-            ])
-            .args(["--rate", "300", "--durability", "buffered"])
-            .args(["--http", &format!("127.0.0.1:{port}")])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        Self {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
+/// Waits until pipeline `id` has ended (its stream holds its last event).
+fn wait_pipeline(daemon: &Daemon, id: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if daemon
+            .try_get(&format!("/api/stream?type=pipeline&id={id}"))
+            .is_some_and(|a| a.status == 200 && a.json()["version"] == 2)
+        {
+            return;
         }
+        std::thread::sleep(Duration::from_millis(200));
     }
-
-    fn get(&self, path: &str) -> Option<Value> {
-        let mut body = String::new();
-        let response = ureq::get(&format!("{}{path}", self.base)).call().ok()?;
-        response
-            .into_body()
-            .into_reader()
-            .read_to_string(&mut body)
-            .ok()?;
-        serde_json::from_str(&body).ok()
-    }
-
-    /// Waits until pipeline `id` has ended (its stream holds its last event).
-    fn wait_pipeline(&self, id: &str) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < deadline {
-            if let Some(stream) = self.get(&format!("/api/stream?type=pipeline&id={id}"))
-                && stream["version"] == 2
-            {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        panic!("pipeline {id} did not end within 60 s");
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let _ = self.child.wait();
-    }
+    panic!("pipeline {id} did not end within 60 s");
 }
 
 #[test]
 fn a_pipelines_trace_renders_as_its_causation_tree_in_chromium() {
     let dir = tempfile::tempdir().unwrap();
-    let daemon = Daemon::start(&dir.path().join("store"));
-    daemon.wait_pipeline("pipeline-000002");
+    let daemon = start_daemon(&dir.path().join("store"));
+    wait_pipeline(&daemon, "pipeline-000002");
 
     // The pipeline's page: its events, and a link to its trace (what a user clicks).
     let page = dom(&format!(
         "{}/#/aggregate/pipeline/pipeline-000002",
-        daemon.base
+        daemon.base()
     ));
     let view = select(&page, "main#view");
     assert_eq!(
@@ -169,7 +127,7 @@ fn a_pipelines_trace_renders_as_its_causation_tree_in_chromium() {
     );
 
     // The trace view, as following that link shows it.
-    let trace = dom(&format!("{}/#/trace/pipeline-000002", daemon.base));
+    let trace = dom(&format!("{}/#/trace/pipeline-000002", daemon.base()));
     let view = select(&trace, "main#view");
     assert_eq!(
         view[0].value().attr("data-state"),
@@ -178,7 +136,7 @@ fn a_pipelines_trace_renders_as_its_causation_tree_in_chromium() {
         view[0].html()
     );
     let nodes = select(&trace, "#trace-tree .node");
-    let expected = daemon.get("/api/trace?id=pipeline-000002").unwrap();
+    let expected = daemon.get("/api/trace?id=pipeline-000002").json();
     let expected_tree = expected["tree"].as_array().unwrap();
     assert_eq!(nodes.len(), expected_tree.len());
     assert!(nodes.len() > 5);
@@ -223,7 +181,7 @@ fn a_pipelines_trace_renders_as_its_causation_tree_in_chromium() {
     ] {
         let file = shots.path().join(format!("{name}.png"));
         browse(
-            &format!("{}/{hash}", daemon.base),
+            &format!("{}/{hash}", daemon.base()),
             &[
                 "--window-size=1400,900",
                 &format!("--screenshot={}", file.display()),
@@ -244,9 +202,9 @@ fn a_pipelines_trace_renders_as_its_causation_tree_in_chromium() {
 #[test]
 fn an_unknown_trace_shows_the_servers_reason() {
     let dir = tempfile::tempdir().unwrap();
-    let daemon = Daemon::start(&dir.path().join("store"));
-    daemon.wait_pipeline("pipeline-000001");
-    let page = dom(&format!("{}/#/trace/no-such-id", daemon.base));
+    let daemon = start_daemon(&dir.path().join("store"));
+    wait_pipeline(&daemon, "pipeline-000001");
+    let page = dom(&format!("{}/#/trace/no-such-id", daemon.base()));
     let errors = select(&page, "main#view p.error");
     assert_eq!(errors.len(), 1);
     let text: String = errors[0].text().collect();
@@ -259,13 +217,9 @@ fn an_unknown_trace_shows_the_servers_reason() {
 #[test]
 fn the_api_answers_bad_input_over_http_with_json_reasons() {
     let dir = tempfile::tempdir().unwrap();
-    let daemon = Daemon::start(&dir.path().join("store"));
-    daemon.wait_pipeline("pipeline-000001");
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(10)))
-        .build()
-        .into();
+    let daemon = start_daemon(&dir.path().join("store"));
+    wait_pipeline(&daemon, "pipeline-000001");
+    let agent = common::agent();
     let answer = |request: Result<ureq::http::Response<ureq::Body>, ureq::Error>| {
         let mut response = request.unwrap();
         let status = response.status().as_u16();
@@ -289,36 +243,31 @@ fn the_api_answers_bad_input_over_http_with_json_reasons() {
         ),
     ];
     for (path, status, reason) in cases {
-        let (got, body) = answer(agent.get(&format!("{}{path}", daemon.base)).call());
+        let (got, body) = answer(agent.get(&format!("{}{path}", daemon.base())).call());
         assert_eq!(got, status, "{path}: {body}");
         assert!(
             body["error"].as_str().unwrap().contains(reason),
             "{path}: {body}"
         );
     }
-    let (got, body) = answer(agent.post(&format!("{}/api/log", daemon.base)).send_empty());
+    let (got, body) = answer(
+        agent
+            .post(&format!("{}/api/log", daemon.base()))
+            .send_empty(),
+    );
     assert_eq!(got, 405, "{body}");
     // Every inspector request is counted in the daemon's metrics.
-    let mut metrics = agent
-        .get(&format!("{}/metrics", daemon.base))
-        .call()
-        .unwrap();
-    let text = metrics.body_mut().read_to_string().unwrap();
-    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).unwrap();
-    let answered = scrape
-        .samples
-        .iter()
-        .find(|s| s.metric == "omni_writer_inspector_requests_total")
-        .map(|s| match s.value {
-            prometheus_parse::Value::Counter(n) | prometheus_parse::Value::Untyped(n) => n,
-            ref other => panic!("not a counter: {other:?}"),
-        });
+    let answered = value(
+        &daemon.scrape(),
+        "omni_writer_inspector_requests_total",
+        None,
+    );
     // At least the wait's request and the five GETs above (the refused POST is not answered).
     assert!(answered >= Some(6.0), "{answered:?}");
     // A page is capped however much is asked.
     let (got, body) = answer(
         agent
-            .get(&format!("{}/api/log?from=1&limit=99999", daemon.base))
+            .get(&format!("{}/api/log?from=1&limit=99999", daemon.base()))
             .call(),
     );
     assert_eq!(got, 200);
