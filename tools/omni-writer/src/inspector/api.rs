@@ -190,14 +190,12 @@ fn aggregates(log: &EventLog, params: &mut Params<'_>) -> Answer {
     let needle = params.text("q").unwrap_or_default();
     let offset = usize::try_from(params.number("offset")?.unwrap_or(0)).unwrap_or(usize::MAX);
     let limit = params.limit()?;
-    let mut found: Vec<_> = log
+    // Sorted by type and id already (`EventLog::aggregates`).
+    let found: Vec<_> = log
         .aggregates(aggregate_type)?
         .into_iter()
         .filter(|a| a.aggregate_id.contains(needle))
         .collect();
-    found.sort_by(|a, b| {
-        (&a.aggregate_type, &a.aggregate_id).cmp(&(&b.aggregate_type, &b.aggregate_id))
-    });
     let total = found.len();
     let page: Vec<Value> = found
         .into_iter()
