@@ -12,7 +12,7 @@ use events_sled::{
 
 use crate::error::AdminError;
 use crate::log::EventLog;
-use crate::metrics::{AggregateMetrics, BusMetrics, EventLogMetrics};
+use crate::metrics::{AggregateMetrics, BusMetrics, EventLogMetrics, ReplicationMetrics};
 use crate::subscription::{release, reserve};
 
 /// The administrative view of an [`EventLog`], from [`EventLog::admin`]: borrows the log.
@@ -470,6 +470,31 @@ impl<'a> Admin<'a> {
         self.log.inner().config.store_config().checkpoint_dir()
     }
 
+    /// The store's id: random, fixed when the store was created, written in every segment
+    /// file's header and in the JetStream stream a replicator creates for it.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use eventlog::{EventLog, EventLogConfig};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let log = EventLog::open(EventLogConfig::new(dir.path()))?;
+    /// let id = log.admin().store_id()?;
+    /// log.close()?;
+    /// let log = EventLog::open(EventLogConfig::new(dir.path()))?;
+    /// assert_eq!(log.admin().store_id()?, id);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`AdminError::Closed`].
+    pub fn store_id(&self) -> Result<String, AdminError> {
+        self.log
+            .with_store(|s| Ok::<_, AdminError>(s.store_id().to_owned()))
+    }
+
     /// The store's metrics, every subscription's health and the aggregate load counters.
     ///
     /// # Example
@@ -490,7 +515,9 @@ impl<'a> Admin<'a> {
     ///
     /// [`AdminError::Closed`].
     pub fn metrics(&self) -> Result<EventLogMetrics, AdminError> {
-        let store = self.log.with_store(|s| Ok::<_, AdminError>(s.metrics()))?;
+        let (store, last_position) = self
+            .log
+            .with_store(|s| Ok::<_, AdminError>((s.metrics(), s.last_position())))?;
         let inner = self.log.inner();
         let bus = &inner.bus;
         let loads = &inner.loads;
@@ -507,6 +534,12 @@ impl<'a> Admin<'a> {
                 snapshots_unreadable: get(&loads.snapshots_unreadable),
                 snapshot_save_failures: get(&loads.snapshot_save_failures),
             },
+            replication: inner
+                .replications
+                .statuses()
+                .into_iter()
+                .map(|status| ReplicationMetrics::new(status, last_position))
+                .collect(),
         })
     }
 }

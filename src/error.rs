@@ -307,6 +307,9 @@ pub enum Error {
     /// See [`AdminError`].
     #[error(transparent)]
     Admin(#[from] AdminError),
+    /// See [`ReplicationError`](events_nats::ReplicationError).
+    #[error(transparent)]
+    Replication(#[from] events_nats::ReplicationError),
 }
 
 impl Error {

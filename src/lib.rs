@@ -129,6 +129,7 @@ mod projection;
 mod publisher;
 mod read;
 mod read_only;
+mod replicate;
 mod subscribe;
 mod subscription;
 mod trace;
@@ -140,7 +141,7 @@ pub use causation::{DEFAULT_TRACE_EVENTS, Trace, TraceQuery, TraceStep};
 pub use config::{DEFAULT_LOCK_WAIT, DEFAULT_SNAPSHOT_EVERY, EventLogConfig};
 pub use error::{AdminError, AppendError, Error, LoadError, OpenError, ReadError, SubscribeError};
 pub use log::EventLog;
-pub use metrics::{AggregateMetrics, BusMetrics, EventLogMetrics};
+pub use metrics::{AggregateMetrics, BusMetrics, EventLogMetrics, ReplicationMetrics};
 pub use projection::{Projection, ProjectionHandle};
 pub use read_only::ReadOnlyEventLog;
 pub use subscription::{Subscription, SubscriptionFilter, SubscriptionOptions};
@@ -155,6 +156,10 @@ pub use events_core::{
     Aggregate, ApplyError, CodecError, DomainEvent, EventContext, EventFactory, EventMetadata,
     EventRegistry, EventSet, ExpectedVersion, NewEvent, Position, RecordedEvent, RegistryError,
     StreamId, ValidationError, Version, event_set, now_micros,
+};
+pub use events_nats::{
+    ReplicationConfig, ReplicationError, ReplicationProbe, ReplicationStatus, Replicator,
+    ReplicatorState, Ship,
 };
 pub use events_sled::{
     AggregateInfo, AppendError as StoreAppendError, AppendResult, ChainHead, CheckpointError,

@@ -18,6 +18,7 @@ use crate::aggregate::{LoadCounters, Loader};
 use crate::config::EventLogConfig;
 use crate::error::{AdminError, Closed, OpenError};
 use crate::publisher::Publisher;
+use crate::replicate::Replications;
 use crate::subscription::{ConsumerNames, Delivered, LogSource};
 use crate::trace::SpanLinks;
 
@@ -38,6 +39,7 @@ pub(crate) struct Inner {
     pub(crate) publisher: Publisher,
     pub(crate) consumers: ConsumerNames,
     pub(crate) loads: LoadCounters,
+    pub(crate) replications: Replications,
 }
 
 impl Inner {
@@ -257,6 +259,7 @@ impl EventLog {
                 publisher,
                 consumers: ConsumerNames::default(),
                 loads: LoadCounters::default(),
+                replications: Replications::default(),
                 config,
             }),
         })

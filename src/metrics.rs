@@ -6,7 +6,7 @@ use events_sled::StoreMetrics;
 use serde::Serialize;
 
 /// Everything an operator looks at, as returned by [`crate::Admin::metrics`]. Serializes to
-/// JSON as `{"store": {...}, "bus": {...}, "aggregates": {...}}`.
+/// JSON as `{"store": {...}, "bus": {...}, "aggregates": {...}, "replication": [...]}`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EventLogMetrics {
     /// The store's metrics (the seed's names: `storage_path`, `total_events_stored`, ...).
@@ -15,6 +15,48 @@ pub struct EventLogMetrics {
     pub bus: BusMetrics,
     /// Aggregate loads and their snapshots.
     pub aggregates: AggregateMetrics,
+    /// Each replicator started by [`crate::EventLog::replicate`] (running, or ended and not
+    /// yet replaced by another).
+    pub replication: Vec<ReplicationMetrics>,
+}
+
+/// One replicator's progress, as [`crate::Admin::metrics`] reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReplicationMetrics {
+    /// The JetStream stream it ships to.
+    pub stream: String,
+    /// `connecting`, `replicating`, `retrying`, `stopped` or `failed`.
+    pub state: &'static str,
+    /// Every event up to this position is in the stream.
+    pub replicated_position: u64,
+    /// Events committed to the log and not yet in the stream.
+    pub replication_lag_events: u64,
+    /// Messages published (retries included).
+    pub published: u64,
+    /// Publishes that failed or whose outcome was unknown.
+    pub publish_errors: u64,
+    /// Times the connection to NATS was lost.
+    pub disconnects: u64,
+    /// Times it was re-established.
+    pub reconnects: u64,
+    /// The last error, as text.
+    pub last_error: Option<String>,
+}
+
+impl ReplicationMetrics {
+    pub(crate) fn new(status: events_nats::ReplicationStatus, last_position: u64) -> Self {
+        Self {
+            state: status.state.as_str(),
+            replication_lag_events: last_position.saturating_sub(status.replicated_position),
+            replicated_position: status.replicated_position,
+            published: status.published,
+            publish_errors: status.publish_errors,
+            disconnects: status.disconnects,
+            reconnects: status.reconnects,
+            last_error: status.last_error,
+            stream: status.stream,
+        }
+    }
 }
 
 /// The subscriptions, as seen by the bus.

@@ -65,6 +65,8 @@ struct Feed {
     published: u64,
     /// Whether the publisher thread has ended.
     done: bool,
+    /// Threads waiting in `wait_committed` (the listener then notifies on every group).
+    watchers: usize,
 }
 
 struct Shared {
@@ -114,7 +116,7 @@ impl Shared {
                 "publisher queue full; the publisher reads these events from the store"
             );
         }
-        if feed.idle {
+        if feed.idle || feed.watchers > 0 {
             self.wake.notify_all();
         }
     }
@@ -328,6 +330,16 @@ impl Publisher {
     pub(crate) fn wait_for(&self, position: u64, timeout: Duration) -> bool {
         self.shared
             .wait_until(timeout, |feed| feed.published >= position)
+    }
+
+    /// Waits at most `timeout` until an event after `after` is committed; whether one is.
+    pub(crate) fn wait_committed(&self, after: u64, timeout: Duration) -> bool {
+        lock(&self.shared.feed).watchers += 1;
+        let committed = self
+            .shared
+            .wait_until(timeout, |feed| feed.committed > after || feed.stop);
+        lock(&self.shared.feed).watchers -= 1;
+        committed
     }
 
     /// Asks the publisher to publish what is committed and end, and joins it; gives up waiting

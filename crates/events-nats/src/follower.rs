@@ -1,0 +1,496 @@
+//! Reading a replicated stream from another machine: [`StreamReader`] (its summary, one
+//! message) and [`Follower`] (its events in order from a sequence, exactly once per sequence).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::ErrorCode;
+use async_nats::jetstream::consumer::DeliverPolicy;
+use async_nats::jetstream::consumer::push::{Ordered, OrderedConfig};
+use async_nats::jetstream::context::GetStreamErrorKind;
+use async_nats::jetstream::stream::{RawMessageErrorKind, Stream};
+use async_nats::jetstream::{self, Context};
+use events_core::RecordedEvent;
+use futures_util::StreamExt;
+use tokio::runtime::Runtime;
+
+use crate::config::check_stream_name;
+use crate::error::{BoxError, FollowError};
+use crate::message::{self, from_message};
+use crate::streams::stream_owner;
+
+/// A stream's state and configuration, as its server reports them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamSummary {
+    /// Its name.
+    pub name: String,
+    /// The store that owns it (a replicator's stream), if its description names one.
+    pub owner_store: Option<String>,
+    /// Its subjects (empty for a stream that only merges others).
+    pub subjects: Vec<String>,
+    /// The streams it merges (JetStream `sources`), if any.
+    pub sources: Vec<String>,
+    /// Messages it holds.
+    pub messages: u64,
+    /// Bytes it holds.
+    pub bytes: u64,
+    /// Its first sequence (1 unless messages were removed).
+    pub first_sequence: u64,
+    /// Its last sequence (= the last position replicated, in a store's own stream).
+    pub last_sequence: u64,
+    /// Its replica count.
+    pub replicas: usize,
+    /// The cluster node leading it, in a cluster.
+    pub leader: Option<String>,
+}
+
+impl StreamSummary {
+    /// Whether it merges other streams (so positions in it repeat, and sequence != position).
+    pub fn is_merged(&self) -> bool {
+        !self.sources.is_empty()
+    }
+}
+
+/// A connection to one stream, for reading. Owns a small tokio runtime (one worker thread named
+/// `events-nats-reader`).
+///
+/// # Errors
+///
+/// Every call returns [`FollowError`]; calling it from inside a tokio runtime is refused with
+/// [`FollowError::InvalidConfig`] (`runtime`).
+pub struct StreamReader {
+    runtime: Arc<Runtime>,
+    js: Context,
+    stream: String,
+}
+
+impl std::fmt::Debug for StreamReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamReader")
+            .field("stream", &self.stream)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StreamReader {
+    /// Connects to the server at `url` (waiting at most `timeout`) to read `stream`.
+    ///
+    /// # Errors
+    ///
+    /// [`FollowError::InvalidConfig`] for a bad stream name or when called inside a tokio
+    /// runtime; [`FollowError::Connect`]; [`FollowError::NoSuchStream`].
+    pub fn connect(url: &str, stream: &str, timeout: Duration) -> Result<Self, FollowError> {
+        check_stream_name(stream).map_err(|reason| FollowError::InvalidConfig {
+            setting: "stream",
+            reason,
+        })?;
+        outside_runtime()?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("events-nats-reader")
+            .enable_all()
+            .build()
+            .map_err(FollowError::Thread)?;
+        let client = runtime
+            .block_on(async {
+                tokio::time::timeout(
+                    timeout,
+                    async_nats::ConnectOptions::new()
+                        .name("eventlog-reader")
+                        .connection_timeout(timeout)
+                        .request_timeout(Some(timeout))
+                        .connect(url),
+                )
+                .await
+            })
+            .map_err(|elapsed| FollowError::Connect {
+                url: url.to_owned(),
+                source: Box::new(elapsed),
+            })?
+            .map_err(|error| FollowError::Connect {
+                url: url.to_owned(),
+                source: Box::new(error),
+            })?;
+        // The context spawns its acker task: it needs the runtime entered.
+        let js = {
+            let _entered = runtime.enter();
+            jetstream::context::ContextBuilder::new()
+                .timeout(timeout)
+                .build(client)
+        };
+        let reader = Self {
+            runtime: Arc::new(runtime),
+            js,
+            stream: stream.to_owned(),
+        };
+        reader.lookup()?;
+        Ok(reader)
+    }
+
+    /// The stream's name.
+    pub fn stream(&self) -> &str {
+        &self.stream
+    }
+
+    fn lookup(&self) -> Result<Stream, FollowError> {
+        self.runtime.block_on(async {
+            self.js
+                .get_stream(&self.stream)
+                .await
+                .map_err(|error| match error.kind() {
+                    GetStreamErrorKind::JetStream(e)
+                        if e.error_code() == ErrorCode::STREAM_NOT_FOUND =>
+                    {
+                        FollowError::NoSuchStream {
+                            stream: self.stream.clone(),
+                        }
+                    }
+                    _ => nats(format!("look up stream {}", self.stream), error),
+                })
+        })
+    }
+
+    /// The stream's state and configuration, now.
+    ///
+    /// # Errors
+    ///
+    /// [`FollowError::NoSuchStream`]; [`FollowError::Nats`].
+    pub fn summary(&self) -> Result<StreamSummary, FollowError> {
+        let stream = self.lookup()?;
+        let info = stream.cached_info();
+        Ok(StreamSummary {
+            name: info.config.name.clone(),
+            owner_store: stream_owner(info.config.description.as_deref()).map(str::to_owned),
+            subjects: info.config.subjects.clone(),
+            sources: info
+                .config
+                .sources
+                .iter()
+                .flatten()
+                .map(|s| s.name.clone())
+                .collect(),
+            messages: info.state.messages,
+            bytes: info.state.bytes,
+            first_sequence: info.state.first_sequence,
+            last_sequence: info.state.last_sequence,
+            replicas: info.config.num_replicas,
+            leader: info.cluster.as_ref().and_then(|c| c.leader.clone()),
+        })
+    }
+
+    /// The event at `sequence`; `None` when the stream has no message there.
+    ///
+    /// # Errors
+    ///
+    /// [`FollowError::Decode`] when the message is not an event;
+    /// [`FollowError::SequenceMismatch`] when, in a store's own stream, it carries another
+    /// position; [`FollowError::Nats`].
+    pub fn get(&self, sequence: u64) -> Result<Option<RecordedEvent>, FollowError> {
+        let stream = self.lookup()?;
+        let merged = stream
+            .cached_info()
+            .config
+            .sources
+            .as_ref()
+            .is_some_and(|s| !s.is_empty());
+        let message = self.runtime.block_on(stream.get_raw_message(sequence));
+        let message = match message {
+            Ok(message) => message,
+            Err(error) if matches!(error.kind(), RawMessageErrorKind::NoMessageFound) => {
+                return Ok(None);
+            }
+            Err(error) => return Err(nats(format!("read message {sequence}"), error)),
+        };
+        let event = decode(&self.stream, sequence, &message.headers, &message.payload)?;
+        check_sequence(&self.stream, merged, sequence, &event)?;
+        Ok(Some(event))
+    }
+
+    /// Follows the stream from `from` (a sequence; in a store's own stream, a position).
+    ///
+    /// # Errors
+    ///
+    /// [`FollowError::NoSuchStream`]; [`FollowError::Nats`].
+    pub fn follow(&self, from: u64) -> Result<Follower, FollowError> {
+        self.follow_filtered(from, None)
+    }
+
+    /// Follows one aggregate's events in the stream from `from`. In a store's own stream the
+    /// server filters them by subject; in a merged one this follower does.
+    ///
+    /// # Errors
+    ///
+    /// [`FollowError::NoSuchStream`]; [`FollowError::Nats`].
+    pub fn follow_aggregate(
+        &self,
+        from: u64,
+        aggregate_type: &str,
+        aggregate_id: &str,
+    ) -> Result<Follower, FollowError> {
+        self.follow_filtered(
+            from,
+            Some((aggregate_type.to_owned(), aggregate_id.to_owned())),
+        )
+    }
+
+    fn follow_filtered(
+        &self,
+        from: u64,
+        aggregate: Option<(String, String)>,
+    ) -> Result<Follower, FollowError> {
+        let stream = self.lookup()?;
+        let info = stream.cached_info();
+        let merged = info.config.sources.as_ref().is_some_and(|s| !s.is_empty());
+        // A store's own stream has one subject, `<prefix>.>`: filter there.
+        let prefix = match info.config.subjects.as_slice() {
+            [one] => one.strip_suffix(".>").map(str::to_owned),
+            _ => None,
+        };
+        let filter_subject = match (&aggregate, &prefix) {
+            (Some((t, id)), Some(prefix)) => message::subject(prefix, t, id),
+            _ => String::new(),
+        };
+        let from = from.max(1);
+        let messages = self.runtime.block_on(async {
+            let consumer = stream
+                .create_consumer(OrderedConfig {
+                    deliver_subject: self.js.client().new_inbox(),
+                    deliver_policy: DeliverPolicy::ByStartSequence {
+                        start_sequence: from,
+                    },
+                    filter_subject,
+                    ..OrderedConfig::default()
+                })
+                .await
+                .map_err(|e| nats(format!("create a consumer on {}", self.stream), e))?;
+            consumer
+                .messages()
+                .await
+                .map_err(|e| nats(format!("follow {}", self.stream), e))
+        })?;
+        Ok(Follower {
+            runtime: Arc::clone(&self.runtime),
+            messages,
+            stream: self.stream.clone(),
+            merged,
+            next: from,
+            aggregate,
+        })
+    }
+}
+
+/// A stream's events in order, from a sequence on, each sequence delivered once. In a store's
+/// own stream the sequence is the event's position, and this is checked for every message.
+/// Resume after a restart with [`StreamReader::follow`] from [`Follower::next_sequence`].
+pub struct Follower {
+    runtime: Arc<Runtime>,
+    messages: Ordered,
+    stream: String,
+    merged: bool,
+    next: u64,
+    aggregate: Option<(String, String)>,
+}
+
+impl std::fmt::Debug for Follower {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Follower")
+            .field("stream", &self.stream)
+            .field("next", &self.next)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Follower {
+    /// The next event, waiting at most `timeout` for it; `None` when none came in time.
+    ///
+    /// # Errors
+    ///
+    /// [`FollowError::Decode`]; [`FollowError::SequenceMismatch`]; [`FollowError::Nats`]
+    /// when the consumer failed.
+    pub fn next(&mut self, timeout: Duration) -> Result<Option<RecordedEvent>, FollowError> {
+        outside_runtime()?;
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let messages = &mut self.messages;
+            // The timer is made inside the runtime (it needs its clock).
+            let item = self
+                .runtime
+                .block_on(async { tokio::time::timeout_at(deadline, messages.next()).await });
+            let message = match item {
+                Err(_elapsed) => return Ok(None),
+                Ok(None) => {
+                    return Err(nats(
+                        format!("follow {}", self.stream),
+                        "the consumer ended",
+                    ));
+                }
+                Ok(Some(Err(error))) => {
+                    return Err(nats(format!("follow {}", self.stream), error));
+                }
+                Ok(Some(Ok(message))) => message,
+            };
+            let sequence = message
+                .info()
+                .map_err(|e| nats(format!("follow {}", self.stream), e.to_string()))?
+                .stream_sequence;
+            if sequence < self.next {
+                // Redelivered after the ordered consumer was recreated: delivered already.
+                continue;
+            }
+            let headers = message.message.headers.clone().unwrap_or_default();
+            let event = decode(&self.stream, sequence, &headers, &message.message.payload)?;
+            check_sequence(&self.stream, self.merged, sequence, &event)?;
+            self.next = sequence + 1;
+            if let Some((t, id)) = &self.aggregate
+                && (&event.metadata.aggregate_type != t || &event.metadata.aggregate_id != id)
+            {
+                continue;
+            }
+            return Ok(Some(event));
+        }
+    }
+
+    /// The sequence the next event will have at least: where to resume from.
+    pub fn next_sequence(&self) -> u64 {
+        self.next
+    }
+}
+
+fn decode(
+    stream: &str,
+    sequence: u64,
+    headers: &async_nats::HeaderMap,
+    payload: &[u8],
+) -> Result<RecordedEvent, FollowError> {
+    from_message(headers, payload).map_err(|source| FollowError::Decode {
+        stream: stream.to_owned(),
+        sequence,
+        source,
+    })
+}
+
+fn check_sequence(
+    stream: &str,
+    merged: bool,
+    sequence: u64,
+    event: &RecordedEvent,
+) -> Result<(), FollowError> {
+    if !merged && event.position != sequence {
+        return Err(FollowError::SequenceMismatch {
+            stream: stream.to_owned(),
+            sequence,
+            position: event.position,
+        });
+    }
+    Ok(())
+}
+
+fn outside_runtime() -> Result<(), FollowError> {
+    if tokio::runtime::Handle::try_current().is_ok() {
+        return Err(FollowError::InvalidConfig {
+            setting: "runtime",
+            reason: "events-nats blocks: call it from a plain thread, not inside a tokio runtime"
+                .into(),
+        });
+    }
+    Ok(())
+}
+
+fn nats(context: impl Into<String>, source: impl Into<BoxError>) -> FollowError {
+    FollowError::Nats {
+        context: context.into(),
+        source: source.into(),
+    }
+}
+
+/// Creates (or finds, when it exists with the same sources) a stream `name` that merges the
+/// streams `sources` (JetStream `sources`): one feed of several stores' events, each keeping its
+/// headers (so its position in its own log), in the order the server took them in. Returns
+/// its summary.
+///
+/// # Errors
+///
+/// [`FollowError::InvalidConfig`] for a bad name, no source, or a `name` that exists with
+/// other sources; [`FollowError::Connect`]; [`FollowError::Nats`].
+pub fn create_merged_stream(
+    url: &str,
+    name: &str,
+    sources: &[String],
+    replicas: usize,
+    timeout: Duration,
+) -> Result<StreamSummary, FollowError> {
+    use async_nats::jetstream::stream::{Config, Source, StorageType};
+
+    check_stream_name(name).map_err(|reason| FollowError::InvalidConfig {
+        setting: "stream",
+        reason,
+    })?;
+    if sources.is_empty() {
+        return Err(FollowError::InvalidConfig {
+            setting: "sources",
+            reason: "at least one stream to merge".into(),
+        });
+    }
+    for source in sources {
+        check_stream_name(source).map_err(|reason| FollowError::InvalidConfig {
+            setting: "sources",
+            reason: format!("{source}: {reason}"),
+        })?;
+    }
+    outside_runtime()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(FollowError::Thread)?;
+    runtime.block_on(async {
+        let client = async_nats::ConnectOptions::new()
+            .name("eventlog-merge")
+            .connection_timeout(timeout)
+            .request_timeout(Some(timeout))
+            .connect(url)
+            .await
+            .map_err(|error| FollowError::Connect {
+                url: url.to_owned(),
+                source: Box::new(error),
+            })?;
+        let js = jetstream::context::ContextBuilder::new()
+            .timeout(timeout)
+            .build(client);
+        let wanted = Config {
+            name: name.to_owned(),
+            description: Some(format!("eventlog merged feed of {}", sources.join(", "))),
+            storage: StorageType::File,
+            num_replicas: replicas.max(1),
+            sources: Some(
+                sources
+                    .iter()
+                    .map(|s| Source {
+                        name: s.clone(),
+                        ..Source::default()
+                    })
+                    .collect(),
+            ),
+            ..Config::default()
+        };
+        let stream = js
+            .get_or_create_stream(wanted)
+            .await
+            .map_err(|e| nats(format!("create merged stream {name}"), e))?;
+        let have: Vec<String> = stream
+            .cached_info()
+            .config
+            .sources
+            .iter()
+            .flatten()
+            .map(|s| s.name.clone())
+            .collect();
+        if have != sources {
+            return Err(FollowError::InvalidConfig {
+                setting: "sources",
+                reason: format!("stream {name} exists and merges {have:?}"),
+            });
+        }
+        Ok(())
+    })?;
+    StreamReader::connect(url, name, timeout)?.summary()
+}
