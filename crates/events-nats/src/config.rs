@@ -54,7 +54,8 @@ pub struct ReplicationConfig {
 }
 
 impl ReplicationConfig {
-    /// Ships to the NATS server(s) at `url` (`nats://host:port`; several comma-separated).
+    /// Ships to the NATS server(s) at `url`: `nats://host:port`, or several comma-separated
+    /// (the nodes of a cluster).
     pub fn new(url: impl Into<String>) -> Self {
         Self {
             url: url.into(),
@@ -170,8 +171,8 @@ impl ReplicationConfig {
                 reason: reason.to_owned(),
             })
         };
-        if self.url.trim().is_empty() {
-            return invalid("url", "empty");
+        if let Err(reason) = server_addrs(&self.url) {
+            return invalid("url", &reason);
         }
         if let Err(reason) = check_stream_name(&self.stream) {
             return invalid("stream", &reason);
@@ -211,6 +212,25 @@ impl ReplicationConfig {
         }
         Ok(())
     }
+}
+
+/// The servers a URL names: one `nats://host:port`, or several comma-separated (a cluster).
+pub(crate) fn server_addrs(url: &str) -> Result<Vec<async_nats::ServerAddr>, String> {
+    url.split(',')
+        .map(str::trim)
+        .filter(|part| !part.is_empty())
+        .map(|part| {
+            part.parse::<async_nats::ServerAddr>()
+                .map_err(|e| format!("{part}: {e}"))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .and_then(|addrs| {
+            if addrs.is_empty() {
+                Err("empty".to_owned())
+            } else {
+                Ok(addrs)
+            }
+        })
 }
 
 /// Whether `name` can name a JetStream stream (letters, digits, `-`, `_`; at most 255).

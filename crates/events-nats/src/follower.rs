@@ -14,7 +14,7 @@ use events_core::RecordedEvent;
 use futures_util::StreamExt;
 use tokio::runtime::Runtime;
 
-use crate::config::check_stream_name;
+use crate::config::{check_stream_name, server_addrs};
 use crate::error::{BoxError, FollowError};
 use crate::message::{self, from_message};
 use crate::streams::stream_owner;
@@ -84,6 +84,7 @@ impl StreamReader {
             setting: "stream",
             reason,
         })?;
+        let servers = parse_url(url)?;
         outside_runtime()?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -99,7 +100,7 @@ impl StreamReader {
                         .name("eventlog-reader")
                         .connection_timeout(timeout)
                         .request_timeout(Some(timeout))
-                        .connect(url),
+                        .connect(servers),
                 )
                 .await
             })
@@ -385,6 +386,13 @@ fn check_sequence(
     Ok(())
 }
 
+fn parse_url(url: &str) -> Result<Vec<async_nats::ServerAddr>, FollowError> {
+    server_addrs(url).map_err(|reason| FollowError::InvalidConfig {
+        setting: "url",
+        reason,
+    })
+}
+
 fn outside_runtime() -> Result<(), FollowError> {
     if tokio::runtime::Handle::try_current().is_ok() {
         return Err(FollowError::InvalidConfig {
@@ -437,6 +445,7 @@ pub fn create_merged_stream(
             reason: format!("{source}: {reason}"),
         })?;
     }
+    let servers = parse_url(url)?;
     outside_runtime()?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -447,7 +456,7 @@ pub fn create_merged_stream(
             .name("eventlog-merge")
             .connection_timeout(timeout)
             .request_timeout(Some(timeout))
-            .connect(url)
+            .connect(servers)
             .await
             .map_err(|error| FollowError::Connect {
                 url: url.to_owned(),

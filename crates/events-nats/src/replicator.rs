@@ -23,7 +23,7 @@ use async_nats::jetstream::{self, Context};
 use events_core::RecordedEvent;
 use tokio::sync::{mpsc, watch};
 
-use crate::config::ReplicationConfig;
+use crate::config::{ReplicationConfig, server_addrs};
 use crate::error::{BoxError, ReplicationError, SourceError};
 use crate::message::to_message;
 use crate::source::ReplicaSource;
@@ -455,8 +455,13 @@ impl Worker {
                     }
                 }
             });
+        let servers =
+            server_addrs(&self.config.url).map_err(|reason| ReplicationError::InvalidConfig {
+                setting: "url",
+                reason,
+            })?;
         options
-            .connect(self.config.url.as_str())
+            .connect(servers)
             .await
             .map_err(|error| ReplicationError::Nats {
                 context: format!("connect to {}", self.config.url),
