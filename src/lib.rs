@@ -130,6 +130,7 @@ mod publisher;
 mod read;
 mod read_only;
 mod replicate;
+mod restore;
 mod subscribe;
 mod subscription;
 mod trace;
@@ -144,6 +145,7 @@ pub use log::EventLog;
 pub use metrics::{AggregateMetrics, BusMetrics, EventLogMetrics, ReplicationMetrics};
 pub use projection::{Projection, ProjectionHandle};
 pub use read_only::ReadOnlyEventLog;
+pub use restore::{RestoreError, RestoreReport, restore_from_stream, restore_from_stream_with};
 pub use subscription::{Subscription, SubscriptionFilter, SubscriptionOptions};
 
 // The member crates' types that appear in this crate's signatures, so users need no other
@@ -158,8 +160,8 @@ pub use events_core::{
     StreamId, ValidationError, Version, event_set, now_micros,
 };
 pub use events_nats::{
-    ReplicationConfig, ReplicationError, ReplicationProbe, ReplicationStatus, Replicator,
-    ReplicatorState, Ship,
+    FollowError, Follower, ReplicationConfig, ReplicationError, ReplicationProbe,
+    ReplicationStatus, Replicator, ReplicatorState, Ship, StreamReader, StreamSummary,
 };
 pub use events_sled::{
     AggregateInfo, AppendError as StoreAppendError, AppendResult, ChainHead, CheckpointError,

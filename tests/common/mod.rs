@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use eventlog::{
     AppendError, AppendResult, Durability, EventContext, EventLog, EventLogConfig, ExpectedVersion,
-    NewEvent, RecordedEvent, StreamId,
+    NewEvent, RecordedEvent, ReplicationConfig, StreamId,
 };
 use omni_domain::{CacheHit, CacheMiss, GenerationConfig, PipelineStarted};
 
@@ -128,4 +128,18 @@ pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> boo
 /// 1..=n.
 pub fn one_to(n: u64) -> Vec<u64> {
     (1..=n).collect()
+}
+
+/// Flushes `log`, replicates it as `replication` says until the stream holds all of it (at most
+/// 30 s), and stops the replicator.
+pub fn replicate_all(log: &EventLog, replication: &ReplicationConfig) {
+    log.flush().unwrap();
+    let replicator = log.replicate(replication.clone()).unwrap();
+    let last = log.last_position().unwrap().get();
+    assert!(
+        replicator.wait_replicated(last, Duration::from_secs(30)),
+        "{:?}",
+        replicator.status()
+    );
+    replicator.stop().unwrap();
 }

@@ -93,11 +93,23 @@ impl Node {
         response.starts_with("HTTP/1.0 200") || response.starts_with("HTTP/1.1 200")
     }
 
-    fn wait_ready(&self) -> std::io::Result<()> {
+    fn wait_ready(&mut self) -> std::io::Result<()> {
         let deadline = Instant::now() + READY_TIMEOUT;
         while Instant::now() < deadline {
             if self.healthy() {
                 return Ok(());
+            }
+            // A server that exited (a port taken since it was picked) never gets healthy.
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                self.child = None;
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::AddrInUse,
+                    format!("nats-server {} exited at start: {status}", self.name),
+                ));
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -126,16 +138,32 @@ impl LocalServer {
         let dir = tempfile::tempdir()?;
         let mut node = Node {
             name: "eventlog-test".into(),
-            port: free_port()?,
-            monitor_port: free_port()?,
+            port: 0,
+            monitor_port: 0,
             cluster_port: None,
             store_dir: dir.path().join("jetstream"),
             routes: Vec::new(),
             child: None,
         };
-        node.spawn()?;
-        node.wait_ready()?;
-        Ok(Self { node, _dir: dir })
+        // A port picked free can be taken by another process before the server binds it
+        // (tests start servers in parallel): the server then exits, and is started again on
+        // other ports.
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            node.port = free_port()?;
+            node.monitor_port = free_port()?;
+            node.spawn()?;
+            match node.wait_ready() {
+                Ok(()) => return Ok(Self { node, _dir: dir }),
+                Err(error) if error.kind() == std::io::ErrorKind::AddrInUse && attempts < 5 => {}
+                Err(error) => {
+                    // Not left running when it is not handed out.
+                    node.kill();
+                    return Err(error);
+                }
+            }
+        }
     }
 
     /// Its client URL, `nats://127.0.0.1:<port>`.
@@ -208,7 +236,7 @@ impl LocalCluster {
         for node in &mut nodes {
             node.spawn()?;
         }
-        for node in &nodes {
+        for node in &mut nodes {
             node.wait_ready()?;
         }
         Ok(Self { nodes, _dir: dir })

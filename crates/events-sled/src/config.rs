@@ -268,6 +268,11 @@ impl StoreConfig {
         self.registry.as_deref()
     }
 
+    /// The limits appends are held to (see [`StoreConfig::limits`]).
+    pub fn get_limits(&self) -> &StoreLimits {
+        &self.limits
+    }
+
     /// The directory checkpoints are written to.
     pub fn checkpoint_dir(&self) -> PathBuf {
         self.checkpoints
