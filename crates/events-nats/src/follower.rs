@@ -16,6 +16,7 @@ use tokio::runtime::Runtime;
 
 use crate::config::{check_stream_name, server_addrs};
 use crate::error::{BoxError, FollowError};
+use crate::merger::merged_sources;
 use crate::message::{self, from_message};
 use crate::streams::stream_owner;
 
@@ -28,7 +29,7 @@ pub struct StreamSummary {
     pub owner_store: Option<String>,
     /// Its subjects (empty for a stream that only merges others).
     pub subjects: Vec<String>,
-    /// The streams it merges (JetStream `sources`), if any.
+    /// The streams it merges (a [`Merger`](crate::Merger)'s stream), if any.
     pub sources: Vec<String>,
     /// Messages it holds.
     pub messages: u64,
@@ -163,13 +164,7 @@ impl StreamReader {
             name: info.config.name.clone(),
             owner_store: stream_owner(info.config.description.as_deref()).map(str::to_owned),
             subjects: info.config.subjects.clone(),
-            sources: info
-                .config
-                .sources
-                .iter()
-                .flatten()
-                .map(|s| s.name.clone())
-                .collect(),
+            sources: merged_sources(info.config.description.as_deref()).unwrap_or_default(),
             messages: info.state.messages,
             bytes: info.state.bytes,
             first_sequence: info.state.first_sequence,
@@ -188,12 +183,7 @@ impl StreamReader {
     /// position; [`FollowError::Nats`].
     pub fn get(&self, sequence: u64) -> Result<Option<RecordedEvent>, FollowError> {
         let stream = self.lookup()?;
-        let merged = stream
-            .cached_info()
-            .config
-            .sources
-            .as_ref()
-            .is_some_and(|s| !s.is_empty());
+        let merged = is_merged(stream.cached_info());
         let message = self.runtime.block_on(stream.get_raw_message(sequence));
         let message = match message {
             Ok(message) => message,
@@ -241,7 +231,7 @@ impl StreamReader {
     ) -> Result<Follower, FollowError> {
         let stream = self.lookup()?;
         let info = stream.cached_info();
-        let merged = info.config.sources.as_ref().is_some_and(|s| !s.is_empty());
+        let merged = is_merged(info);
         // A store's own stream has one subject, `<prefix>.>`: filter there.
         let prefix = match info.config.subjects.as_slice() {
             [one] => one.strip_suffix(".>").map(str::to_owned),
@@ -357,6 +347,12 @@ impl Follower {
     }
 }
 
+/// Whether a stream merges others (a [`Merger`](crate::Merger)'s, or JetStream `sources`).
+fn is_merged(info: &async_nats::jetstream::stream::Info) -> bool {
+    merged_sources(info.config.description.as_deref()).is_some()
+        || info.config.sources.as_ref().is_some_and(|s| !s.is_empty())
+}
+
 fn decode(
     stream: &str,
     sequence: u64,
@@ -409,97 +405,4 @@ fn nats(context: impl Into<String>, source: impl Into<BoxError>) -> FollowError 
         context: context.into(),
         source: source.into(),
     }
-}
-
-/// Creates (or finds, when it exists with the same sources) a stream `name` that merges the
-/// streams `sources` (JetStream `sources`): one feed of several stores' events, each keeping its
-/// headers (so its position in its own log), in the order the server took them in. Returns
-/// its summary.
-///
-/// # Errors
-///
-/// [`FollowError::InvalidConfig`] for a bad name, no source, or a `name` that exists with
-/// other sources; [`FollowError::Connect`]; [`FollowError::Nats`].
-pub fn create_merged_stream(
-    url: &str,
-    name: &str,
-    sources: &[String],
-    replicas: usize,
-    timeout: Duration,
-) -> Result<StreamSummary, FollowError> {
-    use async_nats::jetstream::stream::{Config, Source, StorageType};
-
-    check_stream_name(name).map_err(|reason| FollowError::InvalidConfig {
-        setting: "stream",
-        reason,
-    })?;
-    if sources.is_empty() {
-        return Err(FollowError::InvalidConfig {
-            setting: "sources",
-            reason: "at least one stream to merge".into(),
-        });
-    }
-    for source in sources {
-        check_stream_name(source).map_err(|reason| FollowError::InvalidConfig {
-            setting: "sources",
-            reason: format!("{source}: {reason}"),
-        })?;
-    }
-    let servers = parse_url(url)?;
-    outside_runtime()?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(FollowError::Thread)?;
-    runtime.block_on(async {
-        let client = async_nats::ConnectOptions::new()
-            .name("eventlog-merge")
-            .connection_timeout(timeout)
-            .request_timeout(Some(timeout))
-            .connect(servers)
-            .await
-            .map_err(|error| FollowError::Connect {
-                url: url.to_owned(),
-                source: Box::new(error),
-            })?;
-        let js = jetstream::context::ContextBuilder::new()
-            .timeout(timeout)
-            .build(client);
-        let wanted = Config {
-            name: name.to_owned(),
-            description: Some(format!("eventlog merged feed of {}", sources.join(", "))),
-            storage: StorageType::File,
-            num_replicas: replicas.max(1),
-            sources: Some(
-                sources
-                    .iter()
-                    .map(|s| Source {
-                        name: s.clone(),
-                        ..Source::default()
-                    })
-                    .collect(),
-            ),
-            ..Config::default()
-        };
-        let stream = js
-            .get_or_create_stream(wanted)
-            .await
-            .map_err(|e| nats(format!("create merged stream {name}"), e))?;
-        let have: Vec<String> = stream
-            .cached_info()
-            .config
-            .sources
-            .iter()
-            .flatten()
-            .map(|s| s.name.clone())
-            .collect();
-        if have != sources {
-            return Err(FollowError::InvalidConfig {
-                setting: "sources",
-                reason: format!("stream {name} exists and merges {have:?}"),
-            });
-        }
-        Ok(())
-    })?;
-    StreamReader::connect(url, name, timeout)?.summary()
 }

@@ -9,6 +9,8 @@
 //! - [`StreamReader`] and [`Follower`] read such a stream on another machine, as
 //!   [`RecordedEvent`](events_core::RecordedEvent)s in order, exactly once per sequence,
 //!   resumable from any sequence.
+//! - [`Merger`] feeds one stream with several stores' streams (one feed of several writers),
+//!   each event once, each store's in its own order.
 //! - The message layout (subject, headers and their encoding) is in [`message`] form:
 //!   [`subject`], [`encode_token`], [`encode_value`] and the [`header`] names.
 //!
@@ -23,16 +25,21 @@ mod error;
 mod follower;
 #[cfg(feature = "local-server")]
 mod local_server;
+mod merger;
 mod message;
 mod replicator;
+mod running;
 mod source;
 mod streams;
 
 pub use config::{DEFAULT_STREAM, ReplicationConfig, Ship};
 pub use error::{BoxError, DecodeError, FollowError, ReplicationError, SourceError};
-pub use follower::{Follower, StreamReader, StreamSummary, create_merged_stream};
+pub use follower::{Follower, StreamReader, StreamSummary};
 #[cfg(feature = "local-server")]
 pub use local_server::{LocalCluster, LocalServer};
+pub use merger::{
+    MERGED_PREFIX, MergeConfig, Merger, ORIGIN_STREAM, merge_until_caught_up, merged_sources,
+};
 pub use message::{decode_token, decode_value, encode_token, encode_value, header, subject};
 pub use replicator::{ReplicationProbe, ReplicationStatus, Replicator, ReplicatorState};
 pub use source::ReplicaSource;

@@ -11,10 +11,8 @@
 //! reads back what the stream holds and goes on from there. Publishes of an ended session that
 //! still land do no harm: each can only land at its own position.
 
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::context::{PublishAckFuture, PublishErrorKind};
@@ -26,6 +24,7 @@ use tokio::sync::{mpsc, watch};
 use crate::config::{ReplicationConfig, server_addrs};
 use crate::error::{BoxError, ReplicationError, SourceError};
 use crate::message::to_message;
+use crate::running::{Running, Sessions};
 use crate::source::ReplicaSource;
 use crate::streams::{ensure_stream, event_id_at};
 
@@ -98,38 +97,52 @@ pub struct ReplicationStatus {
 
 /// Shared between the handle and the runtime thread.
 #[derive(Debug, Default)]
-struct Shared {
-    state: AtomicU8,
-    replicated: AtomicU64,
-    published: AtomicU64,
-    publish_errors: AtomicU64,
-    disconnects: AtomicU64,
-    reconnects: AtomicU64,
-    sessions: AtomicU64,
-    last_error: Mutex<Option<String>>,
+pub(crate) struct Shared {
+    pub(crate) state: AtomicU8,
+    pub(crate) replicated: AtomicU64,
+    pub(crate) published: AtomicU64,
+    pub(crate) publish_errors: AtomicU64,
+    pub(crate) disconnects: AtomicU64,
+    pub(crate) reconnects: AtomicU64,
+    pub(crate) sessions: AtomicU64,
+    pub(crate) last_error: Mutex<Option<String>>,
     /// Wakes `wait_replicated`.
     progress: Condvar,
     progress_lock: Mutex<()>,
+    /// Tells `start` how the first session's checks went (once).
+    pub(crate) first: Mutex<Option<std::sync::mpsc::SyncSender<bool>>>,
 }
 
 impl Shared {
-    fn set_state(&self, state: ReplicatorState) {
+    pub(crate) fn set_state(&self, state: ReplicatorState) {
         self.state.store(state as u8, Ordering::Release);
         self.progress.notify_all();
     }
 
-    fn state(&self) -> ReplicatorState {
+    pub(crate) fn state(&self) -> ReplicatorState {
         ReplicatorState::from_u8(self.state.load(Ordering::Acquire))
     }
 
-    fn note_error(&self, error: &str) {
+    pub(crate) fn note_error(&self, error: &str) {
         *self
             .last_error
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = Some(error.to_owned());
     }
 
-    fn advance(&self, position: u64) {
+    /// Reports the first session's checks to `start` (only the first call counts).
+    pub(crate) fn report_first(&self, ok: bool) {
+        if let Some(first) = self
+            .first
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        {
+            let _ = first.try_send(ok);
+        }
+    }
+
+    pub(crate) fn advance(&self, position: u64) {
         self.replicated.fetch_max(position, Ordering::AcqRel);
         let _guard = self
             .progress_lock
@@ -147,6 +160,10 @@ pub struct ReplicationProbe {
 }
 
 impl ReplicationProbe {
+    pub(crate) fn new(stream: String, shared: Arc<Shared>) -> Self {
+        Self { stream, shared }
+    }
+
     /// The replicator's progress and counters.
     pub fn status(&self) -> ReplicationStatus {
         let s = &self.shared;
@@ -167,6 +184,31 @@ impl ReplicationProbe {
         }
     }
 
+    /// Waits at most `timeout` until its position reaches `position`; whether it did. Returns
+    /// early (false) once it stopped or failed.
+    pub fn wait_replicated(&self, position: u64, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let shared = &self.shared;
+        let mut guard = shared
+            .progress_lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        loop {
+            if shared.replicated.load(Ordering::Acquire) >= position {
+                return true;
+            }
+            let now = Instant::now();
+            if self.is_finished() || now >= deadline {
+                return false;
+            }
+            guard = shared
+                .progress
+                .wait_timeout(guard, (deadline - now).min(Duration::from_millis(100)))
+                .map(|(guard, _)| guard)
+                .unwrap_or_else(|poisoned| poisoned.into_inner().0);
+        }
+    }
+
     /// Whether the replicator has ended (stopped or failed).
     pub fn is_finished(&self) -> bool {
         matches!(
@@ -182,10 +224,7 @@ impl ReplicationProbe {
 /// Started by `eventlog::EventLog::replicate`, which supplies the log as a [`ReplicaSource`].
 #[derive(Debug)]
 pub struct Replicator {
-    stream: String,
-    shared: Arc<Shared>,
-    stop: watch::Sender<bool>,
-    thread: Option<JoinHandle<Result<(), ReplicationError>>>,
+    running: Running,
 }
 
 impl Replicator {
@@ -206,89 +245,34 @@ impl Replicator {
     ) -> Result<Self, ReplicationError> {
         config.validate()?;
         let store_id = source.store_id()?;
-        let shared = Arc::new(Shared::default());
-        let (stop, stop_rx) = watch::channel(false);
-        let (first_tx, first_rx) = std::sync::mpsc::sync_channel(1);
-        let stream = config.stream.clone();
-        let connect_timeout = config.connect_timeout;
-        let worker = Worker {
+        let running = Running::spawn("replicator", config.clone(), move |shared| Worker {
             config,
             store_id,
             source,
-            shared: Arc::clone(&shared),
-            stop: stop_rx,
-            first: Some(first_tx),
-        };
-        let thread = std::thread::Builder::new()
-            .name("events-nats-replicator".into())
-            .spawn(move || worker.run())
-            .map_err(ReplicationError::Thread)?;
-        let mut replicator = Self {
-            stream,
             shared,
-            stop,
-            thread: Some(thread),
-        };
-        match first_rx.recv_timeout(connect_timeout) {
-            Ok(Ok(())) | Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Ok(replicator),
-            Ok(Err(())) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
-                // It ended on an error no retry fixes: return that error.
-                match replicator.join() {
-                    Err(error) => Err(error),
-                    Ok(()) => Err(ReplicationError::Source(SourceError::Closed)),
-                }
-            }
-        }
+        })?;
+        Ok(Self { running })
     }
 
     /// Its progress and counters.
     pub fn status(&self) -> ReplicationStatus {
-        self.probe().status()
+        self.running.probe().status()
     }
 
     /// A handle that reads its status, for whoever reports on it (it does not keep it running).
     pub fn probe(&self) -> ReplicationProbe {
-        ReplicationProbe {
-            stream: self.stream.clone(),
-            shared: Arc::clone(&self.shared),
-        }
+        self.running.probe()
     }
 
     /// Every event up to this position is in the stream.
     pub fn replicated_position(&self) -> u64 {
-        self.shared.replicated.load(Ordering::Acquire)
+        self.running.probe().status().replicated_position
     }
 
     /// Waits at most `timeout` until every event up to `position` is in the stream; whether it
     /// is. Returns early (false) when the replicator stopped or failed.
     pub fn wait_replicated(&self, position: u64, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        let mut guard = self
-            .shared
-            .progress_lock
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        loop {
-            if self.replicated_position() >= position {
-                return true;
-            }
-            if matches!(
-                self.shared.state(),
-                ReplicatorState::Stopped | ReplicatorState::Failed
-            ) {
-                return false;
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return false;
-            }
-            guard = self
-                .shared
-                .progress
-                .wait_timeout(guard, (deadline - now).min(Duration::from_millis(100)))
-                .map(|(guard, _)| guard)
-                .unwrap_or_else(|poisoned| poisoned.into_inner().0);
-        }
+        self.running.probe().wait_replicated(position, timeout)
     }
 
     /// Stops publishing (acks in flight are awaited, at most the ack timeout), joins the
@@ -298,39 +282,18 @@ impl Replicator {
     ///
     /// The error that stopped it, when one did (the ones [`Replicator::start`] names, found
     /// later, e.g. after a reconnect).
-    pub fn stop(mut self) -> Result<ReplicationStatus, ReplicationError> {
-        self.stop.send_replace(true);
-        self.join()?;
-        Ok(self.status())
-    }
-
-    fn join(&mut self) -> Result<(), ReplicationError> {
-        self.stop.send_replace(true);
-        let Some(thread) = self.thread.take() else {
-            return Ok(());
-        };
-        match thread.join() {
-            Ok(result) => result,
-            Err(_) => {
-                tracing::error!(name: "events_nats_replicator_panicked", stream = %self.stream, "the replicator thread panicked");
-                Err(ReplicationError::Thread(std::io::Error::other(
-                    "the replicator thread panicked",
-                )))
-            }
-        }
+    pub fn stop(self) -> Result<ReplicationStatus, ReplicationError> {
+        self.running.stop()
     }
 }
 
-impl Drop for Replicator {
-    fn drop(&mut self) {
-        if let Err(error) = self.join() {
-            tracing::warn!(name: "events_nats_replicator_failed", stream = %self.stream, error = %error, "replicator ended on an error");
-        }
-    }
+/// Locks `mutex`, through a poisoning (the data are counters and text: still meaningful).
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Why a session ended.
-enum SessionEnd {
+pub(crate) enum SessionEnd {
     /// Asked to stop, or the log was closed.
     Stopped,
     /// Try again after a pause.
@@ -344,133 +307,27 @@ struct Worker {
     store_id: String,
     source: Arc<dyn ReplicaSource>,
     shared: Arc<Shared>,
-    stop: watch::Receiver<bool>,
-    first: Option<std::sync::mpsc::SyncSender<Result<(), ()>>>,
+}
+
+impl Sessions for Worker {
+    fn session(
+        &mut self,
+        js: &Context,
+        client: &async_nats::Client,
+        stop: &watch::Receiver<bool>,
+    ) -> impl Future<Output = SessionEnd> {
+        Worker::session(self, js, client, stop)
+    }
 }
 
 impl Worker {
-    fn run(mut self) -> Result<(), ReplicationError> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .thread_name("events-nats-replicator-io")
-            .build()
-            .map_err(ReplicationError::Thread)?;
-        let result = runtime.block_on(self.replicate());
-        // Reads still blocking on the log end by themselves (their wait is short).
-        runtime.shutdown_timeout(Duration::from_secs(1));
-        match &result {
-            Ok(()) => self.shared.set_state(ReplicatorState::Stopped),
-            Err(error) => {
-                self.shared.note_error(&error.to_string());
-                self.shared.set_state(ReplicatorState::Failed);
-                tracing::error!(name: "events_nats_replication_failed", stream = %self.config.stream, error = %error, "replication stopped on an error");
-            }
-        }
-        result
-    }
-
-    fn report_first(&mut self, ok: bool) {
-        if let Some(first) = self.first.take() {
-            let _ = first.try_send(if ok { Ok(()) } else { Err(()) });
-        }
-    }
-
-    async fn replicate(&mut self) -> Result<(), ReplicationError> {
-        let span = tracing::info_span!("events_nats_replicate", stream = %self.config.stream, url = %self.config.url);
-        let _entered = span.enter();
-        let client = match self.connect().await {
-            Ok(client) => client,
-            Err(error) => {
-                self.report_first(false);
-                return Err(error);
-            }
-        };
-        let js = jetstream::context::ContextBuilder::new()
-            .timeout(self.config.ack_timeout)
-            .max_ack_inflight(self.config.max_in_flight)
-            .backpressure_on_inflight(true)
-            .build(client.clone());
-        let mut backoff = self.config.retry_min;
-        loop {
-            if *self.stop.borrow() {
-                return Ok(());
-            }
-            self.shared.sessions.fetch_add(1, Ordering::Relaxed);
-            self.shared.set_state(ReplicatorState::Connecting);
-            let before = self.shared.replicated.load(Ordering::Acquire);
-            match self.session(&js, &client).await {
-                SessionEnd::Stopped => {
-                    self.report_first(true);
-                    return Ok(());
-                }
-                SessionEnd::Fatal(error) => {
-                    self.report_first(false);
-                    return Err(error);
-                }
-                SessionEnd::Retry(reason) => {
-                    self.shared.note_error(&reason);
-                    self.shared.set_state(ReplicatorState::Retrying);
-                    if self.shared.replicated.load(Ordering::Acquire) > before {
-                        backoff = self.config.retry_min;
-                    }
-                    tracing::warn!(name: "events_nats_replication_retry", stream = %self.config.stream, reason = %reason, backoff_ms = backoff.as_millis() as u64, "replication session ended; retrying");
-                    let mut stop = self.stop.clone();
-                    tokio::select! {
-                        _ = tokio::time::sleep(backoff) => {}
-                        _ = stop.wait_for(|stop| *stop) => return Ok(()),
-                    }
-                    backoff = (backoff * 2).min(self.config.retry_max);
-                }
-            }
-        }
-    }
-
-    async fn connect(&self) -> Result<async_nats::Client, ReplicationError> {
-        let shared = Arc::clone(&self.shared);
-        let stream = self.config.stream.clone();
-        let options = async_nats::ConnectOptions::new()
-            .name(format!("eventlog-replicator-{}", self.config.stream))
-            .retry_on_initial_connect()
-            .max_reconnects(None)
-            .connection_timeout(self.config.connect_timeout)
-            .request_timeout(Some(self.config.ack_timeout))
-            .event_callback(move |event| {
-                let shared = Arc::clone(&shared);
-                let stream = stream.clone();
-                async move {
-                    match event {
-                        async_nats::Event::Disconnected => {
-                            shared.disconnects.fetch_add(1, Ordering::Relaxed);
-                            tracing::warn!(name: "events_nats_disconnected", stream = %stream, "lost the connection to NATS");
-                        }
-                        async_nats::Event::Connected => {
-                            if shared.disconnects.load(Ordering::Relaxed) > 0 {
-                                shared.reconnects.fetch_add(1, Ordering::Relaxed);
-                            }
-                            tracing::info!(name: "events_nats_connected", stream = %stream, "connected to NATS");
-                        }
-                        other => {
-                            tracing::debug!(name: "events_nats_client_event", stream = %stream, event = %other, "NATS client event");
-                        }
-                    }
-                }
-            });
-        let servers =
-            server_addrs(&self.config.url).map_err(|reason| ReplicationError::InvalidConfig {
-                setting: "url",
-                reason,
-            })?;
-        options
-            .connect(servers)
-            .await
-            .map_err(|error| ReplicationError::Nats {
-                context: format!("connect to {}", self.config.url),
-                source: Box::new(error),
-            })
-    }
-
     /// One session: check the stream, then publish from its last sequence on until an error.
-    async fn session(&mut self, js: &Context, client: &async_nats::Client) -> SessionEnd {
+    async fn session(
+        &mut self,
+        js: &Context,
+        client: &async_nats::Client,
+        stop: &watch::Receiver<bool>,
+    ) -> SessionEnd {
         let prefix = self.config.subject_prefix_or_default();
         let stream = match ensure_stream(js, &self.config, &prefix, &self.store_id).await {
             Ok(stream) => stream,
@@ -480,15 +337,15 @@ impl Worker {
         if let Err(end) = self.check_agreement(&stream, stream_last).await {
             return end;
         }
-        self.report_first(true);
+        self.shared.report_first(true);
         self.shared.advance(stream_last);
         self.shared.set_state(ReplicatorState::Replicating);
         tracing::info!(name: "events_nats_replication_resumed", stream = %self.config.stream, from_position = stream_last + 1, "replicating");
 
         let max_payload = client.server_info().max_payload;
         let (acks_tx, acks_rx) = mpsc::channel(self.config.max_in_flight);
-        let sender = self.send(js, &prefix, stream_last + 1, max_payload, acks_tx);
-        let acker = self.await_acks(acks_rx);
+        let sender = self.send(js, &prefix, stream_last + 1, max_payload, acks_tx, stop);
+        let acker = await_acks(&self.shared, acks_rx);
         // Whichever ends first with an error ends the session (the other is dropped); the
         // sender ends alone (Ok) when asked to stop, and the acker once it awaited the rest.
         match tokio::try_join!(sender, acker) {
@@ -536,13 +393,14 @@ impl Worker {
         from: u64,
         max_payload: usize,
         acks: mpsc::Sender<(u64, PublishAckFuture)>,
+        stop: &watch::Receiver<bool>,
     ) -> Result<(), SessionEnd> {
         let batch = self.config.read_batch;
         let mut next = from;
         let mut pending = spawn_read(&self.source, next, batch, Duration::ZERO);
         let mut last_lag_report = Instant::now();
         loop {
-            if *self.stop.borrow() {
+            if *stop.borrow() {
                 return Ok(());
             }
             let events = match pending.await {
@@ -603,37 +461,80 @@ impl Worker {
             }
         }
     }
+}
 
-    /// Awaits each publish's ack, in order; the first failure ends the session.
-    async fn await_acks(
-        &self,
-        mut acks: mpsc::Receiver<(u64, PublishAckFuture)>,
-    ) -> Result<(), SessionEnd> {
-        let mut in_order: VecDeque<u64> = VecDeque::new();
-        while let Some((position, ack)) = acks.recv().await {
-            in_order.push_back(position);
-            match ack.await {
-                Ok(ack) if ack.sequence == position => {
-                    in_order.pop_front();
-                    self.shared.advance(position);
-                }
-                Ok(ack) => {
-                    self.shared.publish_errors.fetch_add(1, Ordering::Relaxed);
-                    return Err(SessionEnd::Retry(format!(
-                        "position {position} was acknowledged as sequence {} (duplicate: {})",
-                        ack.sequence, ack.duplicate
-                    )));
-                }
-                Err(error) => {
-                    self.shared.publish_errors.fetch_add(1, Ordering::Relaxed);
-                    return Err(SessionEnd::Retry(format!(
-                        "ack of position {position}: {error}"
-                    )));
-                }
+/// Awaits each publish's ack, in order; the first failure (or an ack at another sequence than
+/// the one expected) ends the session. Each success advances `shared`'s position.
+pub(crate) async fn await_acks(
+    shared: &Shared,
+    mut acks: mpsc::Receiver<(u64, PublishAckFuture)>,
+) -> Result<(), SessionEnd> {
+    while let Some((sequence, ack)) = acks.recv().await {
+        match ack.await {
+            Ok(ack) if ack.sequence == sequence => shared.advance(sequence),
+            Ok(ack) => {
+                shared.publish_errors.fetch_add(1, Ordering::Relaxed);
+                return Err(SessionEnd::Retry(format!(
+                    "sequence {sequence} was acknowledged as {} (duplicate: {})",
+                    ack.sequence, ack.duplicate
+                )));
+            }
+            Err(error) => {
+                shared.publish_errors.fetch_add(1, Ordering::Relaxed);
+                return Err(SessionEnd::Retry(format!(
+                    "ack of sequence {sequence}: {error}"
+                )));
             }
         }
-        Ok(())
     }
+    Ok(())
+}
+
+/// Connects to `url` (retrying in the background when it is not reachable yet), counting
+/// disconnects and reconnects in `shared`.
+pub(crate) async fn connect_client(
+    url: &str,
+    client_name: &str,
+    config: &ReplicationConfig,
+    shared: &Arc<Shared>,
+    stream: &str,
+) -> Result<async_nats::Client, ReplicationError> {
+    let servers = server_addrs(url).map_err(|reason| ReplicationError::InvalidConfig {
+        setting: "url",
+        reason,
+    })?;
+    let shared = Arc::clone(shared);
+    let stream = stream.to_owned();
+    async_nats::ConnectOptions::new()
+        .name(client_name)
+        .retry_on_initial_connect()
+        .max_reconnects(None)
+        .connection_timeout(config.connect_timeout)
+        .request_timeout(Some(config.ack_timeout))
+        .event_callback(move |event| {
+            let shared = Arc::clone(&shared);
+            let stream = stream.clone();
+            async move {
+                match event {
+                    async_nats::Event::Disconnected => {
+                        shared.disconnects.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(name: "events_nats_disconnected", stream = %stream, "lost the connection to NATS");
+                    }
+                    async_nats::Event::Connected => {
+                        if shared.disconnects.load(Ordering::Relaxed) > 0 {
+                            shared.reconnects.fetch_add(1, Ordering::Relaxed);
+                        }
+                        tracing::info!(name: "events_nats_connected", stream = %stream, "connected to NATS");
+                    }
+                    other => {
+                        tracing::debug!(name: "events_nats_client_event", stream = %stream, event = %other, "NATS client event");
+                    }
+                }
+            }
+        })
+        .connect(servers)
+        .await
+        .map_err(|error| nats_error(format!("connect to {url}"), error))
 }
 
 fn spawn_read(
