@@ -151,8 +151,11 @@ async fn sessions<W: Sessions>(
         &config.stream,
     )
     .await?;
+    // Acks of an ended session are left to the client's background acker: bound its wait as
+    // well, or their permits would hold up the next session (30 s by default).
     let js = jetstream::context::ContextBuilder::new()
         .timeout(config.ack_timeout)
+        .ack_timeout(config.ack_timeout)
         .max_ack_inflight(config.max_in_flight)
         .backpressure_on_inflight(true)
         .build(client.clone());
