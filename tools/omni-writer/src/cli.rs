@@ -83,6 +83,44 @@ pub struct Args {
     #[arg(long, value_name = "MIB", default_value_t = 64)]
     pub min_free_disk: u64,
 
+    /// This daemon's writer id, 1 to 65535: every aggregate id it writes carries it
+    /// (`pipeline-wK-000001`, `cache-wK-...`), its event ids and content come from generator
+    /// streams of its own, and its default --stream is EVENTLOG-W<K>. Daemons with different ids
+    /// (each on its own store) never write the same aggregate or event; their streams merge into
+    /// one feed (see "Replication" below). A restart continues this writer's numbering. Without
+    /// it: today's ids (`pipeline-000001`).
+    #[arg(long, value_name = "K", value_parser = clap::value_parser!(u16).range(1..))]
+    pub writer_id: Option<u16>,
+
+    /// Replicate the log into NATS JetStream at URL (`nats://host:port`, or several
+    /// comma-separated: a cluster's nodes): every event in log order, exactly once, the
+    /// stream's sequence equal to its position. Appends never wait for NATS; see "Replication"
+    /// below. Off unless given.
+    #[arg(long, value_name = "URL")]
+    pub replicate: Option<String>,
+
+    /// With --replicate: the stream this store owns (letters, digits, `-`, `_`). Default:
+    /// EVENTLOG, or EVENTLOG-W<K> with --writer-id K.
+    #[arg(long, value_name = "NAME", requires = "replicate")]
+    pub stream: Option<String>,
+
+    /// With --replicate: replicas of the stream when it is created (1 to 5; a cluster needs as
+    /// many nodes). An existing stream keeps its own.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=5))]
+    pub replicas: u8,
+
+    /// With --replicate: `durable` ships an event once it is on disk (the stream never gets
+    /// ahead of the log); `committed` once it is readable (lower lag with --durability
+    /// buffered, but a crash of the daemon can then leave the stream ahead of the log, which
+    /// the replicator refuses on the next run).
+    #[arg(long, value_enum, default_value_t = ShipArg::Durable)]
+    pub ship: ShipArg,
+
+    /// With --replicate: seconds a stop waits for the stream to catch up with the log before
+    /// the replicator stops; what is left is shipped by the next run.
+    #[arg(long, value_name = "SECS", default_value_t = 5.0, value_parser = non_negative)]
+    pub replicate_drain: f64,
+
     /// Print the final summary as one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
@@ -119,15 +157,33 @@ What --seed guarantees:
   same events, but with several workers the interleaving of pipelines in the global log (and so
   positions and cache versions) varies; with --workers 1 the whole log is the same run after run.
   A restart continues numbering, so running 10 pipelines then 10 more writes the same pipelines
-  as running 20.
+  as running 20. With --writer-id K the same holds for pipeline N of seed S and writer K.
+
+Replication (--replicate URL):
+  Once the store is open the daemon starts a replicator: on its own threads it ships the log
+  (by default every durable event) into the stream, whose sequence is the log position, so a
+  restart, a kill -9 or a NATS outage never duplicates nor skips an event. When NATS is
+  unreachable the daemon starts (after waiting up to 5 s for it) and appends all the same; the
+  replicator retries in the background and catches up from the store. If the stream belongs
+  to another store, or disagrees with the log, replication stops for good (logged as an
+  error): the daemon goes on appending (appends never wait for the network), /ready answers
+  503 with the reason, and the summary shows the error. On a stop the daemon stops
+  generating, flushes, waits up to --replicate-drain seconds for the stream to reach the last
+  position, stops the replicator and reports the replicated position in its summary.
+  Several writers: give each daemon its own --writer-id (and store); each replicates into its
+  own stream (EVENTLOG-W<K>), and a stream with JetStream `sources` merges them into one feed
+  (events-dump merge).
 
 HTTP (--http ADDR; every answer but /metrics is a small JSON object):
   GET /metrics  200, OpenMetrics text: events appended by type, append latency, the store's group
                 sizes and log sync latency, subscription lag, positions, checkpoint age,
-                resident memory, store failure (0/1).
+                resident memory, store failure (0/1); with --replicate, per stream: replicated
+                position, lag in events, messages published, publish errors, disconnects,
+                reconnects and the replicator's state.
   GET /health   200 {\"status\":\"alive\"} while the process serves.
   GET /ready    200 {\"status\":\"ready\",\"last_position\":N,...} while the store is open, has not
-                failed and the daemon is not stopping; else 503 {\"status\":\"not_ready\",\"reason\":...}.
+                failed, replication (with --replicate) has not failed and the daemon is not
+                stopping; else 503 {\"status\":\"not_ready\",\"reason\":...}.
   other paths   404 {\"status\":\"not_found\",...}.
   After a failure the daemon keeps serving (/ready 503) for --http-linger seconds, then exits 1;
   a SIGINT/SIGTERM ends that wait. The server stops before the store closes.
@@ -142,6 +198,15 @@ pub enum DurabilityArg {
     Durable,
     /// Appends return once readable; flushed every 200 ms.
     Buffered,
+}
+
+/// `--ship`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ShipArg {
+    /// Events on disk only.
+    Durable,
+    /// Every committed event.
+    Committed,
 }
 
 /// `--log-format`.

@@ -12,11 +12,13 @@ use crate::acklog::AckLog;
 use crate::checkpoints::{self, Checkpointer, Taken};
 use crate::cli::{Args, DurabilityArg};
 use crate::control::Control;
+use crate::emitter::Writer;
 use crate::http::HttpServer;
 use crate::http::metrics::AppendMetrics;
 use crate::logging::BarSlot;
 use crate::progress::Reporter;
 use crate::rate::RateLimiter;
+use crate::replication::Replication;
 use crate::runner::{self, Counters, Shared};
 use crate::signals::SignalThread;
 use crate::summary::Summary;
@@ -150,7 +152,10 @@ pub fn run(args: &Args, slot: &BarSlot) -> anyhow::Result<Summary> {
         });
     let log = EventLog::open(config)
         .with_context(|| format!("opening the store at {}", args.store.display()))?;
-    let first = runner::next_pipeline_number(&log)?;
+    let writer = Writer::new(args.writer_id);
+    let first = runner::next_pipeline_number(&log, writer)?;
+    // Before the workers: appends made meanwhile are shipped all the same (from the store).
+    let replication = Replication::start(args, &log)?;
     let ack_log = args.ack_log.as_deref().map(AckLog::open).transpose()?;
     let control = Arc::new(Control::default());
     let counters = Arc::new(Counters::default());
@@ -158,7 +163,10 @@ pub fn run(args: &Args, slot: &BarSlot) -> anyhow::Result<Summary> {
     let append_metrics = Arc::new(AppendMetrics::default());
     let http = args
         .http
-        .map(|addr| HttpServer::start(addr, &log, &control, &append_metrics, &taken))
+        .map(|addr| {
+            let refused = replication.as_ref().and_then(Replication::refused);
+            HttpServer::start(addr, &log, &control, &append_metrics, &taken, refused)
+        })
         .transpose()?;
     let helpers = match Helpers::start(args, &log, &control, &counters, &taken, slot) {
         Ok(helpers) => helpers,
@@ -177,6 +185,8 @@ pub fn run(args: &Args, slot: &BarSlot) -> anyhow::Result<Summary> {
         seed,
         workers = args.workers,
         first_pipeline = first,
+        writer_id = args.writer_id.map_or_else(|| "none".to_string(), |k| k.to_string()),
+        replicate = %replication.as_ref().map_or("off", Replication::stream),
         last_position = log.last_position()?.get(),
         http = %http.as_ref().map_or_else(|| "off".to_string(), |h| h.addr().to_string()),
         "omni-writer started; generation is SIMULATED (no language model is called)"
@@ -188,6 +198,7 @@ pub fn run(args: &Args, slot: &BarSlot) -> anyhow::Result<Summary> {
         limiter: args.rate.map(RateLimiter::new),
         counters: Arc::clone(&counters),
         seed,
+        writer,
         next: AtomicU64::new(first),
         end: args.pipelines.map(|n| first + n),
         ack_log,
@@ -217,6 +228,16 @@ pub fn run(args: &Args, slot: &BarSlot) -> anyhow::Result<Summary> {
         checkpoints::take(&log, "exit", &taken);
     }
     let last_position = log.last_position().map(|p| p.get());
+    // Stop generating, flush, then let the stream catch up (bounded) before the store closes.
+    let replication = replication.map(|replication| {
+        let drain = if flushed.is_ok() {
+            // Capped: a deadline must stay representable (about 30 years is "forever").
+            Duration::from_secs_f64(args.replicate_drain.min(1e9))
+        } else {
+            Duration::ZERO
+        };
+        replication.finish(last_position.as_ref().map_or(0, |p| *p), drain)
+    });
     helpers.finish();
     if let Some(http) = http {
         http.stop();
@@ -249,12 +270,14 @@ pub fn run(args: &Args, slot: &BarSlot) -> anyhow::Result<Summary> {
         last_pipeline: counters.last_pipeline.load(Ordering::Relaxed),
         appends: counters.appends.load(Ordering::Relaxed),
         seed,
+        writer_id: args.writer_id,
         durability: mode_name.to_string(),
         workers: args.workers,
         stopped_by,
         checkpoints,
         last_checkpoint,
         store: args.store.clone(),
+        replication,
     };
     tracing::info!(
         name: "omni_writer_stopped",

@@ -13,6 +13,7 @@ mod inspector;
 mod logging;
 mod progress;
 mod rate;
+mod replication;
 mod rng;
 mod runner;
 mod signals;

@@ -12,7 +12,7 @@ use omni_domain::PIPELINE;
 
 use crate::acklog::{AckLog, AppendIds};
 use crate::control::Control;
-use crate::emitter::parse_pipeline_id;
+use crate::emitter::Writer;
 use crate::http::metrics::AppendMetrics;
 use crate::rate::RateLimiter;
 use crate::sim::{PipelineEnd, Sink, run_pipeline};
@@ -45,18 +45,19 @@ impl Counters {
     }
 }
 
-/// The next pipeline number for this store: one past the highest `pipeline-N` aggregate, so a
-/// restart never reuses an aggregate id (a pipeline's `pipeline_started` is its first append).
+/// The next pipeline number of `writer` in this store: one past the highest of its pipeline
+/// aggregates (`pipeline-N`, or `pipeline-wK-N`), so a restart never reuses an aggregate id (a
+/// pipeline's `pipeline_started` is its first append).
 ///
 /// # Errors
 ///
 /// When the store cannot be read.
-pub fn next_pipeline_number(log: &EventLog) -> anyhow::Result<u64> {
+pub fn next_pipeline_number(log: &EventLog, writer: Writer) -> anyhow::Result<u64> {
     let highest = log
         .aggregates(Some(PIPELINE))
         .context("reading the pipelines already in the store")?
         .iter()
-        .filter_map(|a| parse_pipeline_id(&a.aggregate_id))
+        .filter_map(|a| writer.parse_pipeline_id(&a.aggregate_id))
         .max()
         .unwrap_or(0);
     Ok(highest + 1)
@@ -75,6 +76,8 @@ pub struct Shared {
     pub counters: Arc<Counters>,
     /// The simulation's seed.
     pub seed: u64,
+    /// `--writer-id`: whose ids the pipelines carry.
+    pub writer: Writer,
     /// The next pipeline number to hand out.
     pub next: AtomicU64,
     /// One past the last pipeline number to run (`--pipelines`).
@@ -165,8 +168,13 @@ fn work(shared: &Shared) -> anyhow::Result<()> {
         };
         let counters = &shared.counters;
         counters.last_pipeline.fetch_max(number, Ordering::Relaxed);
-        let outcome = run_pipeline(shared.seed, number, &mut StoreSink { shared })
-            .with_context(|| format!("pipeline {number}"))?;
+        let outcome = run_pipeline(
+            shared.seed,
+            shared.writer,
+            number,
+            &mut StoreSink { shared },
+        )
+        .with_context(|| format!("pipeline {number}"))?;
         let counter = match outcome.end {
             PipelineEnd::Completed => &counters.completed,
             PipelineEnd::Failed => &counters.failed,

@@ -21,7 +21,7 @@ use omni_domain::{
 use uuid::Uuid;
 
 use crate::content::{self, GENERATION_ERRORS, VALIDATION_RULES};
-use crate::emitter::{Emitter, pipeline_id, prompt_aggregate_id};
+use crate::emitter::{Emitter, Writer};
 use crate::rng::{Rng, round_ms};
 
 /// The retried operation's name in retry events.
@@ -78,6 +78,7 @@ struct Run<'a, S: Sink> {
     sink: &'a mut S,
     rng: Rng,
     emitter: Emitter,
+    writer: Writer,
     number: u64,
     config: GenerationConfig,
     started_event: Uuid,
@@ -87,19 +88,20 @@ fn one(stream: &StreamId, expected: ExpectedVersion, events: Vec<NewEvent>) -> A
     AppendBatch::new(stream.clone(), expected, events)
 }
 
-/// Runs pipeline `number` of `seed` to its end, appending through `sink`.
+/// Runs pipeline `number` of `writer` and `seed` to its end, appending through `sink`.
 ///
 /// # Errors
 ///
 /// When an append fails.
 pub fn run_pipeline<S: Sink>(
     seed: u64,
+    writer: Writer,
     number: u64,
     sink: &mut S,
 ) -> anyhow::Result<PipelineOutcome> {
-    let mut rng = Rng::new(seed, number);
-    let mut emitter = Emitter::new(seed, number);
-    let id = pipeline_id(number);
+    let mut rng = Rng::new(seed, writer.stream(number));
+    let mut emitter = Emitter::new(seed, writer, number);
+    let id = writer.pipeline_id(number);
     let stream = StreamId::of::<PipelineStarted>(&id);
     let config = content::generation_config(&mut rng);
     let pipeline_type = if rng.chance(0.7) {
@@ -127,6 +129,7 @@ pub fn run_pipeline<S: Sink>(
         sink,
         rng,
         emitter,
+        writer,
         number,
         config,
         started_event,
@@ -247,7 +250,7 @@ impl<S: Sink> Run<'_, S> {
     /// `prompt_validation_started` + `completed` (or `failed`), one append. Returns whether the
     /// prompt may be generated, the last event and the simulated seconds.
     fn validate(&mut self, index: u32, text: &str) -> anyhow::Result<(bool, Uuid, f64)> {
-        let id = prompt_aggregate_id("val", self.number, index);
+        let id = self.writer.prompt_aggregate_id("val", self.number, index);
         let started = self.emitter.event(
             &id,
             &PromptValidationStarted {
@@ -292,7 +295,7 @@ impl<S: Sink> Run<'_, S> {
     /// `cache_hit`, `cache_miss`, or `cache_invalidated` + `cache_miss` (a stale entry): one
     /// append to the key's cache aggregate.
     fn look_up(&mut self, key: &str, cause: Uuid) -> anyhow::Result<Lookup> {
-        let id = format!("cache-{key}");
+        let id = self.writer.cache_id(key);
         let cache_key = format!("prompt:{key}");
         let cache_type = "memory".to_string();
         let roll = self.rng.unit();
@@ -358,8 +361,8 @@ impl<S: Sink> Run<'_, S> {
         key: &str,
         miss_event: Uuid,
     ) -> anyhow::Result<PromptResult> {
-        let gen_id = prompt_aggregate_id("gen", self.number, index);
-        let retry_id = prompt_aggregate_id("retry", self.number, index);
+        let gen_id = self.writer.prompt_aggregate_id("gen", self.number, index);
+        let retry_id = self.writer.prompt_aggregate_id("retry", self.number, index);
         let gen_stream = StreamId::of::<ArticleGenerationStarted>(&gen_id);
         let retry_stream = StreamId::of::<RetryAttempted>(&retry_id);
         let mut gen_version = 0;
@@ -450,7 +453,7 @@ impl<S: Sink> Run<'_, S> {
                         content,
                         filename: format!(
                             "{}/article-{index:03}-v{variation}.md",
-                            pipeline_id(self.number)
+                            self.writer.pipeline_id(self.number)
                         ),
                         metadata,
                     },
@@ -481,7 +484,7 @@ impl<S: Sink> Run<'_, S> {
                     vec![event],
                 ));
             }
-            let cache_id = format!("cache-{key}");
+            let cache_id = self.writer.cache_id(key);
             let set = self.emitter.event(
                 &cache_id,
                 &CacheSet {
@@ -563,16 +566,16 @@ mod tests {
         for number in 1..=30 {
             let mut a = Recorder::default();
             let mut b = Recorder::default();
-            run_pipeline(99, number, &mut a)?;
-            run_pipeline(99, number, &mut b)?;
+            run_pipeline(99, Writer::default(), number, &mut a)?;
+            run_pipeline(99, Writer::default(), number, &mut b)?;
             let fa: Vec<_> = events(&a).into_iter().map(fingerprint).collect();
             let fb: Vec<_> = events(&b).into_iter().map(fingerprint).collect();
             assert_eq!(fa, fb);
         }
         let mut other = Recorder::default();
-        run_pipeline(100, 1, &mut other)?;
+        run_pipeline(100, Writer::default(), 1, &mut other)?;
         let mut first = Recorder::default();
-        run_pipeline(99, 1, &mut first)?;
+        run_pipeline(99, Writer::default(), 1, &mut first)?;
         assert_ne!(
             events(&other)[0].event_id,
             events(&first)[0].event_id,
@@ -585,7 +588,7 @@ mod tests {
     fn causation_links_point_to_earlier_events_of_the_pipeline() -> anyhow::Result<()> {
         for number in 1..=50 {
             let mut recorder = Recorder::default();
-            let outcome = run_pipeline(5, number, &mut recorder)?;
+            let outcome = run_pipeline(5, Writer::default(), number, &mut recorder)?;
             let all = events(&recorder);
             assert_eq!(outcome.events, all.len() as u64);
             assert_eq!(all[0].event_type, "pipeline_started");
@@ -606,7 +609,7 @@ mod tests {
                 }
                 assert_eq!(
                     event.context.correlation_id.as_deref(),
-                    Some(pipeline_id(number).as_str())
+                    Some(Writer::default().pipeline_id(number).as_str())
                 );
                 seen.insert(event.event_id.to_string());
             }
@@ -619,7 +622,7 @@ mod tests {
         let registry = omni_domain::registry();
         for number in 1..=50 {
             let mut recorder = Recorder::default();
-            let outcome = run_pipeline(11, number, &mut recorder)?;
+            let outcome = run_pipeline(11, Writer::default(), number, &mut recorder)?;
             let all = events(&recorder);
             let Some(last) = all.last() else {
                 panic!("no events")
@@ -643,12 +646,32 @@ mod tests {
     }
 
     #[test]
+    fn a_writer_id_tags_every_aggregate_and_changes_every_event_id() -> anyhow::Result<()> {
+        let mut plain = Recorder::default();
+        let mut tagged = Recorder::default();
+        run_pipeline(3, Writer::default(), 1, &mut plain)?;
+        run_pipeline(3, Writer::new(Some(4)), 1, &mut tagged)?;
+        let plain_ids: std::collections::HashSet<_> =
+            events(&plain).iter().map(|e| e.event_id).collect();
+        for event in events(&tagged) {
+            let (kind, rest) = event.aggregate_id.split_once('-').unwrap_or_default();
+            assert!(
+                rest.starts_with("w4-"),
+                "{kind} aggregate {} has no writer tag",
+                event.aggregate_id
+            );
+            assert!(!plain_ids.contains(&event.event_id));
+        }
+        Ok(())
+    }
+
+    #[test]
     fn a_stop_closes_the_pipeline_as_interrupted() -> anyhow::Result<()> {
         let mut recorder = Recorder {
             stop_after: Some(1),
             ..Recorder::default()
         };
-        let outcome = run_pipeline(1, 1, &mut recorder)?;
+        let outcome = run_pipeline(1, Writer::default(), 1, &mut recorder)?;
         assert_eq!(outcome.end, PipelineEnd::Interrupted);
         let all = events(&recorder);
         assert_eq!(all.len(), 2);

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
+use crate::replication::ReplicationSummary;
+
 /// What one run of the daemon did.
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
@@ -36,6 +38,8 @@ pub struct Summary {
     pub appends: u64,
     /// The simulation's seed.
     pub seed: u64,
+    /// `--writer-id`.
+    pub writer_id: Option<u16>,
     /// `durable` or `buffered`.
     pub durability: String,
     /// Worker threads.
@@ -48,6 +52,8 @@ pub struct Summary {
     pub last_checkpoint: Option<PathBuf>,
     /// The store directory.
     pub store: PathBuf,
+    /// With `--replicate`: how far the stream got.
+    pub replication: Option<ReplicationSummary>,
 }
 
 impl fmt::Display for Summary {
@@ -79,11 +85,40 @@ impl fmt::Display for Summary {
             "  durable position  {} ({})",
             self.durable_position, self.durability
         )?;
-        writeln!(
-            f,
-            "  seed              {} ({} workers)",
-            self.seed, self.workers
-        )?;
+        match self.writer_id {
+            Some(writer) => writeln!(
+                f,
+                "  seed              {} ({} workers, writer id {writer})",
+                self.seed, self.workers
+            )?,
+            None => writeln!(
+                f,
+                "  seed              {} ({} workers)",
+                self.seed, self.workers
+            )?,
+        }
+        if let Some(r) = &self.replication {
+            writeln!(
+                f,
+                "  replication       {} at {}: replicated position {} ({}), {} published, \
+                 {} publish errors, {} disconnects, {} reconnects",
+                r.stream,
+                r.url,
+                r.replicated_position,
+                if r.caught_up {
+                    "caught up".to_string()
+                } else {
+                    format!("{} events behind", r.lag_events)
+                },
+                r.published,
+                r.publish_errors,
+                r.disconnects,
+                r.reconnects
+            )?;
+            if let Some(error) = &r.error {
+                writeln!(f, "  replication error {error}")?;
+            }
+        }
         match &self.last_checkpoint {
             Some(path) => writeln!(
                 f,

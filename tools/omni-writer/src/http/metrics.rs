@@ -7,7 +7,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use eventlog::{EventLog, NewEvent};
+use eventlog::{EventLog, NewEvent, ReplicationMetrics};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{
     DescriptorEncoder, EncodeGaugeValue, EncodeLabelSet, NoLabelSet,
@@ -180,6 +180,7 @@ impl Collector for ScrapeCollector {
                     lag.encode_family(&[("subscription", subscriber.name.as_str())])?
                         .encode_gauge(&subscriber.lag)?;
                 }
+                encode_replication(&mut encoder, &metrics.replication)?;
             }
             Err(error) => {
                 tracing::debug!(name: "omni_writer_http_metrics_unreadable", error = %error, "the store's metrics are unreadable");
@@ -205,6 +206,84 @@ impl Collector for ScrapeCollector {
         }
         Ok(())
     }
+}
+
+/// A replicator's value, read at scrape time.
+type ReplicationValue = fn(&ReplicationMetrics) -> u64;
+
+/// Each replicator's progress (with `--replicate`), labelled by stream: where it is, how far
+/// behind, and what went wrong on the way. Absent without a replicator.
+fn encode_replication(
+    encoder: &mut DescriptorEncoder,
+    replication: &[ReplicationMetrics],
+) -> fmt::Result {
+    if replication.is_empty() {
+        return Ok(());
+    }
+    let families: [(&str, &str, MetricType, ReplicationValue); 6] = [
+        (
+            "eventlog_replicated_position",
+            "Every event up to this log position is in the stream (acknowledged by JetStream).",
+            MetricType::Gauge,
+            |r| r.replicated_position,
+        ),
+        (
+            "eventlog_replication_lag_events",
+            "Events committed to the log and not yet in the stream.",
+            MetricType::Gauge,
+            |r| r.replication_lag_events,
+        ),
+        (
+            "eventlog_replication_published",
+            "Messages the replicator published (retries included).",
+            MetricType::Counter,
+            |r| r.published,
+        ),
+        (
+            "eventlog_replication_publish_errors",
+            "Publishes that failed or whose outcome was unknown (each ends a session; the next \
+             one reads the stream back).",
+            MetricType::Counter,
+            |r| r.publish_errors,
+        ),
+        (
+            "eventlog_replication_disconnects",
+            "Times the replicator lost its connection to NATS.",
+            MetricType::Counter,
+            |r| r.disconnects,
+        ),
+        (
+            "eventlog_replication_reconnects",
+            "Times the replicator's connection to NATS was re-established after a loss.",
+            MetricType::Counter,
+            |r| r.reconnects,
+        ),
+    ];
+    for (name, help, kind, value) in families {
+        let mut family = encoder.encode_descriptor(name, help, None, kind)?;
+        for r in replication {
+            let labels = [("stream", r.stream.as_str())];
+            let mut metric = family.encode_family(&labels)?;
+            if matches!(kind, MetricType::Counter) {
+                metric.encode_counter::<NoLabelSet, _, u64>(&value(r), None)?;
+            } else {
+                metric.encode_gauge(&value(r))?;
+            }
+        }
+    }
+    let mut state = encoder.encode_descriptor(
+        "eventlog_replication_state",
+        "1 for the replicator's state: connecting, replicating, retrying, stopped or failed \
+         (failed: it ships nothing more until the daemon restarts).",
+        None,
+        MetricType::Gauge,
+    )?;
+    for r in replication {
+        state
+            .encode_family(&[("stream", r.stream.as_str()), ("state", r.state)])?
+            .encode_gauge(&1_u64)?;
+    }
+    Ok(())
 }
 
 /// The process's resident set (`VmRSS`), in bytes; `None` where `/proc` does not tell.

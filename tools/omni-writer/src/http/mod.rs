@@ -43,6 +43,8 @@ struct Surface {
     control: Arc<Control>,
     registry: Registry,
     inspector_requests: Counter,
+    /// Why `--replicate` was refused at the start (the stream's checks), if it was.
+    replication_refused: Option<String>,
 }
 
 /// The running server: its runtime, the serving task and the way to stop it.
@@ -55,7 +57,8 @@ pub struct HttpServer {
 }
 
 impl HttpServer {
-    /// Binds `addr` and starts serving.
+    /// Binds `addr` and starts serving. `replication_refused`: why `--replicate` was refused at
+    /// the start, for `/ready`.
     ///
     /// # Errors
     ///
@@ -66,6 +69,7 @@ impl HttpServer {
         control: &Arc<Control>,
         append: &AppendMetrics,
         taken: &Arc<Taken>,
+        replication_refused: Option<String>,
     ) -> anyhow::Result<Self> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -98,6 +102,7 @@ impl HttpServer {
                 Arc::clone(taken),
             ),
             inspector_requests,
+            replication_refused,
         });
         let router = Router::new()
             .route("/metrics", get(serve_metrics))
@@ -180,7 +185,7 @@ async fn health() -> Response {
 }
 
 async fn ready(State(surface): State<Arc<Surface>>) -> Response {
-    match tokio::task::spawn_blocking(move || readiness(&surface.log, &surface.control)).await {
+    match tokio::task::spawn_blocking(move || readiness(&surface)).await {
         Ok(Ok(body)) => json_response(StatusCode::OK, body),
         Ok(Err(reason)) => json_response(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -190,9 +195,12 @@ async fn ready(State(surface): State<Arc<Surface>>) -> Response {
     }
 }
 
-/// Ready: the store is open, has not failed, and the daemon is not stopping. The body, or why
-/// not.
-fn readiness(log: &EventLog, control: &Control) -> Result<serde_json::Value, String> {
+/// Ready: the store is open, has not failed, replication (with `--replicate`) has not failed,
+/// and the daemon is not stopping. The body, or why not. A failed replication makes the
+/// daemon not ready although it goes on appending: what it writes no longer reaches its
+/// stream, and a supervisor should see that.
+fn readiness(surface: &Surface) -> Result<serde_json::Value, String> {
+    let (log, control) = (&surface.log, &surface.control);
     if log.is_closed() {
         return Err("the store is closed".into());
     }
@@ -207,12 +215,32 @@ fn readiness(log: &EventLog, control: &Control) -> Result<serde_json::Value, Str
     if let Some(reason) = control.reason() {
         return Err(format!("stopping: {reason}"));
     }
-    Ok(json!({
+    if let Some(refused) = &surface.replication_refused {
+        return Err(format!("replication refused: {refused}"));
+    }
+    if let Some(failed) = metrics.replication.iter().find(|r| r.state == "failed") {
+        return Err(format!(
+            "replication into stream {} failed at position {}: {}",
+            failed.stream,
+            failed.replicated_position,
+            failed.last_error.as_deref().unwrap_or("unknown error")
+        ));
+    }
+    let mut body = json!({
         "status": "ready",
         "last_position": store.last_position,
         "durable_position": store.durable_position,
         "durability": store.durability,
-    }))
+    });
+    if let Some(replication) = metrics.replication.last() {
+        body["replication"] = json!({
+            "stream": replication.stream,
+            "state": replication.state,
+            "replicated_position": replication.replicated_position,
+            "lag_events": replication.replication_lag_events,
+        });
+    }
+    Ok(body)
 }
 
 /// The inspector's page and API ([`crate::inspector`]), read on a blocking thread; any other

@@ -31,7 +31,13 @@ fn store_with_pipelines(dir: &std::path::Path, pipelines: u64) -> EventLog {
     )
     .unwrap();
     for number in 1..=pipelines {
-        run_pipeline(5, number, &mut LogSink(&log)).unwrap();
+        run_pipeline(
+            5,
+            crate::emitter::Writer::default(),
+            number,
+            &mut LogSink(&log),
+        )
+        .unwrap();
     }
     log
 }
