@@ -171,8 +171,9 @@ Replication (--replicate URL):
   generating, flushes, waits up to --replicate-drain seconds for the stream to reach the last
   position, stops the replicator and reports the replicated position in its summary.
   Several writers: give each daemon its own --writer-id (and store); each replicates into its
-  own stream (EVENTLOG-W<K>), and a stream with JetStream `sources` merges them into one feed
-  (events-dump merge).
+  own stream (EVENTLOG-W<K>), and `events-dump --nats URL merge --stream ALL --sources
+  EVENTLOG-W1,EVENTLOG-W2` feeds one stream with all of them (each writer's events in its own
+  log order).
 
 HTTP (--http ADDR; every answer but /metrics is a small JSON object):
   GET /metrics  200, OpenMetrics text: events appended by type, append latency, the store's group
