@@ -28,6 +28,11 @@ pub struct Cli {
     #[command(flatten)]
     pub source: SourceArgs,
 
+    /// Read a NATS JetStream stream instead (`log`, `stream`, `tail`, `info`), restore a store
+    /// from one (`restore`), or merge several (`merge`).
+    #[command(flatten)]
+    pub nats: NatsArgs,
+
     /// Print JSON Lines instead of tables.
     #[arg(long, global = true)]
     pub json: bool,
@@ -51,6 +56,11 @@ version, timestamp, trace_id, user_id, session_id, source, correlation_id, causa
 schema_version, payload. The payload is decoded (and upcast: schema_version is then the current
 one). An event whose type is unknown, or whose payload does not decode, keeps its stored
 schema_version and shows `\"payload\": {\"hex\": \"...\", \"len\": N}` plus `\"payload_error\"`.
+
+With --nats URL (and --stream NAME, default EVENTLOG), `log`, `stream`, `tail` and `info` read
+that JetStream stream instead of a store, in the same formats (`log --from` and `tail --from` are
+stream sequences: positions, in a store's own stream); `restore --into DIR` rebuilds a store
+from it, and `merge --sources A,B` merges several into it. Other commands need a store.
 
 Exit status: 0 success (also when the reader of stdout goes away, as with `| head`);
 1 `verify` or `checkpoint verify` found the store or file inconsistent; 2 an error (bad
@@ -79,6 +89,28 @@ pub struct SourceArgs {
     #[arg(long, global = true)]
     pub latest_checkpoint: bool,
 }
+
+/// A NATS JetStream stream a store was replicated into (`omni-writer --nats URL`,
+/// `EventLog::replicate`).
+#[derive(Debug, Clone, Args)]
+pub struct NatsArgs {
+    /// The NATS server(s), `nats://HOST:PORT[,nats://HOST:PORT...]`: read the stream there
+    /// instead of a store.
+    #[arg(
+        long = "nats",
+        global = true,
+        value_name = "URL",
+        conflicts_with_all = ["checkpoint", "latest_checkpoint"]
+    )]
+    pub url: Option<String>,
+
+    /// The stream's name.
+    #[arg(long = "stream", global = true, value_name = "NAME", default_value = DEFAULT_STREAM)]
+    pub stream: String,
+}
+
+/// The stream a replicator writes to by default.
+pub const DEFAULT_STREAM: &str = "EVENTLOG";
 
 /// `--log-format`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -137,6 +169,45 @@ pub enum Command {
         /// Keep printing events as they are appended (reads the store read-only, even while
         /// the daemon holds it), until interrupted (Ctrl-C) or `--limit` events were printed.
         #[arg(long, conflicts_with_all = ["checkpoint", "latest_checkpoint"])]
+        follow: bool,
+    },
+    /// Follow a NATS stream's new events as they arrive (needs --nats), until interrupted
+    /// (Ctrl-C) or --max-events were printed.
+    Tail {
+        /// Start at this stream sequence (in a store's own stream, a position) instead of
+        /// after the stream's last message.
+        #[arg(long, value_name = "SEQ")]
+        from: Option<u64>,
+        /// Stop after N events (after the filters).
+        #[arg(long, value_name = "N")]
+        max_events: Option<usize>,
+        /// Only events of this aggregate type.
+        #[arg(long = "type", value_name = "T")]
+        aggregate_type: Option<String>,
+        /// Only events of this event type.
+        #[arg(long, value_name = "E")]
+        event_type: Option<String>,
+    },
+    /// Rebuild a store from a NATS stream (needs --nats): the same positions, event ids,
+    /// versions, timestamps, metadata and payloads, then verified and read back. Exit status 0
+    /// only when the restored store verified.
+    Restore {
+        /// The new store's directory (must not exist, or be empty).
+        #[arg(long, value_name = "DIR")]
+        into: PathBuf,
+    },
+    /// Merge several stores' streams into the stream --stream names (needs --nats): one feed,
+    /// each event keeping its position in its own log. Merges what the sources hold now, then
+    /// prints the merged stream; with --follow, keeps merging until interrupted.
+    Merge {
+        /// The streams to merge, comma-separated.
+        #[arg(long, value_name = "A,B", value_delimiter = ',', required = true)]
+        sources: Vec<String>,
+        /// Replicas of the merged stream, when it is created.
+        #[arg(long, value_name = "N", default_value_t = 1)]
+        replicas: usize,
+        /// Keep merging new events until interrupted (Ctrl-C).
+        #[arg(long)]
         follow: bool,
     },
     /// Event counts per event type and schema version (scans the log).

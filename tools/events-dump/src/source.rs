@@ -183,7 +183,8 @@ impl Source {
     }
 }
 
-fn config(dir: &Path) -> EventLogConfig {
+/// How the dump opens a store: the Omni Writer's registry, no automatic snapshots.
+pub fn config(dir: &Path) -> EventLogConfig {
     EventLogConfig::new(dir)
         .registry(omni_domain::registry())
         .store(|s| s.cache_capacity(CACHE_BYTES))

@@ -59,6 +59,9 @@ fn every_command_has_help() {
         vec!["checkpoint", "verify", "--help"],
         vec!["checkpoint", "list", "--help"],
         vec!["checkpoint", "prune", "--help"],
+        vec!["tail", "--help"],
+        vec!["restore", "--help"],
+        vec!["merge", "--help"],
     ] {
         let output = dump(&args);
         assert!(output.status.success(), "{args:?}");

@@ -8,7 +8,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use common::{arg, dump, json_lines, json_object, stderr, stdout, writer};
+use common::{arg, dump, dump_ok, json_lines, json_object, stderr, stdout, writer};
 use eventlog::{EventLog, EventLogConfig, Position};
 use serde_json::Value;
 
@@ -37,16 +37,6 @@ fn write(store: &Path, extra: &[&str]) -> Value {
     let output = writer(&args);
     assert!(output.status.success(), "omni-writer: {}", stderr(&output));
     serde_json::from_slice(&output.stdout).unwrap()
-}
-
-fn dump_ok(args: &[&str]) -> std::process::Output {
-    let output = dump(args);
-    assert!(
-        output.status.success(),
-        "events-dump {args:?}: {}",
-        stderr(&output)
-    );
-    output
 }
 
 #[test]

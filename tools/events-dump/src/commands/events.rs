@@ -5,6 +5,7 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use eventlog::{EventRegistry, Position, RecordedEvent, StoreReadError, StreamId, StreamRead};
 
+use crate::cli::Command;
 use crate::commands::Status;
 use crate::event_json::{ROW_HEADER, event_json, event_row};
 use crate::out::Out;
@@ -40,11 +41,57 @@ pub struct LogOptions<'a> {
     pub follow: bool,
 }
 
-/// Prints events as they are read; with `flush_each`, each line is flushed at once (for
-/// `--follow`).
-fn print(
+impl StreamOptions {
+    /// A `stream TYPE ID` command's aggregate and options (`None` for another command).
+    pub fn of(command: &Command) -> Option<(&str, &str, Self)> {
+        match command {
+            Command::Stream {
+                aggregate_type,
+                aggregate_id,
+                from,
+                backwards,
+                limit,
+            } => Some((
+                aggregate_type,
+                aggregate_id,
+                Self {
+                    from: *from,
+                    backwards: *backwards,
+                    limit: *limit,
+                },
+            )),
+            _ => None,
+        }
+    }
+}
+
+impl<'a> LogOptions<'a> {
+    /// A `log` command's options (`None` for another command).
+    pub fn of(command: &'a Command) -> Option<Self> {
+        match command {
+            Command::Log {
+                from,
+                limit,
+                aggregate_type,
+                event_type,
+                follow,
+            } => Some(Self {
+                from: *from,
+                limit: *limit,
+                aggregate_type: aggregate_type.as_deref(),
+                event_type: event_type.as_deref(),
+                follow: *follow,
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// Prints events as they are read (from a store or a NATS stream); with `flush_each`, each
+/// line is flushed at once (for `--follow` and `tail`).
+pub(super) fn print(
     registry: &EventRegistry,
-    events: impl Iterator<Item = Result<RecordedEvent, StoreReadError>>,
+    events: impl Iterator<Item = anyhow::Result<RecordedEvent>>,
     json: bool,
     flush_each: bool,
     out: &mut Out,
@@ -57,7 +104,7 @@ fn print(
     }
     let mut printed = 0;
     for event in events {
-        let event = event.context("reading the store")?;
+        let event = event?;
         let value = event_json(registry, &event);
         if json {
             out.json(&value)?;
@@ -70,6 +117,23 @@ fn print(
         printed += 1;
     }
     Ok(printed)
+}
+
+/// Whether `event` is of `aggregate_type` and `event_type` (each when given).
+pub(super) fn wanted(
+    event: &RecordedEvent,
+    aggregate_type: Option<&str>,
+    event_type: Option<&str>,
+) -> bool {
+    aggregate_type.is_none_or(|t| event.metadata.aggregate_type == t)
+        && event_type.is_none_or(|t| event.metadata.event_type == t)
+}
+
+/// A store's events, each read error said to be one.
+fn from_store(
+    events: impl Iterator<Item = Result<RecordedEvent, StoreReadError>>,
+) -> impl Iterator<Item = anyhow::Result<RecordedEvent>> {
+    events.map(|event| event.context("reading the store"))
 }
 
 /// `stream TYPE ID`.
@@ -103,7 +167,7 @@ pub fn stream(
         read = read.limit(limit);
     }
     let events = log.read_stream(&stream, read)?;
-    print(log.registry(), events, json, false, out)?;
+    print(log.registry(), from_store(events), json, false, out)?;
     Ok(Status::Ok)
 }
 
@@ -138,19 +202,17 @@ pub fn log(
             None => log.read_log(from, store_limit)?,
         },
     };
-    let (wanted_type, wanted_aggregate) = (options.event_type, options.aggregate_type);
-    let follow = options.follow;
+    // The aggregate type was filtered by the read, unless following.
+    let aggregate_type = options.aggregate_type.filter(|_| options.follow);
+    let event_type = options.event_type;
     let filtered = events.filter(move |event| match event {
-        Ok(event) => {
-            wanted_type.is_none_or(|t| event.metadata.event_type == t)
-                && (!follow || wanted_aggregate.is_none_or(|t| event.metadata.aggregate_type == t))
-        }
+        Ok(event) => wanted(event, aggregate_type, event_type),
         Err(_) => true,
     });
     let limit = options.limit.unwrap_or(usize::MAX);
     print(
         log.registry(),
-        filtered.take(limit),
+        from_store(filtered.take(limit)),
         json,
         options.follow,
         out,

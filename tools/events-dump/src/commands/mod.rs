@@ -4,7 +4,10 @@ mod catalog;
 mod checkpoint;
 mod events;
 mod inspect;
+mod nats;
 mod trace;
+
+use anyhow::bail;
 
 use crate::cli::{CheckpointCommand, Cli, Command};
 use crate::out::Out;
@@ -26,6 +29,11 @@ pub enum Status {
 /// Whatever stops the command (printed by `main`, exit 2).
 pub fn run(cli: &Cli) -> anyhow::Result<Status> {
     let mut out = Out::new();
+    if let Some(url) = &cli.nats.url {
+        let status = nats::run(&cli.command, url, &cli.nats.stream, cli.json, &mut out)?;
+        out.finish()?;
+        return Ok(status);
+    }
     let status = match &cli.command {
         Command::Checkpoint(CheckpointCommand::Import { file, into }) => {
             checkpoint::import(file, into, cli.json, &mut out)?
@@ -41,6 +49,12 @@ pub fn run(cli: &Cli) -> anyhow::Result<Status> {
         }
         Command::Migrate { from, to } => checkpoint::migrate(from, to, cli.json, &mut out)?,
         Command::Repair => checkpoint::repair(&cli.source.store, cli.json, &mut out)?,
+        Command::Tail { .. } | Command::Restore { .. } | Command::Merge { .. } => {
+            bail!(
+                "`{}` reads a NATS stream: give --nats URL (and --stream NAME)",
+                nats::name(&cli.command)
+            )
+        }
         other => {
             let source = match other {
                 Command::Log { follow: true, .. } => source::open_live(&cli.source.store)?,
@@ -65,47 +79,17 @@ fn with_source(
     out: &mut Out,
 ) -> anyhow::Result<Status> {
     let log = &source.log;
+    if let Some(options) = events::LogOptions::of(command) {
+        return events::log(log, options, json, out);
+    }
+    if let Some((aggregate_type, aggregate_id, options)) = events::StreamOptions::of(command) {
+        return events::stream(log, aggregate_type, aggregate_id, options, json, out);
+    }
     match command {
         Command::Info { verify } => inspect::info(source, *verify, json, out),
         Command::Streams { aggregate_type } => {
             catalog::streams(log, aggregate_type.as_deref(), json, out)
         }
-        Command::Stream {
-            aggregate_type,
-            aggregate_id,
-            from,
-            backwards,
-            limit,
-        } => events::stream(
-            log,
-            aggregate_type,
-            aggregate_id,
-            events::StreamOptions {
-                from: *from,
-                backwards: *backwards,
-                limit: *limit,
-            },
-            json,
-            out,
-        ),
-        Command::Log {
-            from,
-            limit,
-            aggregate_type,
-            event_type,
-            follow,
-        } => events::log(
-            log,
-            events::LogOptions {
-                from: *from,
-                limit: *limit,
-                aggregate_type: aggregate_type.as_deref(),
-                event_type: event_type.as_deref(),
-                follow: *follow,
-            },
-            json,
-            out,
-        ),
         Command::Types => catalog::types(log, json, out),
         Command::Trace {
             id,
@@ -151,6 +135,14 @@ fn with_source(
         Command::Checkpoint(CheckpointCommand::Export { file }) => {
             checkpoint::export(log.full("checkpoint export")?, file, json, out)
         }
-        Command::Checkpoint(_) | Command::Migrate { .. } | Command::Repair => Ok(Status::Ok),
+        // `log` and `stream` are handled above.
+        Command::Log { .. }
+        | Command::Stream { .. }
+        | Command::Checkpoint(_)
+        | Command::Migrate { .. }
+        | Command::Repair
+        | Command::Tail { .. }
+        | Command::Restore { .. }
+        | Command::Merge { .. } => Ok(Status::Ok),
     }
 }

@@ -47,6 +47,17 @@ pub fn dump(args: &[&str]) -> Output {
         .expect("running events-dump")
 }
 
+/// Runs events-dump with `args`, which must succeed.
+pub fn dump_ok(args: &[&str]) -> Output {
+    let output = dump(args);
+    assert!(
+        output.status.success(),
+        "events-dump {args:?}: {}",
+        stderr(&output)
+    );
+    output
+}
+
 /// Runs omni-writer with `args` to its end.
 pub fn writer(args: &[&str]) -> Output {
     Command::new(writer_bin())
