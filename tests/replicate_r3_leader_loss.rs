@@ -44,7 +44,7 @@ fn killing_the_stream_leader_loses_and_duplicates_nothing() {
                 )
                 .unwrap();
                 n += 1;
-                if n % 16 == 0 {
+                if n.is_multiple_of(16) {
                     std::thread::sleep(Duration::from_millis(2));
                 }
             }

@@ -8,7 +8,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{AppendOwn, cache_hit, cache_miss, config};
+use common::{AppendOwn, cache_hit, cache_miss, config, replicate_all};
 use eventlog::{EventLog, ExpectedVersion, ReplicationConfig, ReplicationError};
 use events_nats::{LocalServer, StreamReader};
 
@@ -39,18 +39,6 @@ fn store_and_copy(n: u64) -> (tempfile::TempDir, tempfile::TempDir) {
     let copy = tempfile::tempdir().unwrap();
     copy_dir(original.path(), copy.path());
     (original, copy)
-}
-
-fn replicate_all(log: &EventLog, replication: &ReplicationConfig) {
-    log.flush().unwrap();
-    let replicator = log.replicate(replication.clone()).unwrap();
-    let last = log.last_position().unwrap().get();
-    assert!(
-        replicator.wait_replicated(last, WAIT),
-        "{:?}",
-        replicator.status()
-    );
-    replicator.stop().unwrap();
 }
 
 fn stream_last(server: &LocalServer, stream: &str) -> u64 {

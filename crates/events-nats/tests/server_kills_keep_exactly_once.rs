@@ -54,7 +54,7 @@ fn killing_the_server_repeatedly_keeps_the_stream_exactly_the_log() {
             while !stop.load(Ordering::Relaxed) {
                 log.append("order", &format!("o{}", n % 17));
                 n += 1;
-                if n % 200 == 0 {
+                if n.is_multiple_of(200) {
                     std::thread::sleep(Duration::from_millis(1));
                 }
             }
