@@ -14,7 +14,7 @@
 //!   `Nats-Msg-Id` is the event id (JetStream's duplicate window) and
 //!   `Nats-Expected-Last-Sequence` is `position - 1` (so the stream's sequence is the position).
 
-use async_nats::HeaderMap;
+use async_nats::{HeaderMap, HeaderName, HeaderValue};
 use bytes::Bytes;
 use chrono::{DateTime, SecondsFormat, Utc};
 use events_core::{EventMetadata, RecordedEvent};
@@ -66,37 +66,38 @@ pub(crate) struct Outbound {
     pub(crate) payload: Bytes,
 }
 
-/// The message for `event` under `prefix` (headers include the JetStream checks).
-pub(crate) fn to_message(prefix: &str, event: &RecordedEvent) -> Outbound {
-    let m = &event.metadata;
+/// A header name the replicator sets, built once (no allocation, no validation per message).
+const fn name(name: &'static str) -> HeaderName {
+    HeaderName::from_static(name)
+}
+
+/// The message for `event` under `prefix` (headers include the JetStream checks). Takes the
+/// event by value: its payload becomes the message's without a copy.
+pub(crate) fn to_message(prefix: &str, event: RecordedEvent) -> Outbound {
+    let m = event.metadata;
     let mut headers = HeaderMap::new();
     let id = m.event_id.to_string();
-    headers.insert(header::NATS_MSG_ID, id.as_str());
+    headers.insert(name(header::NATS_MSG_ID), id.clone());
     headers.insert(
-        header::NATS_EXPECTED_LAST_SEQUENCE,
-        event.position.saturating_sub(1).to_string().as_str(),
+        name(header::NATS_EXPECTED_LAST_SEQUENCE),
+        HeaderValue::from(event.position.saturating_sub(1)),
     );
-    headers.insert(header::EVENT_ID, id.as_str());
-    headers.insert(header::POSITION, event.position.to_string().as_str());
-    headers.insert(header::VERSION, m.version.to_string().as_str());
-    headers.insert(header::EVENT_TYPE, encode_value(&m.event_type).as_str());
+    headers.insert(name(header::EVENT_ID), id);
+    headers.insert(name(header::POSITION), HeaderValue::from(event.position));
+    headers.insert(name(header::VERSION), HeaderValue::from(m.version));
+    headers.insert(name(header::EVENT_TYPE), encode_value(&m.event_type));
     headers.insert(
-        header::SCHEMA_VERSION,
-        m.schema_version.to_string().as_str(),
+        name(header::SCHEMA_VERSION),
+        HeaderValue::from(m.schema_version),
     );
+    headers.insert(name(header::AGGREGATE_TYPE), encode_value(&m.aggregate_type));
+    headers.insert(name(header::AGGREGATE_ID), encode_value(&m.aggregate_id));
     headers.insert(
-        header::AGGREGATE_TYPE,
-        encode_value(&m.aggregate_type).as_str(),
+        name(header::TIMESTAMP),
+        m.timestamp.to_rfc3339_opts(SecondsFormat::AutoSi, true),
     );
-    headers.insert(header::AGGREGATE_ID, encode_value(&m.aggregate_id).as_str());
-    headers.insert(
-        header::TIMESTAMP,
-        m.timestamp
-            .to_rfc3339_opts(SecondsFormat::AutoSi, true)
-            .as_str(),
-    );
-    headers.insert(header::SOURCE, encode_value(&m.source).as_str());
-    for (name, value) in [
+    headers.insert(name(header::SOURCE), encode_value(&m.source));
+    for (header_name, value) in [
         (header::TRACE_ID, &m.trace_id),
         (header::CORRELATION_ID, &m.correlation_id),
         (header::CAUSATION_ID, &m.causation_id),
@@ -104,13 +105,13 @@ pub(crate) fn to_message(prefix: &str, event: &RecordedEvent) -> Outbound {
         (header::SESSION_ID, &m.session_id),
     ] {
         if let Some(value) = value {
-            headers.insert(name, encode_value(value).as_str());
+            headers.insert(name(header_name), encode_value(value));
         }
     }
     Outbound {
         subject: subject(prefix, &m.aggregate_type, &m.aggregate_id),
         headers,
-        payload: Bytes::copy_from_slice(&event.payload),
+        payload: Bytes::from(event.payload),
     }
 }
 
@@ -358,7 +359,7 @@ mod tests {
             },
             payload: vec![0, 1, 2, 255],
         };
-        let message = to_message("events.S", &event);
+        let message = to_message("events.S", event.clone());
         assert_eq!(message.subject, "events.S.order.%C3%B6%201%2E%2A%3E");
         assert_eq!(
             message

@@ -11,7 +11,7 @@
 //! reads back what the stream holds and goes on from there. Publishes of an ended session that
 //! still land do no harm: each can only land at its own position.
 
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -109,6 +109,8 @@ pub(crate) struct Shared {
     /// Wakes `wait_replicated`.
     progress: Condvar,
     progress_lock: Mutex<()>,
+    /// Threads in `wait_replicated`: an ack wakes nobody (no lock, no syscall) when none wait.
+    waiters: AtomicUsize,
     /// Tells `start` how the first session's checks went (once).
     pub(crate) first: Mutex<Option<std::sync::mpsc::SyncSender<bool>>>,
 }
@@ -143,7 +145,12 @@ impl Shared {
     }
 
     pub(crate) fn advance(&self, position: u64) {
-        self.replicated.fetch_max(position, Ordering::AcqRel);
+        // SeqCst pairs with `wait_replicated`: either it sees the new position, or this sees
+        // it waiting and notifies under the lock it holds until it sleeps.
+        self.replicated.fetch_max(position, Ordering::SeqCst);
+        if self.waiters.load(Ordering::SeqCst) == 0 {
+            return;
+        }
         let _guard = self
             .progress_lock
             .lock()
@@ -193,20 +200,24 @@ impl ReplicationProbe {
             .progress_lock
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        loop {
-            if shared.replicated.load(Ordering::Acquire) >= position {
-                return true;
+        shared.waiters.fetch_add(1, Ordering::SeqCst);
+        let reached = loop {
+            if shared.replicated.load(Ordering::SeqCst) >= position {
+                break true;
             }
             let now = Instant::now();
             if self.is_finished() || now >= deadline {
-                return false;
+                break false;
             }
             guard = shared
                 .progress
                 .wait_timeout(guard, (deadline - now).min(Duration::from_millis(100)))
                 .map(|(guard, _)| guard)
                 .unwrap_or_else(|poisoned| poisoned.into_inner().0);
-        }
+        };
+        shared.waiters.fetch_sub(1, Ordering::SeqCst);
+        drop(guard);
+        reached
     }
 
     /// Whether the replicator has ended (stopped or failed).
@@ -420,9 +431,15 @@ impl Worker {
                 )));
             }
             next = last + 1;
-            // Read ahead while this batch is published.
-            pending = spawn_read(&self.source, next, batch, Duration::ZERO);
-            for event in &events {
+            // Read ahead while this batch is published: at once after a full batch; after a
+            // short one (caught up), once the linger has gathered what the store commits.
+            pending = if events.len() >= batch {
+                spawn_read(&self.source, next, batch, Duration::ZERO)
+            } else {
+                spawn_read_after(&self.source, self.config.linger, next, batch, IDLE_WAIT)
+            };
+            for event in events {
+                let position = event.position;
                 let outbound = to_message(prefix, event);
                 let size = outbound.payload.len();
                 let publish = PublishMessage::build()
@@ -435,19 +452,19 @@ impl Worker {
                         self.shared.publish_errors.fetch_add(1, Ordering::Relaxed);
                         if error.kind() == PublishErrorKind::MaxPayloadExceeded {
                             SessionEnd::Fatal(ReplicationError::EventTooLarge {
-                                position: event.position,
+                                position: position,
                                 bytes: size,
                                 max: max_payload,
                             })
                         } else {
                             SessionEnd::Retry(format!(
                                 "publish of position {}: {error}",
-                                event.position
+                                position
                             ))
                         }
                     })?;
                 self.shared.published.fetch_add(1, Ordering::Relaxed);
-                if acks.send((event.position, ack)).await.is_err() {
+                if acks.send((position, ack)).await.is_err() {
                     // The acker ended on an error: try_join! returns it.
                     return Ok(());
                 }
@@ -545,6 +562,21 @@ fn spawn_read(
 ) -> tokio::task::JoinHandle<Result<Vec<RecordedEvent>, SourceError>> {
     let source = Arc::clone(source);
     tokio::task::spawn_blocking(move || source.read(from, max, wait))
+}
+
+/// [`spawn_read`] after a pause of `linger`.
+fn spawn_read_after(
+    source: &Arc<dyn ReplicaSource>,
+    linger: Duration,
+    from: u64,
+    max: usize,
+    wait: Duration,
+) -> tokio::task::JoinHandle<Result<Vec<RecordedEvent>, SourceError>> {
+    let source = Arc::clone(source);
+    tokio::task::spawn_blocking(move || {
+        std::thread::sleep(linger);
+        source.read(from, max, wait)
+    })
 }
 
 async fn read_blocking(

@@ -54,6 +54,8 @@ pub struct Outcome {
     pub load: Option<LoadFigures>,
     /// W-subscribe: publish→deliver latency.
     pub deliver: Option<LatencyFigures>,
+    /// W-replicate: shipping, the append rate with replication on and the lag.
+    pub replicate: Option<crate::replicate::ReplicateFigures>,
 }
 
 /// What W-load and W-load-snapshot measured.
@@ -129,6 +131,15 @@ pub fn run_one(
             ),
             ..Outcome::default()
         }),
+        (Workload::Replicate, SystemName::Eventlog) => {
+            crate::replicate::replicate_workload(&store_dir(root, system, workload), shape)
+        }
+        (Workload::Replicate, _) => Ok(Outcome {
+            events: shape.events,
+            writers: shape.writers,
+            note: Some("no replication to NATS: the eventlog only, reported as null".into()),
+            ..Outcome::default()
+        }),
         _ => match system {
             SystemName::Eventlog => run::<Eventlog>(workload, system, root, shape, scale),
             SystemName::Sqlite => run::<Sqlite>(workload, system, root, shape, scale),
@@ -169,7 +180,8 @@ fn run<S: System>(
     Ok(outcome)
 }
 
-fn fresh_dir(dir: &Path) -> anyhow::Result<()> {
+/// Empties `dir` (creating it).
+pub fn fresh_dir(dir: &Path) -> anyhow::Result<()> {
     if dir.exists() {
         std::fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))?;
     }
@@ -186,40 +198,62 @@ fn append_workload<S: System>(dir: &Path, shape: Shape) -> anyhow::Result<Outcom
     );
     let input_rss = proc_status_bytes("VmRSS");
     let system = S::open(dir, shape.durable)?;
-    let mut writers = plans
-        .iter()
-        .map(|_| system.writer())
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let started = match (plans.as_slice(), writers.len()) {
-        ([plan], 1) => {
-            let mut writer = writers.pop().context("no writer")?;
-            let started = Instant::now();
-            for append in plan {
-                writer.append(&input, append)?;
-            }
-            started
-        }
-        _ => run_threads(writers, &plans, &input)?,
-    };
-    let acked = started.elapsed();
-    system.flush()?;
-    let total = started.elapsed();
+    let timed = timed_appends(&system, &plans, &input)?;
     system.close()?;
     let disk = disk_usage(dir)?;
-    let secs = total.as_secs_f64();
+    let secs = timed.total.as_secs_f64();
     Ok(Outcome {
         events: shape.events,
         writers: shape.writers,
         durable: shape.durable,
         events_per_s: Some(shape.events as f64 / secs),
         secs: Some(secs),
-        ack_secs: Some(acked.as_secs_f64()),
+        ack_secs: Some(timed.acked.as_secs_f64()),
         bytes_on_disk: Some(disk.allocated),
         bytes_apparent: Some(disk.apparent),
         bytes_per_event: Some(disk.allocated as f64 / shape.events as f64),
         input_rss_bytes: input_rss,
         payload_json_bytes: payload_json_bytes(input.payload(0)).ok(),
         ..Outcome::default()
+    })
+}
+
+/// How long a run of appends took.
+#[derive(Debug, Clone, Copy)]
+pub struct Timed {
+    /// Until the last append was acknowledged.
+    pub acked: Duration,
+    /// Until the final flush returned.
+    pub total: Duration,
+}
+
+/// Makes every append of `plans` on `system` (one thread per plan when there are several),
+/// then one flush: the timed section of every append workload.
+pub fn timed_appends<S: System>(
+    system: &S,
+    plans: &[Vec<Append>],
+    input: &Input,
+) -> anyhow::Result<Timed> {
+    let mut writers = plans
+        .iter()
+        .map(|_| system.writer())
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let started = match (plans, writers.len()) {
+        ([plan], 1) => {
+            let mut writer = writers.pop().context("no writer")?;
+            let started = Instant::now();
+            for append in plan {
+                writer.append(input, append)?;
+            }
+            started
+        }
+        _ => run_threads(writers, plans, input)?,
+    };
+    let acked = started.elapsed();
+    system.flush()?;
+    Ok(Timed {
+        acked,
+        total: started.elapsed(),
     })
 }
 

@@ -17,6 +17,7 @@ mod charts;
 mod child;
 mod input;
 mod measure;
+mod replicate;
 mod report;
 mod sustained;
 mod systems;
@@ -139,6 +140,10 @@ struct SustainedCli {
     /// A TrueType font for the charts' text.
     #[arg(long, value_name = "TTF", default_value = DEFAULT_FONT)]
     font: PathBuf,
+    /// Replicates the log while writing, as `omni-writer --replicate` does, into a single-node
+    /// nats-server started on loopback; the summary adds the replication lag and the drain.
+    #[arg(long)]
+    replicate: bool,
 }
 
 #[derive(Debug, Args)]
@@ -310,6 +315,7 @@ fn run_sustained(args: &SustainedCli) -> anyhow::Result<()> {
         interval: std::time::Duration::from_secs_f64(args.interval),
         font: args.font.clone(),
         name: args.name.clone(),
+        replicate: args.replicate,
     })?;
     println!("{}", serde_json::to_string_pretty(&summary)?);
     Ok(())

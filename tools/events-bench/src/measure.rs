@@ -56,3 +56,68 @@ pub fn disk_usage(dir: &Path) -> anyhow::Result<DiskUsage> {
     }
     Ok(total)
 }
+
+/// A `/proc/.../stat` line's command name, parent pid and CPU seconds (user + system).
+fn parse_stat(stat: &str) -> Option<(&str, u32, f64)> {
+    // pid (comm) state ppid ... : comm may hold spaces; fields after the last ')'.
+    let (open, close) = (stat.find('(')?, stat.rfind(')')?);
+    let comm = stat.get(open + 1..close)?;
+    let fields: Vec<&str> = stat.get(close + 1..)?.split_whitespace().collect();
+    let ppid = fields.get(1)?.parse().ok()?;
+    // utime and stime are fields 14 and 15 of stat: 12 and 13 after the comm.
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok());
+    // USER_HZ is 100 on Linux.
+    Some((comm, ppid, (ticks(11)? + ticks(12)?) / 100.0))
+}
+
+/// CPU seconds (user + system) of this process's threads whose name starts with each prefix.
+pub fn thread_cpu_secs(prefixes: &[&str]) -> Vec<f64> {
+    let mut totals = vec![0.0; prefixes.len()];
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return totals;
+    };
+    for task in tasks.flatten() {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+            continue;
+        };
+        let Some((comm, _, secs)) = parse_stat(&stat) else {
+            continue;
+        };
+        for (total, prefix) in totals.iter_mut().zip(prefixes) {
+            if comm.starts_with(prefix) {
+                *total += secs;
+            }
+        }
+    }
+    totals
+}
+
+/// CPU seconds of this whole process.
+pub fn process_cpu_secs() -> f64 {
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|stat| parse_stat(&stat).map(|(_, _, secs)| secs))
+        .unwrap_or(0.0)
+}
+
+/// CPU seconds of this process's child processes named `name` (e.g. a `nats-server` it
+/// started), running ones only.
+pub fn child_cpu_secs(name: &str) -> f64 {
+    let me = std::process::id();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    entries
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+        .filter_map(|stat| {
+            let (comm, ppid, secs) = parse_stat(&stat)?;
+            (comm == name && ppid == me).then_some(secs)
+        })
+        .sum()
+}

@@ -253,6 +253,7 @@ impl Report {
         out.push_str(&self.durable_table());
         out.push_str(&self.load_table());
         out.push_str(&self.subscribe_table());
+        out.push_str(&self.replicate_table());
         let _ = writeln!(
             out,
             "\nResources (bytes allocated on disk per event after close; peak RSS of the process, \
@@ -510,6 +511,63 @@ impl Report {
         out
     }
 
+    fn replicate_table(&self) -> String {
+        let Some(r) = self
+            .outcome(Workload::Replicate, SystemName::Eventlog)
+            .and_then(|o| o.replicate.as_ref())
+        else {
+            return String::new();
+        };
+        let mut out = String::new();
+        let alone: Vec<String> = r.append_alone_per_s.iter().map(|&x| num(x)).collect();
+        // CPU per message: steadier than the rates on a shared machine.
+        let per_event = |part: f64| format!("{:.1} µs", part * 1e6 / r.stream_messages as f64);
+        let _ = writeln!(
+            out,
+            "\nW-replicate (eventlog; {} events of W-append-batch, buffered, into a local \
+             single-node JetStream; max_in_flight {}, read_batch {})\n\
+             \x20 appends alone:                 {} events/s (before; after)\n\
+             \x20 whole log shipped from 1:      {} events/s ({:.2} s; CPU per event: replicator \
+             {}, nats-server {})\n\
+             \x20 baseline, bare publish:        {} messages/s (W's payloads, Nats-Msg-Id and \
+             Nats-Expected-Last-Sequence only; CPU per message: publisher {}, nats-server {}); \
+             shipped / bare = {:.3}\n\
+             \x20 appends with replication on:   {} events/s = {:.3}x alone; the stream had \
+             every event {:.2} s after the last append\n\
+             \x20 lag while appending (every {} ms, {} samples): p50 {} / p99 {} / max {} \
+             events; p50 {:.2} / p99 {:.2} / max {:.2} s\n\
+             \x20 each stream: {} messages = the log's last position = its last sequence; \
+             {} publish errors, {} sessions",
+            num(r.stream_messages as f64),
+            r.max_in_flight,
+            r.read_batch,
+            alone.join("; "),
+            num(r.shipped_per_s),
+            r.ship_secs,
+            per_event(r.ship_cpu.replicator_secs),
+            per_event(r.ship_cpu.nats_server_secs),
+            num(r.bare_publish_per_s),
+            per_event(r.bare_cpu.process_secs),
+            per_event(r.bare_cpu.nats_server_secs),
+            r.shipped_vs_bare,
+            num(r.append_with_replication_per_s),
+            r.append_ratio,
+            r.drain_secs,
+            r.lag.interval_ms,
+            r.lag.samples,
+            num(r.lag.p50_events as f64),
+            num(r.lag.p99_events as f64),
+            num(r.lag.max_events as f64),
+            r.lag.p50_secs,
+            r.lag.p99_secs,
+            r.lag.max_secs,
+            num(r.stream_messages as f64),
+            r.publish_errors,
+            r.sessions,
+        );
+        out
+    }
+
     /// The JSON object: `{"workloads": {"<W name>": {"eventlog": .., "sqlite": .., "raw_sled":
     /// .., extras}}, run facts}`.
     pub fn to_json(&self) -> Value {
@@ -619,6 +677,46 @@ impl Report {
                     "deliver_max_us".into(),
                     json!(deliver.map(|d| round(d.max_us, 1))),
                 );
+            }
+            if workload == Workload::Replicate {
+                let figures = self
+                    .outcome(workload, SystemName::Eventlog)
+                    .and_then(|o| o.replicate.as_ref());
+                let field = |f: &dyn Fn(&crate::replicate::ReplicateFigures) -> Value| {
+                    figures.map_or(Value::Null, f)
+                };
+                entry.insert(
+                    "append_alone_per_s".into(),
+                    field(&|r| {
+                        json!(
+                            r.append_alone_per_s
+                                .iter()
+                                .map(|&x| round(x, 1))
+                                .collect::<Vec<_>>()
+                        )
+                    }),
+                );
+                entry.insert(
+                    "bare_publish_per_s".into(),
+                    field(&|r| json!(round(r.bare_publish_per_s, 1))),
+                );
+                entry.insert(
+                    "shipped_vs_bare".into(),
+                    field(&|r| json!(round(r.shipped_vs_bare, 3))),
+                );
+                entry.insert(
+                    "append_with_replication_per_s".into(),
+                    field(&|r| json!(round(r.append_with_replication_per_s, 1))),
+                );
+                entry.insert(
+                    "append_ratio".into(),
+                    field(&|r| json!(round(r.append_ratio, 3))),
+                );
+                entry.insert(
+                    "drain_secs".into(),
+                    field(&|r| json!(round(r.drain_secs, 3))),
+                );
+                entry.insert("lag".into(), field(&|r| json!(r.lag)));
             }
             if let Some(by_system) = self.results.get(&workload) {
                 let mut notes = Map::new();

@@ -12,6 +12,14 @@
 //! process's RSS, the store's bytes on disk, the store's counters, and the CPU time of the
 //! store's writer and flusher threads (to tell a CPU-bound writer from one waiting on the disk).
 //!
+//! With `--replicate` the log is replicated while it is written, as `omni-writer --replicate`
+//! does (`EventLog::replicate`, the daemon's defaults: stream `EVENTLOG`, one replica, durable
+//! events shipped), into a single-node `nats-server` this process starts on loopback (its store
+//! in a temporary directory, on the same machine and its same two cores: the server's CPU is the
+//! daemon's loss here, not in a deployment where NATS runs elsewhere). The lag is sampled every
+//! 20 ms; after the last append, the run waits until the stream holds the whole log and checks
+//! it holds exactly that.
+//!
 //! `open-time` opens a store (typically the sustained run's) in child processes: after a clean
 //! close, and after a child writing the daemon's workload was SIGKILLed.
 
@@ -23,13 +31,13 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
-use eventlog::{AppendBatch, Durability, EventLog, EventLogConfig};
+use eventlog::{AppendBatch, Durability, EventLog, EventLogConfig, ReplicationConfig};
 use hdrhistogram::Histogram;
 use omni_domain::PIPELINE;
 use serde::{Deserialize, Serialize};
 
 use crate::child::latency_histogram;
-use crate::measure::{disk_usage, proc_status_bytes};
+use crate::measure::{disk_usage, proc_status_bytes, thread_cpu_secs};
 use crate::sim::{Sink, run_pipeline};
 
 /// The daemon's store configuration (`tools/omni-writer/src/daemon.rs`): the facade's defaults,
@@ -121,8 +129,13 @@ impl Sink for TimedSink<'_> {
 fn work(shared: &Shared, worker: usize, seed: u64) -> anyhow::Result<()> {
     while !shared.stopping() {
         let number = shared.next.fetch_add(1, Ordering::Relaxed);
-        run_pipeline(seed, number, &mut TimedSink { shared, worker })
-            .with_context(|| format!("pipeline {number}"))?;
+        run_pipeline(
+            seed,
+            crate::emitter::Writer::default(),
+            number,
+            &mut TimedSink { shared, worker },
+        )
+        .with_context(|| format!("pipeline {number}"))?;
     }
     Ok(())
 }
@@ -148,37 +161,6 @@ fn spawn_workers(
                 .context("starting a worker")
         })
         .collect()
-}
-
-/// CPU seconds (user + system) of this process's threads whose name starts with each prefix.
-fn thread_cpu_secs(prefixes: &[&str]) -> Vec<f64> {
-    let mut totals = vec![0.0; prefixes.len()];
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return totals;
-    };
-    for task in tasks.flatten() {
-        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
-            continue;
-        };
-        // pid (comm) state ... : comm may hold spaces; fields after the last ')'.
-        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
-            continue;
-        };
-        let comm = &stat[open + 1..close];
-        let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
-        // utime and stime are fields 14 and 15 of stat: 12 and 13 after the comm.
-        let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok());
-        let (Some(user), Some(system)) = (ticks(11), ticks(12)) else {
-            continue;
-        };
-        for (total, prefix) in totals.iter_mut().zip(prefixes) {
-            if comm.starts_with(prefix) {
-                // USER_HZ is 100 on Linux.
-                *total += (user + system) / 100.0;
-            }
-        }
-    }
-    totals
 }
 
 fn load_average() -> Option<f64> {
@@ -333,6 +315,8 @@ pub struct SustainedArgs {
     pub font: PathBuf,
     /// The charts' file name prefix.
     pub name: String,
+    /// Replicates into a local `nats-server` while writing (see the module's documentation).
+    pub replicate: bool,
 }
 
 /// What the sustained run printed at the end.
@@ -357,7 +341,27 @@ pub struct SustainedSummary {
     disk_bytes_per_event: f64,
     last_position: u64,
     samples: String,
+    /// With `--replicate`: the lag while writing, and the drain after.
+    replication: Option<SustainedReplication>,
 }
+
+/// What `--replicate` measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct SustainedReplication {
+    /// The lag while the workers wrote (sampled every 20 ms).
+    lag: crate::replicate::LagFigures,
+    /// Seconds from the final flush until the stream held the last event.
+    drain_secs: f64,
+    /// Messages in the stream (checked: = the log's last position = its last sequence).
+    stream_messages: u64,
+    /// Publishes that failed (each ends a session).
+    publish_errors: u64,
+    /// The replicator's sessions (1 when nothing failed).
+    sessions: u64,
+}
+
+/// The stream `--replicate` writes (the daemon's default).
+const REPLICATED_STREAM: &str = "EVENTLOG";
 
 /// Runs the daemon's workload until `args.events` events are written, sampling every interval.
 pub fn sustained(args: &SustainedArgs) -> anyhow::Result<SustainedSummary> {
@@ -382,6 +386,22 @@ pub fn sustained(args: &SustainedArgs) -> anyhow::Result<SustainedSummary> {
     }
     let log = EventLog::open(config)?;
     let open_secs = opening.elapsed().as_secs_f64();
+    let replication = if args.replicate {
+        let server = crate::replicate::start_server()?
+            .context("--replicate: no nats-server binary (install nats-server)")?;
+        let replicator = log.replicate(ReplicationConfig::new(server.url()))?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let sampler = {
+            let (log, stop) = (log.clone(), Arc::clone(&stop));
+            let epoch = Instant::now();
+            std::thread::Builder::new()
+                .name("lag-sampler".into())
+                .spawn(move || crate::replicate::sample_lag(&log, epoch, &stop))?
+        };
+        Some((server, replicator, stop, sampler))
+    } else {
+        None
+    };
     let first = next_pipeline_number(&log)?;
     let shared = Arc::new(Shared {
         log: log.clone(),
@@ -493,6 +513,36 @@ pub fn sustained(args: &SustainedArgs) -> anyhow::Result<SustainedSummary> {
     let flushing = Instant::now();
     let last_position = log.flush()?.get();
     let flush_secs = flushing.elapsed().as_secs_f64();
+    let replication = match replication {
+        Some((server, replicator, stop, sampler)) => {
+            let draining = Instant::now();
+            ensure!(
+                replicator.wait_replicated(last_position, crate::replicate::WAIT),
+                "the stream holds {} of {last_position} events ({:?})",
+                replicator.replicated_position(),
+                replicator.status().last_error
+            );
+            let drain_secs = draining.elapsed().as_secs_f64();
+            stop.store(true, Ordering::Relaxed);
+            let samples = sampler
+                .join()
+                .map_err(|_| anyhow::anyhow!("the lag sampler panicked"))??;
+            let (_, publish_errors, sessions) = crate::replicate::stop_and_check(
+                replicator,
+                &server.url(),
+                REPLICATED_STREAM,
+                last_position,
+            )?;
+            Some(SustainedReplication {
+                lag: crate::replicate::lag_figures(&samples),
+                drain_secs,
+                stream_messages: last_position,
+                publish_errors,
+                sessions,
+            })
+        }
+        None => None,
+    };
     let closing = Instant::now();
     log.close()?;
     let close_secs = closing.elapsed().as_secs_f64();
@@ -519,6 +569,7 @@ pub fn sustained(args: &SustainedArgs) -> anyhow::Result<SustainedSummary> {
         disk_bytes_per_event: disk as f64 / last_position.max(1) as f64,
         last_position,
         samples: args.samples.display().to_string(),
+        replication,
     };
     if let Some(out) = &args.charts {
         let samples = read_samples(&args.samples)?;
@@ -530,9 +581,14 @@ pub fn sustained(args: &SustainedArgs) -> anyhow::Result<SustainedSummary> {
 /// The run, for the charts' titles.
 fn describe(args: &SustainedArgs) -> String {
     format!(
-        "writer daemon workload, {} workers, {}",
+        "writer daemon workload, {} workers, {}{}",
         args.workers,
-        if args.durable { "durable" } else { "buffered" }
+        if args.durable { "durable" } else { "buffered" },
+        if args.replicate {
+            ", replicated to NATS"
+        } else {
+            ""
+        }
     )
 }
 

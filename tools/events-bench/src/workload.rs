@@ -64,6 +64,13 @@ pub enum Workload {
     #[value(name = "W-subscribe")]
     #[serde(rename = "W-subscribe")]
     Subscribe,
+    /// W-append-batch's events shipped to a local single-node NATS JetStream (the eventlog
+    /// only): the whole log from position 1 after appending it (events shipped per second,
+    /// the append rate alone beside it), then appends with the replicator running (the append
+    /// rate with replication on and the replication lag).
+    #[value(name = "W-replicate")]
+    #[serde(rename = "W-replicate")]
+    Replicate,
 }
 
 impl Workload {
@@ -86,6 +93,7 @@ impl Workload {
             Self::Load => "W-load",
             Self::LoadSnapshot => "W-load-snapshot",
             Self::Subscribe => "W-subscribe",
+            Self::Replicate => "W-replicate",
         }
     }
 
@@ -181,7 +189,8 @@ impl Shape {
             Workload::AppendBatch
             | Workload::ReadStream
             | Workload::ReadAll
-            | Workload::ReadAllScan => batch(false),
+            | Workload::ReadAllScan
+            | Workload::Replicate => batch(false),
             Workload::Durable1 => single(durable_single, 1, true),
             Workload::Durable16 => single(durable_single, MANY_WRITERS, true),
             Workload::DurableBatch => batch(true),
