@@ -67,7 +67,7 @@ impl ReplicationConfig {
             ship: Ship::Durable,
             max_in_flight: 4096,
             read_batch: 2048,
-            linger: Duration::from_millis(10),
+            linger: Duration::from_millis(50),
             ack_timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(5),
             retry_min: Duration::from_millis(100),
@@ -125,7 +125,7 @@ impl ReplicationConfig {
     /// shipped together (0 to 1 s). A longer linger costs lag and saves CPU on both sides:
     /// each read and each short burst of publishes costs a wake-up, a log read and a socket
     /// write here, and a read and a flush in the server. A full batch is followed by the next
-    /// read at once. Default = 10 ms.
+    /// read at once. Default = 50 ms.
     pub fn linger(mut self, linger: Duration) -> Self {
         self.linger = linger;
         self
@@ -300,7 +300,10 @@ mod tests {
             "retry_backoff"
         );
         assert_eq!(refused(ReplicationConfig::new(" ")), "url");
-        assert_eq!(refused(base().linger(Duration::from_millis(1001))), "linger");
+        assert_eq!(
+            refused(base().linger(Duration::from_millis(1001))),
+            "linger"
+        );
         assert!(base().linger(Duration::ZERO).validate().is_ok());
     }
 }

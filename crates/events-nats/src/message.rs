@@ -90,7 +90,10 @@ pub(crate) fn to_message(prefix: &str, event: RecordedEvent) -> Outbound {
         name(header::SCHEMA_VERSION),
         HeaderValue::from(m.schema_version),
     );
-    headers.insert(name(header::AGGREGATE_TYPE), encode_value(&m.aggregate_type));
+    headers.insert(
+        name(header::AGGREGATE_TYPE),
+        encode_value(&m.aggregate_type),
+    );
     headers.insert(name(header::AGGREGATE_ID), encode_value(&m.aggregate_id));
     headers.insert(
         name(header::TIMESTAMP),

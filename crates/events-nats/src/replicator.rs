@@ -452,15 +452,12 @@ impl Worker {
                         self.shared.publish_errors.fetch_add(1, Ordering::Relaxed);
                         if error.kind() == PublishErrorKind::MaxPayloadExceeded {
                             SessionEnd::Fatal(ReplicationError::EventTooLarge {
-                                position: position,
+                                position,
                                 bytes: size,
                                 max: max_payload,
                             })
                         } else {
-                            SessionEnd::Retry(format!(
-                                "publish of position {}: {error}",
-                                position
-                            ))
+                            SessionEnd::Retry(format!("publish of position {}: {error}", position))
                         }
                     })?;
                 self.shared.published.fetch_add(1, Ordering::Relaxed);

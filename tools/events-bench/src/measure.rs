@@ -103,21 +103,27 @@ pub fn process_cpu_secs() -> f64 {
 /// CPU seconds of this process's child processes named `name` (e.g. a `nats-server` it
 /// started), running ones only.
 pub fn child_cpu_secs(name: &str) -> f64 {
+    children(name).iter().map(|&(_, secs)| secs).sum()
+}
+
+/// The pids of this process's running child processes named `name`.
+pub fn child_pids(name: &str) -> Vec<u32> {
+    children(name).iter().map(|&(pid, _)| pid).collect()
+}
+
+/// This process's running children named `name`: pid and CPU seconds.
+fn children(name: &str) -> Vec<(u32, f64)> {
     let me = std::process::id();
     let Ok(entries) = std::fs::read_dir("/proc") else {
-        return 0.0;
+        return Vec::new();
     };
     entries
         .flatten()
-        .filter(|e| {
-            e.file_name()
-                .to_str()
-                .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
-        })
-        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
-        .filter_map(|stat| {
+        .filter_map(|e| {
+            let pid = e.file_name().to_str()?.parse::<u32>().ok()?;
+            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
             let (comm, ppid, secs) = parse_stat(&stat)?;
-            (comm == name && ppid == me).then_some(secs)
+            (comm == name && ppid == me).then_some((pid, secs))
         })
-        .sum()
+        .collect()
 }

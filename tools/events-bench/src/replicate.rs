@@ -20,8 +20,9 @@
 //! The stores are buffered (W-append-batch's mode) and the replicator ships what is durable
 //! (its default, `Ship::Durable`): the store's flusher makes events durable every 200 ms, so
 //! that is part of the lag. `EVENTS_BENCH_REPLICATE_MAX_IN_FLIGHT` and
-//! `EVENTS_BENCH_REPLICATE_READ_BATCH` set `ReplicationConfig::max_in_flight` and `read_batch`
-//! (default: the config's).
+//! `EVENTS_BENCH_REPLICATE_READ_BATCH` set `ReplicationConfig::max_in_flight` and `read_batch`,
+//! `EVENTS_BENCH_REPLICATE_LINGER_MS` its `linger` (default: the config's; `sustained
+//! --replicate` reads them too).
 //!
 //! Without `nats-server` the workload is skipped (no figure, a note saying why), not failed.
 
@@ -47,6 +48,10 @@ use crate::workload::{Append, BATCH, Shape};
 pub const MAX_IN_FLIGHT_ENV: &str = "EVENTS_BENCH_REPLICATE_MAX_IN_FLIGHT";
 /// Sets `ReplicationConfig::read_batch` for W-replicate.
 pub const READ_BATCH_ENV: &str = "EVENTS_BENCH_REPLICATE_READ_BATCH";
+/// Sets `ReplicationConfig::linger` (milliseconds) for W-replicate and `sustained --replicate`.
+pub const LINGER_MS_ENV: &str = "EVENTS_BENCH_REPLICATE_LINGER_MS";
+/// `ReplicationConfig`'s default `linger`, in milliseconds.
+const LINGER_MS: usize = 50;
 /// `ReplicationConfig`'s default `max_in_flight`, set explicitly so the baseline uses the same.
 const MAX_IN_FLIGHT: usize = 4096;
 /// `ReplicationConfig`'s default `read_batch`, set explicitly (recorded with the figures).
@@ -103,6 +108,8 @@ pub struct ReplicateFigures {
     pub max_in_flight: usize,
     /// `ReplicationConfig::read_batch`.
     pub read_batch: usize,
+    /// `ReplicationConfig::linger`, milliseconds.
+    pub linger_ms: usize,
 }
 
 /// CPU seconds (user + system) over one phase.
@@ -156,13 +163,15 @@ pub struct LagSample {
 
 /// The replicator's settings: the config's defaults, or the environment's.
 #[derive(Debug, Clone, Copy)]
-struct Settings {
+pub struct Settings {
     max_in_flight: usize,
     read_batch: usize,
+    linger_ms: usize,
 }
 
 impl Settings {
-    fn from_env() -> anyhow::Result<Self> {
+    /// The defaults, or what the environment sets.
+    pub fn from_env() -> anyhow::Result<Self> {
         let read = |name: &str, default: usize| -> anyhow::Result<usize> {
             std::env::var(name).map_or(Ok(default), |v| {
                 v.trim().parse().with_context(|| format!("{name}={v}"))
@@ -171,14 +180,17 @@ impl Settings {
         Ok(Self {
             max_in_flight: read(MAX_IN_FLIGHT_ENV, MAX_IN_FLIGHT)?,
             read_batch: read(READ_BATCH_ENV, READ_BATCH)?,
+            linger_ms: read(LINGER_MS_ENV, LINGER_MS)?,
         })
     }
 
-    fn config(self, url: &str, stream: &str) -> ReplicationConfig {
+    /// A replicator's config with these settings.
+    pub fn config(self, url: &str, stream: &str) -> ReplicationConfig {
         ReplicationConfig::new(url)
             .stream(stream)
             .max_in_flight(self.max_in_flight)
             .read_batch(self.read_batch)
+            .linger(Duration::from_millis(self.linger_ms as u64))
     }
 }
 
@@ -192,7 +204,7 @@ pub fn start_server() -> anyhow::Result<Option<LocalServer>> {
 }
 
 /// The CPU counters a phase is measured between.
-struct CpuMark {
+pub struct CpuMark {
     at: Instant,
     process: f64,
     replicator: f64,
@@ -200,7 +212,8 @@ struct CpuMark {
 }
 
 impl CpuMark {
-    fn now() -> Self {
+    /// The counters now.
+    pub fn now() -> Self {
         Self {
             at: Instant::now(),
             process: process_cpu_secs(),
@@ -211,7 +224,7 @@ impl CpuMark {
 
     /// Since `self` (taken while the replicator's threads are alive: a thread's time leaves
     /// `/proc` with it).
-    fn since(&self) -> CpuSplit {
+    pub fn since(&self) -> CpuSplit {
         let now = Self::now();
         CpuSplit {
             wall_secs: now.at.duration_since(self.at).as_secs_f64(),
@@ -339,6 +352,7 @@ pub fn replicate_workload(dir: &Path, shape: Shape) -> anyhow::Result<Outcome> {
             sessions: sessions_shipped + concurrent.sessions,
             max_in_flight: settings.max_in_flight,
             read_batch: settings.read_batch,
+            linger_ms: settings.linger_ms,
         }),
         ..Outcome::default()
     })

@@ -31,7 +31,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
-use eventlog::{AppendBatch, Durability, EventLog, EventLogConfig, ReplicationConfig};
+use eventlog::{AppendBatch, Durability, EventLog, EventLogConfig};
 use hdrhistogram::Histogram;
 use omni_domain::PIPELINE;
 use serde::{Deserialize, Serialize};
@@ -352,6 +352,10 @@ pub struct SustainedReplication {
     lag: crate::replicate::LagFigures,
     /// Seconds from the final flush until the stream held the last event.
     drain_secs: f64,
+    /// Where the CPU went from the start of the writing until the stream held the last event
+    /// (`replicator_secs`: what replication costs the daemon's process when NATS runs
+    /// elsewhere; `nats_server_secs`: what the co-located server took).
+    cpu: crate::replicate::CpuSplit,
     /// Messages in the stream (checked: = the log's last position = its last sequence).
     stream_messages: u64,
     /// Publishes that failed (each ends a session).
@@ -362,6 +366,9 @@ pub struct SustainedReplication {
 
 /// The stream `--replicate` writes (the daemon's default).
 const REPLICATED_STREAM: &str = "EVENTLOG";
+/// With `--replicate`: the `nats-server`'s nice value (e.g. 19, so that it runs on what the
+/// daemon's workload leaves of the machine: a stand-in for a server on another machine).
+pub const NATS_NICE_ENV: &str = "EVENTS_BENCH_NATS_NICE";
 
 /// Runs the daemon's workload until `args.events` events are written, sampling every interval.
 pub fn sustained(args: &SustainedArgs) -> anyhow::Result<SustainedSummary> {
@@ -389,7 +396,19 @@ pub fn sustained(args: &SustainedArgs) -> anyhow::Result<SustainedSummary> {
     let replication = if args.replicate {
         let server = crate::replicate::start_server()?
             .context("--replicate: no nats-server binary (install nats-server)")?;
-        let replicator = log.replicate(ReplicationConfig::new(server.url()))?;
+        if let Ok(nice) = std::env::var(NATS_NICE_ENV) {
+            // Stands in for a server on another machine: it gets what the daemon leaves.
+            for pid in crate::measure::child_pids("nats-server") {
+                let status = std::process::Command::new("renice")
+                    .args(["-n", nice.trim(), "-p", &pid.to_string()])
+                    .stdout(Stdio::null())
+                    .status()
+                    .context("renice")?;
+                ensure!(status.success(), "renice -n {nice} -p {pid} failed");
+            }
+        }
+        let settings = crate::replicate::Settings::from_env()?;
+        let replicator = log.replicate(settings.config(&server.url(), REPLICATED_STREAM))?;
         let stop = Arc::new(AtomicBool::new(false));
         let sampler = {
             let (log, stop) = (log.clone(), Arc::clone(&stop));
@@ -398,7 +417,13 @@ pub fn sustained(args: &SustainedArgs) -> anyhow::Result<SustainedSummary> {
                 .name("lag-sampler".into())
                 .spawn(move || crate::replicate::sample_lag(&log, epoch, &stop))?
         };
-        Some((server, replicator, stop, sampler))
+        Some((
+            server,
+            replicator,
+            stop,
+            sampler,
+            crate::replicate::CpuMark::now(),
+        ))
     } else {
         None
     };
@@ -514,7 +539,7 @@ pub fn sustained(args: &SustainedArgs) -> anyhow::Result<SustainedSummary> {
     let last_position = log.flush()?.get();
     let flush_secs = flushing.elapsed().as_secs_f64();
     let replication = match replication {
-        Some((server, replicator, stop, sampler)) => {
+        Some((server, replicator, stop, sampler, cpu)) => {
             let draining = Instant::now();
             ensure!(
                 replicator.wait_replicated(last_position, crate::replicate::WAIT),
@@ -523,6 +548,7 @@ pub fn sustained(args: &SustainedArgs) -> anyhow::Result<SustainedSummary> {
                 replicator.status().last_error
             );
             let drain_secs = draining.elapsed().as_secs_f64();
+            let cpu = cpu.since();
             stop.store(true, Ordering::Relaxed);
             let samples = sampler
                 .join()
@@ -536,6 +562,7 @@ pub fn sustained(args: &SustainedArgs) -> anyhow::Result<SustainedSummary> {
             Some(SustainedReplication {
                 lag: crate::replicate::lag_figures(&samples),
                 drain_secs,
+                cpu,
                 stream_messages: last_position,
                 publish_errors,
                 sessions,
