@@ -188,15 +188,21 @@ pub fn fresh_dir(dir: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))
 }
 
-fn append_workload<S: System>(dir: &Path, shape: Shape) -> anyhow::Result<Outcome> {
-    fresh_dir(dir)?;
+/// W's input for `shape`, the plan of appends over it (checked to cover it), and the RSS once
+/// it is generated.
+pub fn planned_input(shape: Shape) -> anyhow::Result<(Input, Vec<Vec<Append>>, Option<u64>)> {
     let input = Input::generate(shape.events)?;
     let plans = shape.plan();
     ensure!(
         plans.iter().flatten().map(|a| a.count).sum::<usize>() == input.len(),
         "the plan does not cover the input"
     );
-    let input_rss = proc_status_bytes("VmRSS");
+    Ok((input, plans, proc_status_bytes("VmRSS")))
+}
+
+fn append_workload<S: System>(dir: &Path, shape: Shape) -> anyhow::Result<Outcome> {
+    fresh_dir(dir)?;
+    let (input, plans, input_rss) = planned_input(shape)?;
     let system = S::open(dir, shape.durable)?;
     let timed = timed_appends(&system, &plans, &input)?;
     system.close()?;

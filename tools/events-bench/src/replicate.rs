@@ -37,9 +37,9 @@ use eventlog::{EventLog, ReplicationConfig, Replicator};
 use events_nats::{LocalServer, StreamReader, header};
 use serde::{Deserialize, Serialize};
 
-use crate::child::{Outcome, fresh_dir, timed_appends};
+use crate::child::{Outcome, fresh_dir, planned_input, timed_appends};
 use crate::input::{AGGREGATE_TYPE, Input, aggregate_id};
-use crate::measure::{child_cpu_secs, proc_status_bytes, process_cpu_secs, thread_cpu_secs};
+use crate::measure::{child_cpu_secs, process_cpu_secs, thread_cpu_secs};
 use crate::systems::System;
 use crate::systems::eventlog::Eventlog;
 use crate::workload::{Append, BATCH, Shape};
@@ -274,13 +274,7 @@ pub fn replicate_workload(dir: &Path, shape: Shape) -> anyhow::Result<Outcome> {
             ..Outcome::default()
         });
     };
-    let input = Input::generate(shape.events)?;
-    let plans = shape.plan();
-    ensure!(
-        plans.iter().flatten().map(|a| a.count).sum::<usize>() == input.len(),
-        "the plan does not cover the input"
-    );
-    let input_rss = proc_status_bytes("VmRSS");
+    let (input, plans, input_rss) = planned_input(shape)?;
     let events = shape.events as u64;
 
     // 1 and 2: appends alone, then the whole log shipped.
