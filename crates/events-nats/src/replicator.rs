@@ -348,9 +348,10 @@ impl Worker {
         if let Err(end) = self.check_agreement(&stream, stream_last).await {
             return end;
         }
-        self.shared.report_first(true);
         self.shared.advance(stream_last);
         self.shared.set_state(ReplicatorState::Replicating);
+        // After the state: `start` returns on this and its caller reads the status.
+        self.shared.report_first(true);
         tracing::info!(name: "events_nats_replication_resumed", stream = %self.config.stream, from_position = stream_last + 1, "replicating");
 
         let max_payload = client.server_info().max_payload;
