@@ -15,12 +15,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use async_nats::jetstream::Context;
 use async_nats::jetstream::consumer::DeliverPolicy;
 use async_nats::jetstream::consumer::push::OrderedConfig;
-use async_nats::jetstream::context::GetStreamErrorKind;
 use async_nats::jetstream::message::PublishMessage;
-use async_nats::jetstream::stream::{Config, LastRawMessageErrorKind, StorageType, Stream};
-use async_nats::jetstream::{Context, ErrorCode};
+use async_nats::jetstream::stream::{LastRawMessageErrorKind, Stream};
 use futures_util::StreamExt;
 use tokio::sync::{mpsc, watch};
 
@@ -29,10 +28,11 @@ use crate::error::ReplicationError;
 use crate::follower::StreamReader;
 use crate::message::header;
 use crate::replicator::{
-    ReplicationProbe, ReplicationStatus, ReplicatorState, SessionEnd, Shared, await_acks,
+    ReplicationProbe, ReplicationStatus, ReplicatorState, SessionEnd, Shared, await_acks, classify,
     nats_error,
 };
 use crate::running::{Running, Sessions};
+use crate::streams::get_or_create;
 
 /// What the description of a merged stream starts with; the source streams follow,
 /// comma-separated.
@@ -251,10 +251,7 @@ impl MergeWorker {
     async fn session(&mut self, js: &Context, stop: &watch::Receiver<bool>) -> SessionEnd {
         let merged = match self.ensure_merged_stream(js).await {
             Ok(stream) => stream,
-            Err(ReplicationError::Nats { context, source }) => {
-                return SessionEnd::Retry(format!("{context}: {source}"));
-            }
-            Err(fatal) => return SessionEnd::Fatal(fatal),
+            Err(error) => return classify(error),
         };
         self.shared.report_first(true);
         let merged_last = merged.cached_info().state.last_sequence;
@@ -380,33 +377,17 @@ impl MergeWorker {
         let name = self.config.base.stream_name();
         let subjects = format!("{}.>", self.config.base.subject_prefix_or_default());
         let description = self.config.description();
-        let stream = match js.get_stream(name).await {
-            Ok(stream) => stream,
-            Err(error) => match error.kind() {
-                GetStreamErrorKind::JetStream(e)
-                    if e.error_code() == ErrorCode::STREAM_NOT_FOUND =>
-                {
-                    let stream = js
-                        .create_stream(Config {
-                            name: name.to_owned(),
-                            subjects: vec![subjects.clone()],
-                            description: Some(description.clone()),
-                            storage: StorageType::File,
-                            num_replicas: self.config.base.replicas,
-                            deny_delete: true,
-                            deny_purge: true,
-                            duplicate_window: self.config.base.duplicate_window,
-                            allow_direct: true,
-                            ..Config::default()
-                        })
-                        .await
-                        .map_err(|e| nats_error(format!("create merged stream {name}"), e))?;
-                    tracing::info!(name: "events_nats_merged_stream_created", stream = %name, sources = %self.config.sources.join(","), "created the merged stream");
-                    stream
-                }
-                _ => return Err(nats_error(format!("look up stream {name}"), error)),
-            },
-        };
+        let (stream, created) = get_or_create(
+            js,
+            &self.config.base,
+            "merged stream",
+            &subjects,
+            description.clone(),
+        )
+        .await?;
+        if created {
+            tracing::info!(name: "events_nats_merged_stream_created", stream = %name, sources = %self.config.sources.join(","), "created the merged stream");
+        }
         let info = stream.cached_info();
         if info.config.description.as_deref() != Some(description.as_str())
             || info.config.subjects != [subjects.clone()]

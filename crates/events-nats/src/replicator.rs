@@ -144,6 +144,14 @@ impl Shared {
         }
     }
 
+    /// A session passed its checks and publishes after `position`: the state says so before
+    /// `start` (which returns on the report, and whose caller reads the state) hears of it.
+    pub(crate) fn resumed(&self, position: u64) {
+        self.advance(position);
+        self.set_state(ReplicatorState::Replicating);
+        self.report_first(true);
+    }
+
     pub(crate) fn advance(&self, position: u64) {
         // SeqCst pairs with `wait_replicated`: either it sees the new position, or this sees
         // it waiting and notifies under the lock it holds until it sleeps.
@@ -277,7 +285,7 @@ impl Replicator {
 
     /// Every event up to this position is in the stream.
     pub fn replicated_position(&self) -> u64 {
-        self.running.probe().status().replicated_position
+        self.running.shared().replicated.load(Ordering::Acquire)
     }
 
     /// Waits at most `timeout` until every event up to `position` is in the stream; whether it
@@ -348,10 +356,7 @@ impl Worker {
         if let Err(end) = self.check_agreement(&stream, stream_last).await {
             return end;
         }
-        self.shared.advance(stream_last);
-        self.shared.set_state(ReplicatorState::Replicating);
-        // After the state: `start` returns on this and its caller reads the status.
-        self.shared.report_first(true);
+        self.shared.resumed(stream_last);
         tracing::info!(name: "events_nats_replication_resumed", stream = %self.config.stream, from_position = stream_last + 1, "replicating");
 
         let max_payload = client.server_info().max_payload;
@@ -375,8 +380,8 @@ impl Worker {
         if stream_last == 0 {
             return Ok(());
         }
-        let source = Arc::clone(&self.source);
-        let events = read_blocking(source, stream_last, 1, Duration::ZERO).await?;
+        let read = spawn_read(&self.source, Duration::ZERO, stream_last, 1, Duration::ZERO);
+        let events = read_result(read).await?;
         let Some(in_log) = events.first().filter(|e| e.position == stream_last) else {
             let log_last = self.source.last_position().map_err(source_end)?;
             return Err(SessionEnd::Fatal(ReplicationError::StreamAhead {
@@ -409,18 +414,15 @@ impl Worker {
     ) -> Result<(), SessionEnd> {
         let batch = self.config.read_batch;
         let mut next = from;
-        let mut pending = spawn_read(&self.source, next, batch, Duration::ZERO);
+        let mut pending = spawn_read(&self.source, Duration::ZERO, next, batch, Duration::ZERO);
         let mut last_lag_report = Instant::now();
         loop {
             if *stop.borrow() {
                 return Ok(());
             }
-            let events = match pending.await {
-                Ok(result) => result.map_err(source_end)?,
-                Err(join) => return Err(SessionEnd::Retry(format!("log read failed: {join}"))),
-            };
+            let events = read_result(pending).await?;
             let Some(last) = events.last().map(|e| e.position) else {
-                pending = spawn_read(&self.source, next, batch, IDLE_WAIT);
+                pending = spawn_read(&self.source, Duration::ZERO, next, batch, IDLE_WAIT);
                 continue;
             };
             if events.first().map(|e| e.position) != Some(next)
@@ -435,9 +437,9 @@ impl Worker {
             // Read ahead while this batch is published: at once after a full batch; after a
             // short one (caught up), once the linger has gathered what the store commits.
             pending = if events.len() >= batch {
-                spawn_read(&self.source, next, batch, Duration::ZERO)
+                spawn_read(&self.source, Duration::ZERO, next, batch, Duration::ZERO)
             } else {
-                spawn_read_after(&self.source, self.config.linger, next, batch, IDLE_WAIT)
+                spawn_read(&self.source, self.config.linger, next, batch, IDLE_WAIT)
             };
             for event in events {
                 let position = event.position;
@@ -552,38 +554,28 @@ pub(crate) async fn connect_client(
         .map_err(|error| nats_error(format!("connect to {url}"), error))
 }
 
+/// A read of the log ([`ReplicaSource::read`]) on the blocking pool, begun after `pause`.
+type LogRead = tokio::task::JoinHandle<Result<Vec<RecordedEvent>, SourceError>>;
+
 fn spawn_read(
     source: &Arc<dyn ReplicaSource>,
+    pause: Duration,
     from: u64,
     max: usize,
     wait: Duration,
-) -> tokio::task::JoinHandle<Result<Vec<RecordedEvent>, SourceError>> {
-    let source = Arc::clone(source);
-    tokio::task::spawn_blocking(move || source.read(from, max, wait))
-}
-
-/// [`spawn_read`] after a pause of `linger`.
-fn spawn_read_after(
-    source: &Arc<dyn ReplicaSource>,
-    linger: Duration,
-    from: u64,
-    max: usize,
-    wait: Duration,
-) -> tokio::task::JoinHandle<Result<Vec<RecordedEvent>, SourceError>> {
+) -> LogRead {
     let source = Arc::clone(source);
     tokio::task::spawn_blocking(move || {
-        std::thread::sleep(linger);
+        if !pause.is_zero() {
+            std::thread::sleep(pause);
+        }
         source.read(from, max, wait)
     })
 }
 
-async fn read_blocking(
-    source: Arc<dyn ReplicaSource>,
-    from: u64,
-    max: usize,
-    wait: Duration,
-) -> Result<Vec<RecordedEvent>, SessionEnd> {
-    match tokio::task::spawn_blocking(move || source.read(from, max, wait)).await {
+/// What a [`LogRead`] returned, its failures as the session's end.
+async fn read_result(read: LogRead) -> Result<Vec<RecordedEvent>, SessionEnd> {
+    match read.await {
         Ok(result) => result.map_err(source_end),
         Err(join) => Err(SessionEnd::Retry(format!("log read failed: {join}"))),
     }
@@ -597,7 +589,7 @@ fn source_end(error: SourceError) -> SessionEnd {
 }
 
 /// Errors about the stream's identity are fatal; NATS request failures are retried.
-fn classify(error: ReplicationError) -> SessionEnd {
+pub(crate) fn classify(error: ReplicationError) -> SessionEnd {
     match error {
         ReplicationError::Nats { context, source } => {
             SessionEnd::Retry(format!("{context}: {source}"))

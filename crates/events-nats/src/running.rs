@@ -71,6 +71,10 @@ impl Running {
         }
     }
 
+    pub(crate) fn shared(&self) -> &Shared {
+        &self.shared
+    }
+
     pub(crate) fn probe(&self) -> ReplicationProbe {
         ReplicationProbe::new(self.stream.clone(), Arc::clone(&self.shared))
     }

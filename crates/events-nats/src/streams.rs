@@ -24,22 +24,25 @@ pub fn stream_owner(description: Option<&str>) -> Option<&str> {
         .filter(|id| !id.is_empty())
 }
 
-/// The stream `config` names: created when absent, refused when it is not this store's.
-pub(crate) async fn ensure_stream(
+/// The stream `config` names, created when absent with `subjects` (one filter) and
+/// `description`, file storage, `config`'s replicas and duplicate window, delete and purge
+/// denied; and whether it was created. `kind` names it in errors ("stream", "merged stream").
+pub(crate) async fn get_or_create(
     js: &Context,
     config: &ReplicationConfig,
-    prefix: &str,
-    store_id: &str,
-) -> Result<Stream, ReplicationError> {
-    let subjects = format!("{prefix}.>");
-    let stream = match js.get_stream(&config.stream).await {
-        Ok(stream) => stream,
+    kind: &str,
+    subjects: &str,
+    description: String,
+) -> Result<(Stream, bool), ReplicationError> {
+    let name = &config.stream;
+    match js.get_stream(name).await {
+        Ok(stream) => Ok((stream, false)),
         Err(error) => match error.kind() {
             GetStreamErrorKind::JetStream(e) if e.error_code() == ErrorCode::STREAM_NOT_FOUND => {
                 let wanted = Config {
-                    name: config.stream.clone(),
-                    subjects: vec![subjects.clone()],
-                    description: Some(format!("{OWNER_PREFIX}{store_id}")),
+                    name: name.clone(),
+                    subjects: vec![subjects.to_owned()],
+                    description: Some(description),
                     storage: StorageType::File,
                     num_replicas: config.replicas,
                     deny_delete: true,
@@ -51,18 +54,27 @@ pub(crate) async fn ensure_stream(
                 let stream = js
                     .create_stream(wanted)
                     .await
-                    .map_err(|e| nats_error(format!("create stream {}", config.stream), e))?;
-                tracing::info!(name: "events_nats_stream_created", stream = %config.stream, subjects = %subjects, replicas = config.replicas, store_id, "created the store's stream");
-                stream
+                    .map_err(|e| nats_error(format!("create {kind} {name}"), e))?;
+                Ok((stream, true))
             }
-            _ => {
-                return Err(nats_error(
-                    format!("look up stream {}", config.stream),
-                    error,
-                ));
-            }
+            _ => Err(nats_error(format!("look up stream {name}"), error)),
         },
-    };
+    }
+}
+
+/// The stream `config` names: created when absent, refused when it is not this store's.
+pub(crate) async fn ensure_stream(
+    js: &Context,
+    config: &ReplicationConfig,
+    prefix: &str,
+    store_id: &str,
+) -> Result<Stream, ReplicationError> {
+    let subjects = format!("{prefix}.>");
+    let description = format!("{OWNER_PREFIX}{store_id}");
+    let (stream, created) = get_or_create(js, config, "stream", &subjects, description).await?;
+    if created {
+        tracing::info!(name: "events_nats_stream_created", stream = %config.stream, subjects = %subjects, replicas = config.replicas, store_id, "created the store's stream");
+    }
     let info = stream.cached_info();
     let owner = stream_owner(info.config.description.as_deref());
     match owner {
