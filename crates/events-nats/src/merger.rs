@@ -28,8 +28,7 @@ use crate::error::ReplicationError;
 use crate::follower::StreamReader;
 use crate::message::header;
 use crate::replicator::{
-    ReplicationProbe, ReplicationStatus, ReplicatorState, SessionEnd, Shared, await_acks, classify,
-    nats_error,
+    ReplicationProbe, ReplicationStatus, SessionEnd, Shared, await_acks, classify, nats_error,
 };
 use crate::running::{Running, Sessions};
 use crate::streams::get_or_create;
@@ -151,8 +150,8 @@ pub struct Merger {
 }
 
 impl Merger {
-    /// Starts merging. Waits at most the connect timeout for the first connection and the
-    /// merged stream's checks.
+    /// Starts merging. Waits at most the connect timeout for the first connection, the
+    /// merged stream's checks and the sources' feeds (its state is then `replicating`).
     ///
     /// # Errors
     ///
@@ -253,7 +252,6 @@ impl MergeWorker {
             Ok(stream) => stream,
             Err(error) => return classify(error),
         };
-        self.shared.report_first(true);
         let merged_last = merged.cached_info().state.last_sequence;
         // Each source resumes after its last event the merged stream holds.
         let mut feeds = Vec::with_capacity(self.config.sources.len());
@@ -301,8 +299,7 @@ impl MergeWorker {
             }
             next_positions.push(done + 1);
         }
-        self.shared.advance(merged_last);
-        self.shared.set_state(ReplicatorState::Replicating);
+        self.shared.resumed(merged_last);
         tracing::info!(name: "events_nats_merge_resumed", stream = %self.config.base.stream_name(), merged_last, "merging");
 
         let (acks_tx, acks_rx) = mpsc::channel(self.config.base.max_in_flight);
