@@ -27,18 +27,26 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-/// A store with `n` events, closed, and a copy of it (same store id).
-fn store_and_copy(n: u64) -> (tempfile::TempDir, tempfile::TempDir) {
+/// A copy (same store id) of a store taken at 10 events; the store then goes on to 15 events,
+/// all replicated into `replication`'s stream. Returns the copy.
+fn copy_behind_its_replicated_store(replication: &ReplicationConfig) -> tempfile::TempDir {
     let original = tempfile::tempdir().unwrap();
     let log = EventLog::open(config(original.path())).unwrap();
-    for i in 0..n {
+    for i in 0..10 {
         log.append_own(ExpectedVersion::Any, vec![cache_hit("a", i)])
             .unwrap();
     }
     log.close().unwrap();
     let copy = tempfile::tempdir().unwrap();
     copy_dir(original.path(), copy.path());
-    (original, copy)
+    let log = EventLog::open(config(original.path())).unwrap();
+    for i in 0..5 {
+        log.append_own(ExpectedVersion::Any, vec![cache_miss("a", i)])
+            .unwrap();
+    }
+    replicate_all(&log, replication);
+    log.close().unwrap();
+    copy
 }
 
 fn stream_last(server: &LocalServer, stream: &str) -> u64 {
@@ -53,14 +61,7 @@ fn stream_last(server: &LocalServer, stream: &str) -> u64 {
 fn a_stream_ahead_of_the_log_is_refused() {
     let server = LocalServer::start().unwrap();
     let replication = ReplicationConfig::new(server.url()).stream("AHEAD");
-    let (original, copy) = store_and_copy(10);
-    let log = EventLog::open(config(original.path())).unwrap();
-    for i in 0..5 {
-        log.append_own(ExpectedVersion::Any, vec![cache_miss("a", i)])
-            .unwrap();
-    }
-    replicate_all(&log, &replication);
-    log.close().unwrap();
+    let copy = copy_behind_its_replicated_store(&replication);
 
     // The earlier copy has 10 events; the stream 15.
     let older = EventLog::open(config(copy.path())).unwrap();
@@ -79,14 +80,7 @@ fn a_stream_ahead_of_the_log_is_refused() {
 fn a_stream_with_other_events_at_its_positions_is_refused() {
     let server = LocalServer::start().unwrap();
     let replication = ReplicationConfig::new(server.url()).stream("DIVERGED");
-    let (original, copy) = store_and_copy(10);
-    let log = EventLog::open(config(original.path())).unwrap();
-    for i in 0..5 {
-        log.append_own(ExpectedVersion::Any, vec![cache_miss("a", i)])
-            .unwrap();
-    }
-    replicate_all(&log, &replication);
-    log.close().unwrap();
+    let copy = copy_behind_its_replicated_store(&replication);
 
     // The copy goes its own way: other events at positions 11 to 17.
     let diverged = EventLog::open(config(copy.path())).unwrap();
