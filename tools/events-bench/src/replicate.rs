@@ -27,6 +27,7 @@
 //! Without `nats-server` the workload is skipped (no figure, a note saying why), not failed.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -61,7 +62,7 @@ const BARE_STREAM: &str = "W_REPLICATE_BARE";
 /// How often the lag is sampled.
 const SAMPLE_EVERY: Duration = Duration::from_millis(20);
 /// How long the stream may take to hold every event (far above any rate seen).
-pub const WAIT: Duration = Duration::from_secs(600);
+const WAIT: Duration = Duration::from_secs(600);
 /// The replicator's threads (`events-nats-replicator`, `events-nats-replicator-io`): Linux
 /// keeps 15 bytes of a thread's name, so both show as this.
 const REPLICATOR_THREADS: &str = "events-nats-rep";
@@ -150,7 +151,7 @@ pub struct LagFigures {
 
 /// One lag sample.
 #[derive(Debug, Clone, Copy)]
-pub struct LagSample {
+struct LagSample {
     /// Seconds since the appends began.
     t: f64,
     /// The log's last position.
@@ -204,7 +205,7 @@ pub fn start_server() -> anyhow::Result<Option<LocalServer>> {
 }
 
 /// The CPU counters a phase is measured between.
-pub struct CpuMark {
+struct CpuMark {
     at: Instant,
     process: f64,
     replicator: f64,
@@ -213,7 +214,7 @@ pub struct CpuMark {
 
 impl CpuMark {
     /// The counters now.
-    pub fn now() -> Self {
+    fn now() -> Self {
         Self {
             at: Instant::now(),
             process: process_cpu_secs(),
@@ -224,7 +225,7 @@ impl CpuMark {
 
     /// Since `self` (taken while the replicator's threads are alive: a thread's time leaves
     /// `/proc` with it).
-    pub fn since(&self) -> CpuSplit {
+    fn since(&self) -> CpuSplit {
         let now = Self::now();
         CpuSplit {
             wall_secs: now.at.duration_since(self.at).as_secs_f64(),
@@ -237,7 +238,7 @@ impl CpuMark {
 
 /// Stops `replicator` and checks that the stream holds exactly `last` events, the last at
 /// sequence `last`; returns the stream's bytes, publish errors and sessions.
-pub fn stop_and_check(
+fn stop_and_check(
     replicator: Replicator,
     url: &str,
     stream: &str,
@@ -318,6 +319,7 @@ pub fn replicate_workload(dir: &Path, shape: Shape) -> anyhow::Result<Outcome> {
     let rate = |d: Duration| events as f64 / d.as_secs_f64();
     let alone = vec![rate(alone_first), rate(alone_again)];
     let with = rate(concurrent.appends);
+    let drained = concurrent.drained;
     let ship_secs = ship.as_secs_f64();
     let shipped_per_s = events as f64 / ship_secs;
     Ok(Outcome {
@@ -337,13 +339,13 @@ pub fn replicate_workload(dir: &Path, shape: Shape) -> anyhow::Result<Outcome> {
             bare_cpu,
             shipped_vs_bare: shipped_per_s / bare_publish_per_s,
             append_with_replication_per_s: with,
-            drain_secs: concurrent.drain.as_secs_f64(),
-            concurrent_cpu: concurrent.cpu,
-            lag: concurrent.lag,
+            drain_secs: drained.drain.as_secs_f64(),
+            concurrent_cpu: drained.cpu,
+            lag: drained.lag,
             stream_messages: last,
             stream_bytes,
-            publish_errors: errors_shipped + concurrent.publish_errors,
-            sessions: sessions_shipped + concurrent.sessions,
+            publish_errors: errors_shipped + drained.publish_errors,
+            sessions: sessions_shipped + drained.sessions,
             max_in_flight: settings.max_in_flight,
             read_batch: settings.read_batch,
             linger_ms: settings.linger_ms,
@@ -420,11 +422,7 @@ fn bare_publish(url: &str, input: &Input, max_in_flight: usize) -> anyhow::Resul
 /// What the appends with replication on measured.
 struct Concurrent {
     appends: Duration,
-    drain: Duration,
-    cpu: CpuSplit,
-    lag: LagFigures,
-    publish_errors: u64,
-    sessions: u64,
+    drained: Drained,
 }
 
 /// Appends `plans` into a fresh store at `store` with a replicator running from the start,
@@ -436,57 +434,111 @@ fn with_replication(
     plans: &[Vec<Append>],
     input: &Input,
 ) -> anyhow::Result<Concurrent> {
-    const STREAM: &str = "W_REPLICATE_LIVE";
     let system = Eventlog::open(store, false)?;
-    let url = server.url();
-    let replicator = system.log().replicate(settings.config(&url, STREAM))?;
-    let stop = AtomicBool::new(false);
-    let cpu = CpuMark::now();
-    let epoch = Instant::now();
-    let (appended, samples) = std::thread::scope(|scope| {
-        let sampler = scope.spawn(|| sample_lag(system.log(), epoch, &stop));
-        let appended = (|| -> anyhow::Result<(Duration, Duration, u64)> {
-            let appends = timed_appends(&system, plans, input)?.total;
-            let flushed = Instant::now();
-            let last = system.log().last_position()?.get();
-            ensure!(
-                replicator.wait_replicated(last, WAIT),
-                "with replication on: the stream holds {} of {last} events after {WAIT:?} ({:?})",
-                replicator.replicated_position(),
-                replicator.status().last_error
-            );
-            Ok((appends, flushed.elapsed(), last))
-        })();
-        stop.store(true, Ordering::Relaxed);
-        let samples = sampler
-            .join()
-            .map_err(|_| anyhow!("the lag sampler panicked"))
-            .and_then(|samples| samples);
-        (appended, samples)
-    });
-    let (appends, drain, last) = appended?;
-    let cpu = cpu.since();
-    let samples = samples?;
-    let (_, publish_errors, sessions) = stop_and_check(replicator, &url, STREAM, last)?;
+    let live = LiveReplication::start(system.log(), server.url(), "W_REPLICATE_LIVE", settings)?;
+    let appends = timed_appends(&system, plans, input)?.total;
+    let last = system.log().last_position()?.get();
+    let drained = live.finish(last)?;
     system.close()?;
     std::fs::remove_dir_all(store)?;
-    Ok(Concurrent {
-        appends,
-        drain,
-        cpu,
-        lag: lag_figures(&samples),
-        publish_errors,
-        sessions,
-    })
+    Ok(Concurrent { appends, drained })
+}
+
+/// A replicator started on a log, its lag sampled every [`SAMPLE_EVERY`] on a thread of its
+/// own and the CPU counted from the start: what runs beside a workload that writes.
+pub struct LiveReplication {
+    replicator: Replicator,
+    url: String,
+    stream: String,
+    sampling: StopOnDrop,
+    sampler: std::thread::JoinHandle<anyhow::Result<Vec<LagSample>>>,
+    cpu: CpuMark,
+}
+
+/// What a [`LiveReplication`] measured, once the stream held the whole log.
+pub struct Drained {
+    /// From [`LiveReplication::finish`] until the stream held the last event.
+    pub drain: Duration,
+    /// From the start until then.
+    pub cpu: CpuSplit,
+    /// The lag over the same time.
+    pub lag: LagFigures,
+    /// Publishes that failed.
+    pub publish_errors: u64,
+    /// The replicator's sessions.
+    pub sessions: u64,
+}
+
+/// Sets its flag when dropped: the sampler stops even when the workload fails.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+impl LiveReplication {
+    /// Starts replicating `log` into `stream` at `url` with `settings`, and sampling.
+    pub fn start(
+        log: &EventLog,
+        url: String,
+        stream: &str,
+        settings: Settings,
+    ) -> anyhow::Result<Self> {
+        let replicator = log.replicate(settings.config(&url, stream))?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let cpu = CpuMark::now();
+        let sampler = {
+            let (log, stop) = (log.clone(), Arc::clone(&stop));
+            let epoch = Instant::now();
+            std::thread::Builder::new()
+                .name("lag-sampler".into())
+                .spawn(move || sample_lag(&log, epoch, &stop))?
+        };
+        Ok(Self {
+            replicator,
+            url,
+            stream: stream.to_owned(),
+            sampling: StopOnDrop(stop),
+            sampler,
+            cpu,
+        })
+    }
+
+    /// Waits until the stream holds the log up to `last`, stops sampling and the replicator,
+    /// and checks the stream holds exactly that.
+    pub fn finish(self, last: u64) -> anyhow::Result<Drained> {
+        let draining = Instant::now();
+        ensure!(
+            self.replicator.wait_replicated(last, WAIT),
+            "{}: the stream holds {} of {last} events after {WAIT:?} ({:?})",
+            self.stream,
+            self.replicator.replicated_position(),
+            self.replicator.status().last_error
+        );
+        let drain = draining.elapsed();
+        let cpu = self.cpu.since();
+        drop(self.sampling);
+        let samples = self
+            .sampler
+            .join()
+            .map_err(|_| anyhow!("the lag sampler panicked"))??;
+        let (_, publish_errors, sessions) =
+            stop_and_check(self.replicator, &self.url, &self.stream, last)?;
+        Ok(Drained {
+            drain,
+            cpu,
+            lag: lag_figures(&samples),
+            publish_errors,
+            sessions,
+        })
+    }
 }
 
 /// Samples the log's last position and its replicator's progress every [`SAMPLE_EVERY`] until
 /// `stop`.
-pub fn sample_lag(
-    log: &EventLog,
-    epoch: Instant,
-    stop: &AtomicBool,
-) -> anyhow::Result<Vec<LagSample>> {
+fn sample_lag(log: &EventLog, epoch: Instant, stop: &AtomicBool) -> anyhow::Result<Vec<LagSample>> {
     let mut samples = Vec::new();
     loop {
         let metrics = log.admin().metrics()?;
@@ -517,7 +569,7 @@ fn quantile<T: Copy + Default>(sorted: &[T], q: f64) -> T {
 }
 
 /// The lag in events and in seconds over `samples`.
-pub fn lag_figures(samples: &[LagSample]) -> LagFigures {
+fn lag_figures(samples: &[LagSample]) -> LagFigures {
     let mut events: Vec<u64> = samples.iter().map(|s| s.lag_events).collect();
     let mut secs: Vec<f64> = samples
         .iter()

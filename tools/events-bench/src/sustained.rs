@@ -38,6 +38,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::child::latency_histogram;
 use crate::measure::{disk_usage, proc_status_bytes, thread_cpu_secs};
+use crate::replicate::LiveReplication;
 use crate::sim::{Sink, run_pipeline};
 
 /// The daemon's store configuration (`tools/omni-writer/src/daemon.rs`): the facade's defaults,
@@ -408,22 +409,8 @@ pub fn sustained(args: &SustainedArgs) -> anyhow::Result<SustainedSummary> {
             }
         }
         let settings = crate::replicate::Settings::from_env()?;
-        let replicator = log.replicate(settings.config(&server.url(), REPLICATED_STREAM))?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let sampler = {
-            let (log, stop) = (log.clone(), Arc::clone(&stop));
-            let epoch = Instant::now();
-            std::thread::Builder::new()
-                .name("lag-sampler".into())
-                .spawn(move || crate::replicate::sample_lag(&log, epoch, &stop))?
-        };
-        Some((
-            server,
-            replicator,
-            stop,
-            sampler,
-            crate::replicate::CpuMark::now(),
-        ))
+        let live = LiveReplication::start(&log, server.url(), REPLICATED_STREAM, settings)?;
+        Some((server, live))
     } else {
         None
     };
@@ -539,33 +526,16 @@ pub fn sustained(args: &SustainedArgs) -> anyhow::Result<SustainedSummary> {
     let last_position = log.flush()?.get();
     let flush_secs = flushing.elapsed().as_secs_f64();
     let replication = match replication {
-        Some((server, replicator, stop, sampler, cpu)) => {
-            let draining = Instant::now();
-            ensure!(
-                replicator.wait_replicated(last_position, crate::replicate::WAIT),
-                "the stream holds {} of {last_position} events ({:?})",
-                replicator.replicated_position(),
-                replicator.status().last_error
-            );
-            let drain_secs = draining.elapsed().as_secs_f64();
-            let cpu = cpu.since();
-            stop.store(true, Ordering::Relaxed);
-            let samples = sampler
-                .join()
-                .map_err(|_| anyhow::anyhow!("the lag sampler panicked"))??;
-            let (_, publish_errors, sessions) = crate::replicate::stop_and_check(
-                replicator,
-                &server.url(),
-                REPLICATED_STREAM,
-                last_position,
-            )?;
+        // The server outlives the check of its stream.
+        Some((_server, live)) => {
+            let drained = live.finish(last_position)?;
             Some(SustainedReplication {
-                lag: crate::replicate::lag_figures(&samples),
-                drain_secs,
-                cpu,
+                lag: drained.lag,
+                drain_secs: drained.drain.as_secs_f64(),
+                cpu: drained.cpu,
                 stream_messages: last_position,
-                publish_errors,
-                sessions,
+                publish_errors: drained.publish_errors,
+                sessions: drained.sessions,
             })
         }
         None => None,
