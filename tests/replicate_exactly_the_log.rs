@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{AppendOwn, cache_hit, cache_miss, config};
+use common::{AppendOwn, cache_hit, cache_miss, config, stop_when_replicated};
 use eventlog::{
     EventContext, EventLog, ExpectedVersion, NewEvent, Position, RecordedEvent, ReplicationConfig,
     ReplicationError, Ship,
@@ -76,12 +76,7 @@ fn the_stream_holds_exactly_the_log_and_resumes_after_a_restart() {
         .ship(Ship::Committed);
     let replicator = log.replicate(replication.clone()).unwrap();
     let last = log.last_position().unwrap().get();
-    assert!(
-        replicator.wait_replicated(last, WAIT),
-        "{:?}",
-        replicator.status()
-    );
-    let status = replicator.stop().unwrap();
+    let status = stop_when_replicated(&log, replicator, WAIT);
     assert_eq!(status.replicated_position, last);
 
     // More events while no replicator runs; a new one resumes from the stream's end.

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{AppendOwn, cache_hit, config};
+use common::{AppendOwn, cache_hit, config, stop_when_replicated};
 use eventlog::{EventLog, ExpectedVersion, Position, RecordedEvent, ReplicationConfig};
 use events_nats::{LocalCluster, StreamReader};
 
@@ -80,12 +80,7 @@ fn killing_the_stream_leader_loses_and_duplicates_nothing() {
     log.flush().unwrap();
     let last = log.last_position().unwrap().get();
     assert_eq!(last, appended);
-    assert!(
-        replicator.wait_replicated(last, WAIT),
-        "{:?}",
-        replicator.status()
-    );
-    let status = replicator.stop().unwrap();
+    let status = stop_when_replicated(&log, replicator, WAIT);
     assert_eq!(status.replicated_position, last);
 
     let in_log: Vec<RecordedEvent> = log

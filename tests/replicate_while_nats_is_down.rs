@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{AppendOwn, cache_hit, config};
+use common::{AppendOwn, cache_hit, config, stop_when_replicated};
 use eventlog::{EventLog, ExpectedVersion, Position, RecordedEvent, ReplicationConfig};
 use events_nats::{LocalServer, StreamReader};
 
@@ -47,13 +47,7 @@ fn appends_go_on_while_nats_is_down_and_the_stream_catches_up() {
             .unwrap();
     }
     log.flush().unwrap();
-    let last = log.last_position().unwrap().get();
-    assert!(
-        replicator.wait_replicated(last, WAIT),
-        "{:?}",
-        replicator.status()
-    );
-    let status = replicator.stop().unwrap();
+    let status = stop_when_replicated(&log, replicator, WAIT);
     assert_eq!(status.replicated_position, 2_500);
 
     let in_log: Vec<RecordedEvent> = log

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use eventlog::{
     AppendError, AppendResult, Durability, EventContext, EventLog, EventLogConfig, ExpectedVersion,
-    NewEvent, RecordedEvent, ReplicationConfig, StreamId,
+    NewEvent, RecordedEvent, ReplicationConfig, ReplicationStatus, Replicator, StreamId,
 };
 use omni_domain::{CacheHit, CacheMiss, GenerationConfig, PipelineStarted};
 
@@ -135,11 +135,21 @@ pub fn one_to(n: u64) -> Vec<u64> {
 pub fn replicate_all(log: &EventLog, replication: &ReplicationConfig) {
     log.flush().unwrap();
     let replicator = log.replicate(replication.clone()).unwrap();
+    stop_when_replicated(log, replicator, Duration::from_secs(30));
+}
+
+/// Waits at most `wait` until `replicator`'s stream holds `log` up to its last position, then
+/// stops it; its final status.
+pub fn stop_when_replicated(
+    log: &EventLog,
+    replicator: Replicator,
+    wait: Duration,
+) -> ReplicationStatus {
     let last = log.last_position().unwrap().get();
     assert!(
-        replicator.wait_replicated(last, Duration::from_secs(30)),
+        replicator.wait_replicated(last, wait),
         "{:?}",
         replicator.status()
     );
-    replicator.stop().unwrap();
+    replicator.stop().unwrap()
 }
