@@ -232,12 +232,7 @@ impl StreamReader {
         let stream = self.lookup()?;
         let info = stream.cached_info();
         let merged = is_merged(info);
-        // A store's own stream has one subject, `<prefix>.>`: filter there.
-        let prefix = match info.config.subjects.as_slice() {
-            [one] => one.strip_suffix(".>").map(str::to_owned),
-            _ => None,
-        };
-        let filter_subject = match (&aggregate, &prefix) {
+        let filter_subject = match (&aggregate, own_prefix(info)) {
             (Some((t, id)), Some(prefix)) => message::subject(prefix, t, id),
             _ => String::new(),
         };
@@ -344,6 +339,16 @@ impl Follower {
     /// The sequence the next event will have at least: where to resume from.
     pub fn next_sequence(&self) -> u64 {
         self.next
+    }
+}
+
+/// The subject prefix of a store's own stream (one subject, `<prefix>.>`, its messages on
+/// `<prefix>.<aggregate type>.<aggregate id>`); `None` for a merged stream, whose messages'
+/// subjects name their source streams, not their aggregates.
+fn own_prefix(info: &async_nats::jetstream::stream::Info) -> Option<&str> {
+    match info.config.subjects.as_slice() {
+        [one] if !is_merged(info) => one.strip_suffix(".>"),
+        _ => None,
     }
 }
 

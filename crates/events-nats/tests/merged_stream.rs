@@ -58,6 +58,19 @@ fn a_merger_feeds_one_stream_with_both_stores_exactly_once() {
     assert_eq!(merged[&'a'], a.events());
     assert_eq!(merged[&'b'], b.events());
 
+    // One aggregate of the merged feed: its subjects name the sources, so the follower filters.
+    let reader = StreamReader::connect(&server.url(), "ALL", WAIT).unwrap();
+    let mut only = reader.follow_aggregate(1, "order", "a1").unwrap();
+    let wanted: Vec<RecordedEvent> = a
+        .events()
+        .into_iter()
+        .filter(|e| e.metadata.aggregate_id == "a1")
+        .collect();
+    for event in &wanted {
+        assert_eq!(only.next(WAIT).unwrap().as_ref(), Some(event));
+    }
+    assert_eq!(only.next(Duration::from_millis(300)).unwrap(), None);
+
     // More events; a new merger goes on from where the merged stream ends, live.
     let merger = Merger::start(config.clone()).unwrap();
     for i in 0..50 {
