@@ -8,7 +8,7 @@ use async_nats::jetstream::ErrorCode;
 use async_nats::jetstream::consumer::DeliverPolicy;
 use async_nats::jetstream::consumer::push::{Ordered, OrderedConfig};
 use async_nats::jetstream::context::GetStreamErrorKind;
-use async_nats::jetstream::stream::{RawMessageErrorKind, Stream};
+use async_nats::jetstream::stream::{LastRawMessageErrorKind, RawMessageErrorKind, Stream};
 use async_nats::jetstream::{self, Context};
 use events_core::RecordedEvent;
 use futures_util::StreamExt;
@@ -135,6 +135,7 @@ impl StreamReader {
     }
 
     fn lookup(&self) -> Result<Stream, FollowError> {
+        outside_runtime()?;
         self.runtime.block_on(async {
             self.js
                 .get_stream(&self.stream)
@@ -172,6 +173,43 @@ impl StreamReader {
             replicas: info.config.num_replicas,
             leader: info.cluster.as_ref().and_then(|c| c.leader.clone()),
         })
+    }
+
+    /// In a store's own stream, the sequence of one aggregate's last event (`None` when the
+    /// stream holds none of its events): one request, by subject. With
+    /// [`follow_aggregate`](Self::follow_aggregate) it reads an aggregate without reading the
+    /// rest of the stream.
+    ///
+    /// # Errors
+    ///
+    /// [`FollowError::InvalidConfig`] (`stream`) for a merged stream, whose subjects name its
+    /// sources, not aggregates; [`FollowError::NoSuchStream`]; [`FollowError::Nats`].
+    pub fn last_sequence_of(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+    ) -> Result<Option<u64>, FollowError> {
+        let stream = self.lookup()?;
+        let Some(prefix) = own_prefix(stream.cached_info()) else {
+            return Err(FollowError::InvalidConfig {
+                setting: "stream",
+                reason: format!(
+                    "{} is a merged stream: its subjects name its sources, not aggregates",
+                    self.stream
+                ),
+            });
+        };
+        let subject = message::subject(prefix, aggregate_type, aggregate_id);
+        match self
+            .runtime
+            .block_on(stream.get_last_raw_message_by_subject(&subject))
+        {
+            Ok(message) => Ok(Some(message.sequence)),
+            Err(error) if matches!(error.kind(), LastRawMessageErrorKind::NoMessageFound) => {
+                Ok(None)
+            }
+            Err(error) => Err(nats(format!("read the last message on {subject}"), error)),
+        }
     }
 
     /// The event at `sequence`; `None` when the stream has no message there.

@@ -59,6 +59,11 @@ fn a_follower_resumes_exactly_where_it_stopped_and_filters_one_aggregate() {
         assert_eq!(&only.next(WAIT).unwrap().unwrap(), event);
     }
     assert_eq!(only.next(Duration::from_millis(300)).unwrap(), None);
+    assert_eq!(
+        reader.last_sequence_of("order", hostile).unwrap(),
+        expected.last().map(|e| e.position)
+    );
+    assert_eq!(reader.last_sequence_of("order", "nobody").unwrap(), None);
     assert_eq!(reader.get(7).unwrap().as_ref(), Some(&all[6]));
     assert_eq!(reader.get(10_000).unwrap(), None);
     replicator.stop().unwrap();

@@ -70,6 +70,13 @@ fn a_merger_feeds_one_stream_with_both_stores_exactly_once() {
         assert_eq!(only.next(WAIT).unwrap().as_ref(), Some(event));
     }
     assert_eq!(only.next(Duration::from_millis(300)).unwrap(), None);
+    assert!(matches!(
+        reader.last_sequence_of("order", "a1"),
+        Err(events_nats::FollowError::InvalidConfig {
+            setting: "stream",
+            ..
+        })
+    ));
 
     // More events; a new merger goes on from where the merged stream ends, live.
     let merger = Merger::start(config.clone()).unwrap();

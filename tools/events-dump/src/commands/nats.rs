@@ -156,6 +156,21 @@ impl Events {
             until,
         })
     }
+
+    /// One aggregate's events up to its last one as of now, in a store's own stream: the
+    /// server delivers only them.
+    fn aggregate(
+        reader: &StreamReader,
+        aggregate_type: &str,
+        aggregate_id: &str,
+        last: u64,
+    ) -> anyhow::Result<Self> {
+        Ok(Self {
+            follower: reader.follow_aggregate(1, aggregate_type, aggregate_id)?,
+            stream: reader.stream().to_owned(),
+            until: Some(last),
+        })
+    }
 }
 
 impl Iterator for Events {
@@ -213,9 +228,9 @@ fn log(
     Ok(Status::Ok)
 }
 
-/// `stream TYPE ID`: one aggregate's events, found by reading the whole stream (a filtered read
-/// cannot tell where the aggregate's last event is), ordered and cut as the store's
-/// `stream` does.
+/// `stream TYPE ID`: one aggregate's events, ordered and cut as the store's `stream` does. In a
+/// store's own stream the server delivers only the aggregate's messages, up to its last one; a
+/// merged stream's subjects name its sources, so there the whole stream is read and filtered.
 fn aggregate(
     reader: &StreamReader,
     registry: &EventRegistry,
@@ -226,11 +241,17 @@ fn aggregate(
     out: &mut Out,
 ) -> anyhow::Result<Status> {
     let mut events = Vec::new();
-    for event in Events::open(reader, 1, false)? {
-        let event = event?;
-        let m = &event.metadata;
-        if m.aggregate_type == aggregate_type && m.aggregate_id == aggregate_id {
-            events.push(event);
+    if reader.summary()?.is_merged() {
+        for event in Events::open(reader, 1, false)? {
+            let event = event?;
+            let m = &event.metadata;
+            if m.aggregate_type == aggregate_type && m.aggregate_id == aggregate_id {
+                events.push(event);
+            }
+        }
+    } else if let Some(last) = reader.last_sequence_of(aggregate_type, aggregate_id)? {
+        for event in Events::aggregate(reader, aggregate_type, aggregate_id, last)? {
+            events.push(event?);
         }
     }
     if events.is_empty() {
