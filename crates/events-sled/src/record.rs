@@ -63,6 +63,11 @@ const KNOWN_FLAGS: u8 = 31;
 /// string indexes (1 each), version, time and schema version (1 each), payload length (1). Bounds
 /// what a record's event count may claim, and so what decoding it reserves.
 const MIN_EVENT_BYTES: usize = 26;
+/// The range of timestamps chrono can represent, in microseconds since the epoch
+/// (`DateTime::<Utc>::MIN_UTC` and `MAX_UTC`): checking an event's timestamp against it is a
+/// comparison, where building the `DateTime` is a calendar computation per event.
+const MIN_MICROS: i64 = -8_334_601_228_800_000_000;
+const MAX_MICROS: i64 = 8_210_266_876_799_999_999;
 
 /// The fewest bytes a run takes in an index page: its gap and its length (1 each).
 const MIN_RUN_BYTES: usize = 2;
@@ -422,7 +427,7 @@ impl Record {
         let timestamp_micros = self
             .base_micros
             .checked_add(reader.zigzag("event timestamp")?)
-            .filter(|micros| DateTime::<Utc>::from_timestamp_micros(*micros).is_some())
+            .filter(|micros| (MIN_MICROS..=MAX_MICROS).contains(micros))
             .ok_or(Malformed {
                 what: "event timestamp",
                 offset: at,
@@ -685,6 +690,24 @@ pub(crate) fn decode_counters(bytes: &[u8]) -> Result<PersistedCounters, Malform
 mod tests {
     use super::*;
     use events_core::{EventContext, NewEvent};
+
+    #[test]
+    fn the_timestamp_range_is_chronos() {
+        assert_eq!(MIN_MICROS, DateTime::<Utc>::MIN_UTC.timestamp_micros());
+        assert_eq!(MAX_MICROS, DateTime::<Utc>::MAX_UTC.timestamp_micros());
+        for micros in [MIN_MICROS, MIN_MICROS + 1, 0, MAX_MICROS - 1, MAX_MICROS] {
+            assert!(
+                DateTime::<Utc>::from_timestamp_micros(micros).is_some(),
+                "{micros}"
+            );
+        }
+        for micros in [i64::MIN, MIN_MICROS - 1, MAX_MICROS + 1, i64::MAX] {
+            assert!(
+                DateTime::<Utc>::from_timestamp_micros(micros).is_none(),
+                "{micros}"
+            );
+        }
+    }
 
     fn event(position: u64, id: &str, version: u64, with_ids: bool) -> RecordedEvent {
         let mut context = EventContext::new("test");

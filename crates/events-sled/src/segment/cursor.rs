@@ -4,7 +4,7 @@ use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 use super::SegmentError;
 use super::layout::{FRAME_HEADER_LEN, FrameHeader, MAX_RECORD_LEN};
@@ -96,6 +96,9 @@ pub(super) struct FrameCursor {
     window: u64,
     win_start: u64,
     win: Bytes,
+    /// The window before `win`: reused for the next read once nothing borrows from it (records
+    /// read from it are usually gone by then), which spares zeroing a fresh buffer per window.
+    spare: Bytes,
     /// The offset of the frame the cursor is at.
     pub(super) offset: u64,
 }
@@ -108,8 +111,14 @@ impl FrameCursor {
             window: window.max(FRAME_HEADER_LEN),
             win_start: 0,
             win: Bytes::new(),
+            spare: Bytes::new(),
             offset,
         }
+    }
+
+    /// Bytes in the window read last.
+    pub(super) fn window_len(&self) -> usize {
+        self.win.len()
     }
 
     /// The file's path, for error messages.
@@ -132,7 +141,14 @@ impl FrameCursor {
             let size = usize::try_from(want).map_err(|_| SegmentError::Corrupted {
                 detail: format!("{}: a read of {want} bytes", self.path.display()),
             })?;
-            let mut buf = vec![0u8; size];
+            let mut buf = match std::mem::take(&mut self.spare).try_into_mut() {
+                Ok(mut spare) if spare.capacity() >= size => {
+                    // Only bytes past the spare's length are zeroed; the read overwrites the rest.
+                    spare.resize(size, 0);
+                    spare
+                }
+                _ => BytesMut::zeroed(size),
+            };
             let n =
                 self.file
                     .read_at(&mut buf, self.offset)
@@ -142,7 +158,7 @@ impl FrameCursor {
                     })?;
             buf.truncate(n);
             self.win_start = self.offset;
-            self.win = Bytes::from(buf);
+            self.spare = std::mem::replace(&mut self.win, buf.freeze());
         }
         let (Ok(from), Ok(to)) = (
             usize::try_from(self.offset - self.win_start),

@@ -57,8 +57,8 @@ pub(crate) struct SegmentOptions {
 impl SegmentOptions {
     /// The default segment size, 64 MiB.
     pub(crate) const DEFAULT_SEGMENT_BYTES: u64 = 64 << 20;
-    /// The default sparse index granularity, 64 KiB.
-    pub(crate) const DEFAULT_INDEX_EVERY_BYTES: u64 = 64 << 10;
+    /// The default sparse index granularity, 16 KiB.
+    pub(crate) const DEFAULT_INDEX_EVERY_BYTES: u64 = 16 << 10;
     /// The smallest segment size accepted.
     pub(crate) const MIN_SEGMENT_BYTES: u64 = HEADER_LEN + FRAME_HEADER_LEN + 1;
 
@@ -176,6 +176,9 @@ struct Located {
     /// The first position of the frame at `offset`.
     expected: u64,
     data_end: u64,
+    /// Where the frames that can hold the located position end: the next index entry's frame
+    /// (whose first position is past it), or `data_end`. A point read needs no byte beyond it.
+    span_end: u64,
 }
 
 impl Shared {
@@ -212,10 +215,9 @@ impl Shared {
         let Some(seg) = table.get(seg_index) else {
             return Err(self.not_found(position));
         };
-        let (offset, expected) = if position <= seg.last_position {
-            let entry = seg
-                .entries
-                .partition_point(|e| e.0 <= position)
+        let (offset, expected, span_end) = if position <= seg.last_position {
+            let next = seg.entries.partition_point(|e| e.0 <= position);
+            let entry = next
                 .checked_sub(1)
                 .and_then(|i| seg.entries.get(i))
                 .ok_or_else(|| {
@@ -224,12 +226,16 @@ impl Shared {
                         seg.name
                     ))
                 })?;
-            (entry.1, entry.0)
+            let span_end = seg
+                .entries
+                .get(next)
+                .map_or(seg.data_end, |e| e.1.min(seg.data_end));
+            (entry.1, entry.0, span_end)
         } else if allow_end
             && seg_index + 1 == table.len()
             && Some(position) == seg.last_position.checked_add(1)
         {
-            (seg.data_end, position)
+            (seg.data_end, position, seg.data_end)
         } else {
             return Err(self.not_found(position));
         };
@@ -240,13 +246,17 @@ impl Shared {
             offset,
             expected,
             data_end: seg.data_end,
+            span_end,
         })
     }
 
     /// The record holding `position`, its crc checked.
     fn record_at(&self, position: u64) -> Result<Bytes, SegmentError> {
         let at = self.locate(position, false)?;
-        let mut cursor = FrameCursor::new(at.file, at.path, at.offset, POINT_READ_WINDOW);
+        // One read of exactly the frames between the index entry and the next one: the record
+        // holding `position` is among them, whole.
+        let span = at.span_end.saturating_sub(at.offset).min(POINT_READ_WINDOW);
+        let mut cursor = FrameCursor::new(at.file, at.path, at.offset, span);
         let mut expected = at.expected;
         loop {
             let offset = cursor.offset;
@@ -264,7 +274,7 @@ impl Shared {
                 .map_err(|p| corrupt_at(cursor.path(), offset, p))?;
             if position < next {
                 let record = cursor.checked_record(&header, at.data_end)?;
-                if record.len() < POINT_READ_COPY_BELOW {
+                if record.len() < POINT_READ_COPY_BELOW && record.len() < cursor.window_len() / 2 {
                     return Ok(Bytes::copy_from_slice(&record));
                 }
                 return Ok(record);
