@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::config::StoreConfig;
+use crate::config::{Durability, StoreConfig};
 use crate::error::{OpenError, ReadError};
 use crate::index::{
     Memtable, StreamEntry, page_position, persisted_head, persisted_type_end, push_position,
@@ -421,8 +421,13 @@ pub(crate) fn open_segments(
         path: dir_path,
         source,
     })?;
+    let zero_ahead_bytes = match config.durability {
+        Durability::Durable => SegmentOptions::DURABLE_ZERO_AHEAD_BYTES,
+        Durability::Buffered => 0,
+    };
     let options = SegmentOptions {
         segment_bytes: config.log_segment_bytes,
+        zero_ahead_bytes,
         must_hold,
         ..SegmentOptions::new(*store_id.as_bytes())
     };

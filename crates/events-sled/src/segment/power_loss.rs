@@ -38,6 +38,8 @@ fn options() -> SegmentOptions {
         segment_bytes: 4096,
         store_id: [7; 16],
         index_every_bytes: 512,
+        // As a durable store writes: zeros ahead of the data, torn and kept like any write.
+        zero_ahead_bytes: 1024,
         must_hold: 0,
     }
 }

@@ -703,6 +703,7 @@ impl SegmentLog {
             last_entry_offset: active.entries.last().map(|e| e.1),
             failed: None,
             closed: false,
+            zeroed_upto: active.data_end,
             buf: Vec::new(),
         };
         let log = SegmentLog {

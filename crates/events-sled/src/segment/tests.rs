@@ -18,6 +18,7 @@ fn options() -> SegmentOptions {
         segment_bytes: 4096,
         store_id: STORE,
         index_every_bytes: 256,
+        zero_ahead_bytes: 0,
         must_hold: 0,
     }
 }
@@ -905,4 +906,46 @@ fn read_only_follows_a_writer_appending_on_another_thread() {
         assert_eq!(frame.record, record.as_slice());
     }
     check_read_only(&ro, &model);
+}
+
+#[test]
+fn zero_ahead_overwrites_only_what_lies_past_the_data() {
+    for ahead in [0, 1024] {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir: Arc<dyn Dir> = Arc::new(FsDir::create(tmp.path()).unwrap());
+        let options = SegmentOptions {
+            segment_bytes: 16 << 10,
+            zero_ahead_bytes: ahead,
+            ..options()
+        };
+        let (log, _) = SegmentLog::open(dir, options).unwrap();
+        let mut model = Model::new();
+        log.append(1, 1, &content(1, 50)).unwrap();
+        model.push((1, 1, content(1, 50)));
+        let (name, first_end) = active_data_end(&log);
+        let file = tmp.path().join(&name);
+        // Junk past the first zeroed run (as a torn write of an earlier life could leave).
+        let junk_at = first_end + 1024;
+        write_at(&file, junk_at, &[0xab; 1024]);
+        while active_data_end(&log).1 < junk_at {
+            let first = log.last_position() + 1;
+            log.append(first, 1, &content(first, 100)).unwrap();
+            model.push((first, 1, content(first, 100)));
+        }
+        check_all(&log, &model);
+        let (_, end) = active_data_end(&log);
+        let bytes = std::fs::read(&file).unwrap();
+        let past_data = &bytes[end as usize..(junk_at + 1024) as usize];
+        if ahead == 0 {
+            assert!(
+                past_data.contains(&0xab),
+                "without zero-ahead the junk stays"
+            );
+        } else {
+            assert!(
+                past_data.iter().all(|&b| b == 0),
+                "the run past the data is zeros"
+            );
+        }
+    }
 }
