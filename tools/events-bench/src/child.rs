@@ -12,7 +12,7 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use crate::input::{Input, payload_json_bytes};
-use crate::measure::{disk_usage, proc_status_bytes};
+use crate::measure::{DiskUsage, disk_usage, proc_status_bytes};
 use crate::systems::eventlog::Eventlog;
 use crate::systems::raw_sled::RawSled;
 use crate::systems::sqlite::Sqlite;
@@ -341,21 +341,34 @@ fn read_workload<S: System>(
     store.close()?;
     let disk = disk_usage(&dir)?;
     Ok(Outcome {
-        events: shape.events,
-        writers: 1,
-        durable: false,
-        events_per_s: Some(shape.events as f64 / secs),
-        secs: Some(secs),
         first_pass_secs,
         read_passes: Some(READ_PASSES),
+        note,
+        ..reopened_outcome(shape.events, secs, open_secs, &disk, input_rss)
+    })
+}
+
+/// The figures every workload that reads a reopened store reports: `events` read in `secs`.
+fn reopened_outcome(
+    events: usize,
+    secs: f64,
+    open_secs: f64,
+    disk: &DiskUsage,
+    input_rss: Option<u64>,
+) -> Outcome {
+    Outcome {
+        events,
+        writers: 1,
+        durable: false,
+        events_per_s: Some(events as f64 / secs),
+        secs: Some(secs),
         open_secs: Some(open_secs),
         bytes_on_disk: Some(disk.allocated),
         bytes_apparent: Some(disk.apparent),
-        bytes_per_event: Some(disk.allocated as f64 / shape.events as f64),
+        bytes_per_event: Some(disk.allocated as f64 / events as f64),
         input_rss_bytes: input_rss,
-        note,
         ..Outcome::default()
-    })
+    }
 }
 
 /// Passes of each read workload; its figure is the median.
@@ -497,16 +510,6 @@ fn load_workload<S: System>(
     system.close()?;
     let secs = median_ms / 1e3;
     Ok(Outcome {
-        events: shape.events,
-        writers: 1,
-        durable: false,
-        events_per_s: Some(shape.events as f64 / secs),
-        secs: Some(secs),
-        open_secs: Some(open_secs),
-        bytes_on_disk: Some(disk.allocated),
-        bytes_apparent: Some(disk.apparent),
-        bytes_per_event: Some(disk.allocated as f64 / shape.events as f64),
-        input_rss_bytes: input_rss,
         load: Some(LoadFigures {
             loads,
             first_ms: first.unwrap_or(f64::NAN),
@@ -516,7 +519,7 @@ fn load_workload<S: System>(
             events_applied,
             head_snapshot_median_ms,
         }),
-        ..Outcome::default()
+        ..reopened_outcome(shape.events, secs, open_secs, &disk, input_rss)
     })
 }
 
