@@ -14,7 +14,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use eventlog::{EventLog, EventLogConfig, Position};
-use events_nats::{LocalServer, StreamReader};
+use events_nats::{FollowError, LocalServer, StreamReader};
 use replica::{WAIT, assert_caught_up, assert_stream_is_log, run_daemon, summary};
 use torture::process::{ensure_no_panic, kill9, read_text, signal, wait_for};
 use torture::rng::Rng;
@@ -102,10 +102,17 @@ fn kill9_while_replicating_keeps_the_stream_exactly_the_log() {
         ensure_no_panic(&log_file).unwrap();
 
         // The stream is a gap-free prefix of the log, and never shrinks.
-        let reader = StreamReader::connect(&url, "EVENTLOG", WAIT).unwrap();
-        let Ok(summary) = reader.summary() else {
-            assert_eq!(stream_last, 0, "the stream vanished");
-            continue; // killed before the stream was created
+        let summary = match StreamReader::connect(&url, "EVENTLOG", WAIT) {
+            Ok(reader) => reader.summary().map(|summary| (reader, summary)),
+            Err(e) => Err(e),
+        };
+        let (reader, summary) = match summary {
+            Ok(found) => found,
+            Err(FollowError::NoSuchStream { .. }) => {
+                assert_eq!(stream_last, 0, "the stream vanished");
+                continue; // killed before the daemon created the stream
+            }
+            Err(e) => panic!("kill {kill}: reading the stream: {e}"),
         };
         assert_eq!(
             summary.messages, summary.last_sequence,
