@@ -72,11 +72,25 @@ impl System for RawSled {
     type Writer = RawSledWriter;
 
     fn open(dir: &Path, durable: bool) -> anyhow::Result<Self> {
-        let db = sled::Config::new()
+        let config = sled::Config::new()
             .path(dir)
-            .cache_capacity(SLED_CACHE_BYTES)
-            .open()
-            .with_context(|| format!("opening sled in {}", dir.display()))?;
+            .cache_capacity(SLED_CACHE_BYTES);
+        // sled's background threads (its `sled-io-*` pool) can hold a closed database, and so
+        // its file lock, for a moment after the last handle is dropped: a reopen right after a
+        // close (W-load's) waits for them. CI saw `could not acquire lock` there once.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let db = loop {
+            match config.open() {
+                Err(sled::Error::Io(e))
+                    if e.to_string().contains("could not acquire lock")
+                        && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                other => break other,
+            }
+        }
+        .with_context(|| format!("opening sled in {}", dir.display()))?;
         let data_file = if durable {
             let path = dir.join("db");
             Some(Arc::new(
