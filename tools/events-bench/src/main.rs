@@ -19,6 +19,7 @@ mod input;
 mod measure;
 mod replicate;
 mod report;
+mod sled_usage;
 mod sustained;
 mod systems;
 mod workload;
@@ -85,6 +86,9 @@ enum Cmd {
     /// Open time of a store (typically the sustained run's): after a clean close, and after a
     /// writer child was killed with SIGKILL.
     OpenTime(OpenTimeCli),
+    /// How much of a closed store's sled database is live data: key and value bytes per tree
+    /// and keyspace against sled's and the log's files on disk (one JSON object).
+    SledUsage(SledUsageCli),
     /// Draws the sustained run's charts again from its samples file.
     Charts(ChartsCli),
     /// Internal: opens a store, times it, closes it, prints one JSON line.
@@ -190,6 +194,13 @@ struct ChartsCli {
 }
 
 #[derive(Debug, Args)]
+struct SledUsageCli {
+    /// The store's directory (closed: sled takes a lock).
+    #[arg(long)]
+    store: PathBuf,
+}
+
+#[derive(Debug, Args)]
 struct OpenChildCli {
     #[arg(long)]
     store: PathBuf,
@@ -280,6 +291,8 @@ fn main() -> ExitCode {
         Some(Cmd::Charts(args)) => sustained::read_samples(&args.samples).and_then(|samples| {
             charts::draw_all(&samples, &args.out, &args.font, &args.name, &args.title)
         }),
+        Some(Cmd::SledUsage(args)) => sled_usage::measure(&args.store)
+            .and_then(|usage| print_json(&serde_json::to_string_pretty(&usage)?)),
         Some(Cmd::OpenChild(args)) => sustained::open_child(&args.store, !args.buffered)
             .and_then(|f| print_json(&serde_json::to_string(&f)?)),
         Some(Cmd::WriteChild(args)) => {
