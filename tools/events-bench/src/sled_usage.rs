@@ -60,7 +60,9 @@ pub fn measure(store: &Path) -> anyhow::Result<SledUsage> {
         let mut keyspaces: BTreeMap<String, Keyspace> = BTreeMap::new();
         for entry in tree.iter() {
             let (key, value) = entry?;
-            let prefix = key.first().map_or_else(String::new, |&b| char::from(b).to_string());
+            let prefix = key
+                .first()
+                .map_or_else(String::new, |&b| char::from(b).to_string());
             let keyspace = keyspaces.entry(prefix).or_default();
             keyspace.keys += 1;
             keyspace.key_bytes += key.len() as u64;

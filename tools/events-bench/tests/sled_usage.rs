@@ -11,7 +11,10 @@ fn run(args: &[&str]) -> serde_json::Value {
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "events-bench {args:?} failed:\n{stderr}");
+    assert!(
+        output.status.success(),
+        "events-bench {args:?} failed:\n{stderr}"
+    );
     let stdout = String::from_utf8_lossy(&output.stdout);
     let start = stdout.find('{').expect("a JSON object");
     serde_json::from_str(&stdout[start..]).unwrap_or_else(|e| panic!("{e}: {stdout}"))
