@@ -102,11 +102,9 @@ fn kill9_while_replicating_keeps_the_stream_exactly_the_log() {
         ensure_no_panic(&log_file).unwrap();
 
         // The stream is a gap-free prefix of the log, and never shrinks.
-        let summary = match StreamReader::connect(&url, "EVENTLOG", WAIT) {
-            Ok(reader) => reader.summary().map(|summary| (reader, summary)),
-            Err(e) => Err(e),
-        };
-        let (reader, summary) = match summary {
+        let found = StreamReader::connect(&url, "EVENTLOG", WAIT)
+            .and_then(|reader| reader.summary().map(|summary| (reader, summary)));
+        let (reader, summary) = match found {
             Ok(found) => found,
             Err(FollowError::NoSuchStream { .. }) => {
                 assert_eq!(stream_last, 0, "the stream vanished");

@@ -492,13 +492,12 @@ impl SegmentLog {
         if ahead == 0 || end < writer.zeroed_upto {
             return Ok(());
         }
-        let from = end;
-        let to = from.saturating_add(ahead).min(writer.capacity);
-        let len = usize::try_from(to.saturating_sub(from)).unwrap_or(0);
+        let to = end.saturating_add(ahead).min(writer.capacity);
+        let len = usize::try_from(to.saturating_sub(end)).unwrap_or(0);
         if len > 0 {
             writer
                 .file
-                .write_all_at(&vec![0; len], from)
+                .write_all_at(&vec![0; len], end)
                 .map_err(io_error(&*self.files.shared.dir, &writer.name))?;
         }
         writer.zeroed_upto = to;
