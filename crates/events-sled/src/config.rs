@@ -169,7 +169,7 @@ impl StoreConfig {
 
     /// In buffered mode, how long the writer lets a small group grow before writing it (a group
     /// is written at once when it reaches `record_target_bytes`). Under a moderate append rate,
-    /// larger groups mean fewer sled keys and fewer bytes per event; the cost is that much extra
+    /// larger groups mean fewer log records and fewer bytes per event; the cost is that much extra
     /// delay before events reach sled and subscribers (measured: 500 µs moved the median
     /// append→delivery latency from ~35 µs to ~600 µs). Under a high rate the writer is busy and
     /// groups grow anyway. Durable mode never waits. Default = zero (write at once).
@@ -203,8 +203,9 @@ impl StoreConfig {
     }
 
     /// Size at which a group commit is cut (at the next append boundary). Each group is one log
-    /// record, one sled key: larger groups share sled's per-key cost among more events, smaller
-    /// ones make single-event reads decode less. Default = 64 KiB.
+    /// record in one frame: larger groups share a record's header, string table and chain link
+    /// among more events; smaller ones make stream and type reads, which read and check the
+    /// whole record holding an event, read less. Default = 64 KiB.
     #[must_use]
     pub fn record_target_bytes(mut self, bytes: usize) -> Self {
         self.record_target_bytes = bytes;
